@@ -2,17 +2,129 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
 
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
+
+	"github.com/strata-build/strata/dockerfile"
 )
 
+// buildOptions are `strata build`'s flags, named as docker build names them.
+type buildOptions struct {
+	tags            []string
+	file            string
+	buildArgs       []string
+	target          string
+	labels          []string
+	network         string
+	noCache         bool
+	outputs         []string
+	push            bool
+	compression     string
+	iidFile         string
+	metadataFile    string
+	progress        string
+	root            string
+	sourceDateEpoch string
+	platform        string
+	print           bool
+}
+
 func newBuildCmd() *cobra.Command {
-	return &cobra.Command{
+	var o buildOptions
+	cmd := &cobra.Command{
 		Use:   "build [flags] CONTEXT",
 		Short: "Build an image from a Dockerfile",
-		Args:  cobra.ExactArgs(1),
+		Long: `Build an image from the Dockerfile in CONTEXT (or the one -f names).
+
+With --print, parse the Dockerfile and print its stage graph (stages, bases,
+dependencies, expanded instructions) instead of building.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return errors.New("build: not implemented")
+			if o.print {
+				return printGraph(cmd.OutOrStdout(), &o, args[0])
+			}
+			return errors.New("build: building images is not implemented yet; use --print to show the parsed Dockerfile")
 		},
 	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&o.tags, "tag", "t", nil, "name and optionally a tag (name:tag); repeatable")
+	f.StringVarP(&o.file, "file", "f", "", "Dockerfile to read (default CONTEXT/Dockerfile)")
+	f.StringArrayVar(&o.buildArgs, "build-arg", nil, "build-time variable KEY=VALUE (KEY alone takes it from the environment); repeatable")
+	f.StringVar(&o.target, "target", "", "stage to build (default the last)")
+	f.StringArrayVar(&o.labels, "label", nil, "image label KEY=VALUE; repeatable")
+	f.StringVar(&o.network, "network", "default", "network for RUN: default, none or host")
+	f.BoolVar(&o.noCache, "no-cache", false, "do not use the build cache")
+	f.StringArrayVarP(&o.outputs, "output", "o", nil, "output: type=oci|oci-layout|docker|registry|local|tar[,dest=PATH]")
+	f.BoolVar(&o.push, "push", false, "push the image to its registry (same as --output=type=registry)")
+	f.StringVar(&o.compression, "compression", "gzip", "layer compression: gzip, zstd or none")
+	f.StringVar(&o.iidFile, "iidfile", "", "write the image ID to this file")
+	f.StringVar(&o.metadataFile, "metadata-file", "", "write build metadata (JSON) to this file")
+	f.StringVar(&o.progress, "progress", "auto", "progress output: auto, plain or tty")
+	f.StringVar(&o.root, "root", "", "directory of strata's store and cache")
+	f.StringVar(&o.sourceDateEpoch, "source-date-epoch", "", "timestamp for the image and new files (default $SOURCE_DATE_EPOCH)")
+	f.StringVar(&o.platform, "platform", "", "target platform os/arch[/variant] (default the host's)")
+	f.BoolVar(&o.print, "print", false, "print the parsed stage graph instead of building")
+	return cmd
+}
+
+// printGraph parses the Dockerfile with the build's options and prints it.
+func printGraph(w io.Writer, o *buildOptions, contextDir string) error {
+	file := o.file
+	if file == "" {
+		file = filepath.Join(contextDir, "Dockerfile")
+	}
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("reading Dockerfile: %w", err)
+	}
+	opts, err := o.dockerfileOptions(file)
+	if err != nil {
+		return err
+	}
+	g, err := dockerfile.Parse(src, opts)
+	if err != nil {
+		return err
+	}
+	return g.WriteText(w)
+}
+
+// dockerfileOptions turns the flags (and, for a --build-arg KEY with no
+// value, the environment, as docker build does) into parse options.
+func (o *buildOptions) dockerfileOptions(file string) (dockerfile.Options, error) {
+	opts := dockerfile.Options{File: file, Target: o.target, BuildArgs: map[string]string{}}
+	for _, kv := range o.buildArgs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			if v, ok = os.LookupEnv(k); !ok {
+				continue
+			}
+		}
+		opts.BuildArgs[k] = v
+	}
+	if o.platform != "" {
+		p, err := parsePlatform(o.platform)
+		if err != nil {
+			return opts, err
+		}
+		opts.Platform = p
+	}
+	return opts, nil
+}
+
+func parsePlatform(s string) (specs.Platform, error) {
+	parts := strings.Split(s, "/")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return specs.Platform{}, fmt.Errorf("--platform %q: want os/arch[/variant]", s)
+	}
+	p := specs.Platform{OS: parts[0], Architecture: parts[1]}
+	if len(parts) == 3 {
+		p.Variant = parts[2]
+	}
+	return p, nil
 }

@@ -1,0 +1,21 @@
+// Package dockerfile turns a Dockerfile into a stage graph the builder can walk.
+//
+// Parsing, typed instructions and word expansion are BuildKit's own
+// (frontend/dockerfile/parser, instructions and shell), so Strata reads a
+// Dockerfile exactly as `docker build` does; this package adds what BuildKit
+// keeps inside its LLB converter: ARG scoping, the resolved base of each stage,
+// the dependencies between stages, --target pruning and a run order.
+//
+// Parse returns a Graph. Its stages are in an order the builder can run one
+// by one; stages with the same Level do not depend on each other and may run
+// in parallel. Each Stage carries a preview of its steps (Stage.Steps),
+// expanded as far as the Dockerfile alone allows. Variables a base image may
+// define (PATH, GOPATH, ...) are only known once the image is pulled, so the
+// builder calls Stage.Expand with the base's State to get the steps it runs:
+// ImageState for an image or scratch, the parent's Expanded.End for a stage
+// built FROM another stage.
+//
+// Every error Parse or Expand returns is, or wraps, an *Error naming the
+// Dockerfile and the line. The package reads no environment variables and
+// touches no files: the caller passes the Dockerfile bytes and the options.
+package dockerfile

@@ -1,0 +1,231 @@
+package dockerfile
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+)
+
+// DefaultPathEnv is the PATH a stage gets when its base defines none, as
+// BuildKit sets it; the builder also writes it into the image config.
+const DefaultPathEnv = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// State is what a stage starts from, or has at its end: the environment
+// expansion and RUN see, the build args in scope, and the ONBUILD triggers
+// a stage built on it runs first.
+type State struct {
+	// Env is "K=V" in order, each key once: ENV and ARG values.
+	Env []string
+	// Args are the build args in scope with their values.
+	Args []Arg
+	// OnBuild are ONBUILD trigger instructions, as in an image config.
+	OnBuild []string
+
+	// keepUnset leaves variables with no value as written, for a preview
+	// whose base environment is unknown.
+	keepUnset bool
+}
+
+// ImageState is the State of a stage built FROM an image whose config has
+// env and onBuild; ImageState(nil, nil) is FROM scratch. PATH is added when
+// the image has none, as BuildKit does.
+func ImageState(env, onBuild []string) State {
+	env = slices.Clone(env)
+	if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "PATH=") }) {
+		env = append(env, "PATH="+DefaultPathEnv)
+	}
+	return State{Env: env, OnBuild: slices.Clone(onBuild)}
+}
+
+// Expanded is a stage with its variables expanded against a base State.
+type Expanded struct {
+	Steps []Step
+	// End is the State after the last step: the base State of a stage
+	// built FROM this one. Its OnBuild holds this stage's ONBUILD triggers.
+	End State
+}
+
+// Expand expands the stage's instructions the way BuildKit dispatches them:
+// ARG and ENV update the environment in order, and every instruction Docker
+// expands is expanded with the environment before it. base is ImageState of
+// the base image's config, or the End of the base stage's expansion.
+// Expand does not change the Graph, so stages may be expanded concurrently.
+func (s *Stage) Expand(base State) (*Expanded, error) {
+	x := &expansion{
+		stage: s,
+		env:   slices.Clone(base.Env),
+		args:  slices.Clone(base.Args),
+		lex:   s.graph.scope.lex(base.keepUnset),
+	}
+	var out Expanded
+	for _, trigger := range base.OnBuild {
+		st, err := x.trigger(trigger)
+		if err != nil {
+			return nil, err
+		}
+		out.Steps = append(out.Steps, st)
+	}
+	for _, node := range s.nodes {
+		st, err := x.step(node, false)
+		if err != nil {
+			return nil, err
+		}
+		out.Steps = append(out.Steps, st)
+	}
+	out.End = State{Env: x.env, Args: x.args, OnBuild: x.onBuild, keepUnset: base.keepUnset}
+	return &out, nil
+}
+
+// expansion is the running state of one Stage.Expand.
+type expansion struct {
+	stage   *Stage
+	env     []string
+	args    argList
+	onBuild []string
+	lex     *shell.Lex
+}
+
+func (x *expansion) errorAt(line int, err error) error {
+	return errorAt(x.stage.graph.File, line, err)
+}
+
+// trigger parses an inherited ONBUILD instruction. Like BuildKit, it is
+// located at the FROM line that inherits it.
+func (x *expansion) trigger(expr string) (Step, error) {
+	line := x.stage.Location.Line
+	res, err := parser.Parse(strings.NewReader(expr))
+	if err != nil {
+		return Step{}, x.errorAt(line, fmt.Errorf("ONBUILD trigger %q: %w", expr, err))
+	}
+	if len(res.AST.Children) != 1 {
+		return Step{}, x.errorAt(line, fmt.Errorf("ONBUILD trigger %q must be a single instruction", expr))
+	}
+	node := res.AST.Children[0]
+	node.StartLine, node.EndLine = line, x.stage.Location.EndLine
+	st, err := x.step(node, true)
+	var de *Error
+	if errors.As(err, &de) {
+		// Name the trigger: the FROM line alone does not show it.
+		de.Err = fmt.Errorf("ONBUILD trigger %q of the base: %w", expr, de.Err)
+	}
+	return st, err
+}
+
+// step parses node afresh (BuildKit's Expand methods work in place) and
+// expands it.
+func (x *expansion) step(node *parser.Node, onBuild bool) (Step, error) {
+	cmd, err := instructions.ParseCommand(node)
+	if err == nil {
+		err = checkParsed(cmd)
+	}
+	if err != nil {
+		return Step{}, x.errorAt(node.StartLine, err)
+	}
+	st := Step{
+		Command:  cmd,
+		Location: Location{Line: node.StartLine, EndLine: node.EndLine},
+		Env:      slices.Clone(x.env),
+		Args:     slices.Clone(x.args),
+		OnBuild:  onBuild,
+	}
+	if err := x.expand(cmd); err != nil {
+		return Step{}, x.errorAt(node.StartLine, err)
+	}
+	if err := x.resolve(&st); err != nil {
+		return Step{}, x.errorAt(node.StartLine, err)
+	}
+	x.apply(cmd)
+	return st, nil
+}
+
+// expand applies BuildKit's expansion rules to cmd: the Expand method where
+// the instruction has one (ARG has its own rules), EXPOSE split into words,
+// and heredoc bodies with ExpandRaw. RUN's command line and CMD,
+// ENTRYPOINT, SHELL, HEALTHCHECK and ONBUILD are not expanded.
+func (x *expansion) expand(cmd instructions.Command) error {
+	switch c := cmd.(type) {
+	case *instructions.ArgCommand:
+		return x.arg(c)
+	case *instructions.ExposeCommand:
+		return x.expose(c)
+	case instructions.SupportsSingleWordExpansion:
+		if err := c.Expand(x.word); err != nil {
+			return err
+		}
+	}
+	if c, ok := cmd.(instructions.SupportsSingleWordExpansionRaw); ok {
+		return c.ExpandRaw(x.rawWord)
+	}
+	return nil
+}
+
+func (x *expansion) word(w string) (string, error) {
+	v, _, err := x.lex.ProcessWord(w, shell.EnvsFromSlice(x.env))
+	return v, err
+}
+
+// rawWord expands a heredoc body: variables only, quotes kept, as BuildKit.
+func (x *expansion) rawWord(w string) (string, error) {
+	lex := shell.NewLex('\\')
+	lex.SkipProcessQuotes = true
+	lex.SkipUnsetEnv = x.lex.SkipUnsetEnv
+	v, _, err := lex.ProcessWord(w, shell.EnvsFromSlice(x.env))
+	return v, err
+}
+
+func (x *expansion) expose(c *instructions.ExposeCommand) error {
+	var ports []string
+	for _, p := range c.Ports {
+		words, err := x.lex.ProcessWords(p, shell.EnvsFromSlice(x.env))
+		if err != nil {
+			return err
+		}
+		ports = append(ports, words...)
+	}
+	c.Ports = ports
+	return nil
+}
+
+// arg resolves an ARG inside a stage as BuildKit's dispatchArg: a
+// --build-arg wins, then the default (expanded), then the value of the
+// global ARG of the same name. A value also enters the environment.
+func (x *expansion) arg(c *instructions.ArgCommand) error {
+	sc := x.stage.graph.scope
+	for i, kv := range c.Args {
+		a := Arg{Key: kv.Key}
+		if v, ok := sc.buildArgs[kv.Key]; ok {
+			a.Value, a.HasValue = v, true
+		} else if kv.Value != nil {
+			v, err := x.word(*kv.Value)
+			if err != nil {
+				return err
+			}
+			a.Value, a.HasValue = v, true
+		} else if g, ok := sc.global.get(kv.Key); ok && g.HasValue {
+			a.Value, a.HasValue = g.Value, true
+		}
+		if a.HasValue {
+			c.Args[i].Value = &a.Value
+			x.env = setEnv(x.env, a.Key, a.Value)
+		}
+		x.args.set(a)
+	}
+	return nil
+}
+
+// apply records what cmd changes for the instructions after it.
+func (x *expansion) apply(cmd instructions.Command) {
+	switch c := cmd.(type) {
+	case *instructions.EnvCommand:
+		for _, kv := range c.Env {
+			x.env = setEnv(x.env, kv.Key, kv.Value)
+		}
+	case *instructions.OnbuildCommand:
+		x.onBuild = append(x.onBuild, c.Expression)
+	}
+}

@@ -1,0 +1,37 @@
+package dockerfile
+
+import (
+	"maps"
+	"slices"
+)
+
+// preview expands every kept stage with what the Dockerfile alone knows,
+// which also reports expansion errors at Parse time, as BuildKit does for
+// the stages it dispatches.
+func (p *parsing) preview() error {
+	ends := map[int]State{}
+	for _, s := range p.g.Stages {
+		var base State
+		switch s.Base.Kind {
+		case SourceScratch:
+			base, s.Exact = ImageState(nil, nil), true
+		case SourceStage:
+			base, s.Exact = ends[s.Base.Stage], p.all[s.Base.Stage].Exact
+		default:
+			// The image's ENV is unknown until it is pulled: keep the
+			// variables it might define as written.
+			base = State{keepUnset: true}
+		}
+		x, err := s.Expand(base)
+		if err != nil {
+			return err
+		}
+		s.Steps = x.Steps
+		ends[s.Index] = x.End
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	return slices.Sorted(maps.Keys(m))
+}
