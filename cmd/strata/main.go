@@ -7,9 +7,15 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/strata-build/strata/executor"
 )
 
 func main() {
+	// The RUN sandbox re-executes this binary as its init; nothing else may run first.
+	if executor.IsChild() {
+		executor.ChildMain()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()

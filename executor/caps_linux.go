@@ -1,0 +1,61 @@
+package executor
+
+import (
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// defaultCaps is Docker's default capability set; every other capability is dropped. Notably
+// absent: CAP_SYS_ADMIN (no mounts), CAP_SYS_PTRACE, CAP_SYS_MODULE, CAP_NET_ADMIN.
+const defaultCaps uint64 = 1<<unix.CAP_CHOWN | 1<<unix.CAP_DAC_OVERRIDE | 1<<unix.CAP_FSETID |
+	1<<unix.CAP_FOWNER | 1<<unix.CAP_MKNOD | 1<<unix.CAP_NET_RAW | 1<<unix.CAP_SETGID |
+	1<<unix.CAP_SETUID | 1<<unix.CAP_SETFCAP | 1<<unix.CAP_SETPCAP |
+	1<<unix.CAP_NET_BIND_SERVICE | 1<<unix.CAP_SYS_CHROOT | 1<<unix.CAP_KILL |
+	1<<unix.CAP_AUDIT_WRITE
+
+// dropPrivileges limits the calling thread, and so the command forked from it, to Docker's
+// defaults: no_new_privs (setuid binaries and file capabilities cannot raise privileges), the
+// bounding set cut down to defaultCaps, no ambient or inheritable capabilities.
+func dropPrivileges() error {
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return setupErr("setting no_new_privs", "", err)
+	}
+	last := lastCap()
+	for c := 0; c <= last; c++ {
+		if defaultCaps&(1<<uint(c)) != 0 {
+			continue
+		}
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
+			return setupErr("dropping capability "+strconv.Itoa(c), "", err)
+		}
+	}
+	// Ambient capabilities exist since Linux 4.3; EINVAL means there are none to clear.
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && err != unix.EINVAL {
+		return setupErr("clearing ambient capabilities", "", err)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	data := [2]unix.CapUserData{
+		{Effective: uint32(defaultCaps), Permitted: uint32(defaultCaps)},
+		{Effective: uint32(defaultCaps >> 32), Permitted: uint32(defaultCaps >> 32)},
+	}
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return setupErr("capset", "", err)
+	}
+	return nil
+}
+
+// lastCap is the highest capability the kernel knows, 63 when it cannot say.
+func lastCap() int {
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return 63
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 63
+	}
+	return n
+}

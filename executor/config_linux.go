@@ -1,0 +1,84 @@
+package executor
+
+import (
+	"errors"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// childArg0 is the argv[0] that makes the re-executed binary the sandbox init.
+const childArg0 = "strata-sandbox-init"
+
+// The descriptors the init inherits: its config in, its report out.
+const (
+	configFD = 3
+	reportFD = 4
+)
+
+// childConfig is everything the init needs, sent as JSON over configFD.
+type childConfig struct {
+	// Overlay mode: Lowers (top-most first), Upper, OverlayWork, mounted at Merged; Binds is
+	// where lowers get short names when the option string would not fit in a page.
+	Lowers      []string
+	Upper       string
+	OverlayWork string
+	Merged      string
+	Binds       string
+	// Copy mode: Rootfs is a plain directory to run on.
+	Rootfs string
+
+	Args      []string
+	Env       []string
+	Cwd       string
+	User      string
+	Hostname  string
+	NoNetwork bool
+	Mounts    []Mount
+	// EtcFiles are the generated /etc/hosts, /etc/resolv.conf and /etc/hostname.
+	EtcFiles []etcFile
+}
+
+type etcFile struct {
+	Target string // path in the sandbox
+	Source string // generated file on the host
+}
+
+// childReport is the init's answer, sent as JSON over reportFD.
+type childReport struct {
+	Err *SetupError `json:",omitempty"`
+	// OverlayFailed says Err came from mounting the overlay itself.
+	OverlayFailed bool `json:",omitempty"`
+	ExitCode      int
+	Signal        int `json:",omitempty"`
+	// Stubs are mount points the init created in the rootfs, in creation order.
+	Stubs []stub `json:",omitempty"`
+	// Parents are the directories stubs were created under (and their ancestors), with their
+	// metadata from before, so the host can undo every trace of the stubs.
+	Parents []parentMeta `json:",omitempty"`
+}
+
+type stub struct {
+	Path string // relative to the rootfs
+	Dir  bool
+}
+
+type parentMeta struct {
+	Path         string // relative to the rootfs; "" is the root
+	Mode         uint32
+	UID, GID     uint32
+	Atime, Mtime unix.Timespec
+}
+
+// setupErr makes the structured error the init reports for a failed step of the setup.
+func setupErr(op, path string, err error) *SetupError {
+	var se *SetupError
+	if errors.As(err, &se) {
+		return se
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return &SetupError{Op: op, Path: path, Errno: errno}
+	}
+	return &SetupError{Op: op, Path: path, Msg: err.Error()}
+}

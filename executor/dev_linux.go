@@ -1,0 +1,125 @@
+package executor
+
+import (
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// device is a node of the minimal /dev, as runc's default devices.
+type device struct {
+	name         string
+	major, minor uint32
+}
+
+func defaultDevices() []device {
+	return []device{
+		{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7},
+		{"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
+	}
+}
+
+// mountDev puts a tmpfs on /dev holding only harmless devices, its own devpts instance (so
+// the step cannot reach the host's terminals), a /dev/shm and the usual links.
+func (s *sandbox) mountDev() error {
+	dev, err := s.target("/dev", true)
+	if err != nil {
+		return err
+	}
+	if err := mountErr("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
+		return err
+	}
+	for _, d := range defaultDevices() {
+		p := filepath.Join(dev, d.name)
+		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
+			return setupErr("mknod", p, err)
+		}
+		// mknod honours the umask; the mode must be exactly 0666.
+		if err := os.Chmod(p, 0o666); err != nil {
+			return setupErr("chmod", p, err)
+		}
+	}
+	if err := mountDevSubdirs(dev); err != nil {
+		return err
+	}
+	return devLinks(dev)
+}
+
+func mountDevSubdirs(dev string) error {
+	pts, shm := filepath.Join(dev, "pts"), filepath.Join(dev, "shm")
+	for _, d := range []string{pts, shm} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return setupErr("mkdir", d, err)
+		}
+	}
+	if err := mountErr("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"); err != nil {
+		return err
+	}
+	return mountErr("shm", shm, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k")
+}
+
+func devLinks(dev string) error {
+	links := [][2]string{
+		{"pts/ptmx", "ptmx"}, {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"},
+		{"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
+	}
+	for _, l := range links {
+		p := filepath.Join(dev, l[1])
+		if err := os.Symlink(l[0], p); err != nil {
+			return setupErr("symlink", p, err)
+		}
+	}
+	return nil
+}
+
+// maskedPaths and readonlyPaths are Docker's defaults: kernel interfaces a build step has no
+// business reading (addresses, keys, timers) or writing (sysctls, sysrq).
+func maskedPaths() []string {
+	return []string{
+		"/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+		"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+		"/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+	}
+}
+
+func readonlyPaths() []string {
+	return []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+}
+
+func (s *sandbox) maskPaths() error {
+	for _, p := range maskedPaths() {
+		if err := s.mask(filepath.Join(s.root, p)); err != nil {
+			return err
+		}
+	}
+	for _, p := range readonlyPaths() {
+		full := filepath.Join(s.root, p)
+		if _, err := os.Lstat(full); os.IsNotExist(err) {
+			continue
+		}
+		if err := mountErr(full, full, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return err
+		}
+		flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
+		if err := mountErr("", full, "", flags, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mask hides a file under /dev/null and a directory under an empty read-only tmpfs.
+func (s *sandbox) mask(p string) error {
+	fi, err := os.Lstat(p)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return setupErr("stat", p, err)
+	}
+	if fi.IsDir() {
+		return mountErr("tmpfs", p, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0")
+	}
+	return mountErr(filepath.Join(s.root, "dev/null"), p, "", unix.MS_BIND, "")
+}

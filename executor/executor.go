@@ -1,0 +1,173 @@
+package executor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"syscall"
+)
+
+// ErrNeedsLinux is returned by Run on platforms without namespaces and overlayfs.
+var ErrNeedsLinux = errors.New("running a build step needs Linux (namespaces and overlayfs)")
+
+// NetworkMode is the network a step sees, as docker build's --network.
+type NetworkMode string
+
+// The network modes. The zero value (NetworkDefault) means the host network, as docker build.
+const (
+	NetworkDefault NetworkMode = ""
+	NetworkHost    NetworkMode = "host"
+	NetworkNone    NetworkMode = "none"
+)
+
+// MountType says what a Mount puts at its target.
+type MountType string
+
+// The mount types. RUN --mount types map onto these: type=cache and type=bind,from=... are
+// binds of a directory the builder prepared, type=secret and type=ssh read-only binds of a file
+// or socket, type=tmpfs a tmpfs.
+const (
+	MountBind  MountType = "bind"
+	MountTmpfs MountType = "tmpfs"
+)
+
+// Mount is one extra mount in the sandbox, made after the standard ones, in order.
+type Mount struct {
+	Type MountType
+	// Source is the host path of a bind (a directory, a file or a socket).
+	Source string
+	// Target is the absolute path in the sandbox; missing parents are created for the run and
+	// removed afterwards, like other mount points.
+	Target   string
+	ReadOnly bool
+	// Size in bytes of a tmpfs; the kernel default (half the RAM) when zero.
+	Size int64
+}
+
+// Spec is one step to run.
+type Spec struct {
+	// Lowers are the snapshot directories of the previous layers, top-most first, as in
+	// overlayfs' lowerdir= option. Whiteouts in them are char devices 0:0 and opaque
+	// directories carry trusted.overlay.opaque=y.
+	Lowers []string
+	// UpperDir receives the changes, in the same representation. Created when missing; must be
+	// empty.
+	UpperDir string
+	// WorkDir is scratch space on the same filesystem as UpperDir (overlayfs requires it).
+	// Run creates it and removes it when done.
+	WorkDir string
+	// Args is the command in exec form; see ShellArgs for the shell form.
+	Args []string
+	// Env is the environment as KEY=value. PATH and HOME get Docker's defaults when missing.
+	Env []string
+	// Cwd is the working directory, created (as root, mode 0755) when missing; "/" when empty.
+	Cwd string
+	// User is "", "name", "uid", "name:group" or "uid:gid", resolved from the image's own
+	// /etc/passwd and /etc/group.
+	User     string
+	Hostname string // "strata" when empty
+	Network  NetworkMode
+	Mounts   []Mount
+	// Stdout and Stderr receive the command's output as it comes; discarded when nil.
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// Result is how a step ended. A non-zero exit is a result, not an error.
+type Result struct {
+	// ExitCode is the command's exit status, or 128 plus the signal that killed it.
+	ExitCode int
+	// Signal is the signal that killed the command, or zero.
+	Signal syscall.Signal
+	// UpperDir is Spec.UpperDir, holding exactly what the command changed.
+	UpperDir string
+	// CopyFallback names why the step ran on a copy of the lowers instead of an overlay;
+	// empty when the overlay was used.
+	CopyFallback string
+}
+
+// Options configure an Executor.
+type Options struct {
+	// Warnings receives a line when the executor falls back from overlayfs to copying.
+	Warnings io.Writer
+	// ForceCopy runs every step on a copy of the lowers, as when overlayfs is unavailable.
+	ForceCopy bool
+	// ResolvConf is the host file copied into the sandbox as /etc/resolv.conf;
+	// /etc/resolv.conf when empty. A missing file gives an empty one.
+	ResolvConf string
+}
+
+// Executor runs steps. It is safe for concurrent use.
+type Executor struct {
+	opts Options
+
+	mu sync.Mutex
+	// noOverlay is why overlayfs failed once; later steps go straight to the copy.
+	noOverlay string
+}
+
+// New returns an Executor.
+func New(opts Options) *Executor {
+	if opts.ResolvConf == "" {
+		opts.ResolvConf = "/etc/resolv.conf"
+	}
+	return &Executor{opts: opts}
+}
+
+// ShellArgs turns a shell-form command into argv with the stage's SHELL, Docker's
+// ["/bin/sh", "-c"] when shell is empty.
+func ShellArgs(shell []string, command string) []string {
+	if len(shell) == 0 {
+		shell = []string{"/bin/sh", "-c"}
+	}
+	return append(append([]string(nil), shell...), command)
+}
+
+// SetupError is a failure to build the sandbox, before the command ran; it is reported by
+// the sandbox's init process with the operation and path it was doing.
+type SetupError struct {
+	Op    string
+	Path  string
+	Errno syscall.Errno // zero when the cause is not a system call
+	Msg   string        // the cause when Errno is zero
+}
+
+func (e *SetupError) Error() string {
+	cause := e.Msg
+	if e.Errno != 0 {
+		cause = e.Errno.Error()
+	}
+	if e.Path == "" {
+		return fmt.Sprintf("sandbox setup: %s: %s", e.Op, cause)
+	}
+	return fmt.Sprintf("sandbox setup: %s %s: %s", e.Op, e.Path, cause)
+}
+
+// Unwrap exposes the errno so errors.Is(err, syscall.EPERM) works.
+func (e *SetupError) Unwrap() error {
+	if e.Errno == 0 {
+		return nil
+	}
+	return e.Errno
+}
+
+func (s *Spec) validate() error {
+	switch {
+	case len(s.Args) == 0:
+		return errors.New("running step: empty command")
+	case s.UpperDir == "" || s.WorkDir == "":
+		return errors.New("running step: UpperDir and WorkDir are required")
+	case s.Network != NetworkDefault && s.Network != NetworkHost && s.Network != NetworkNone:
+		return fmt.Errorf("running step: unknown network mode %q", s.Network)
+	}
+	for _, m := range s.Mounts {
+		if m.Type != MountBind && m.Type != MountTmpfs {
+			return fmt.Errorf("running step: unknown mount type %q for %s", m.Type, m.Target)
+		}
+		if len(m.Target) == 0 || m.Target[0] != '/' {
+			return fmt.Errorf("running step: mount target %q is not absolute", m.Target)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,127 @@
+package executor
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+func TestIsolation(t *testing.T) {
+	base := newBase(t)
+	marker := filepath.Join(t.TempDir(), "host-marker")
+	if err := os.WriteFile(marker, []byte("host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hostname, _ := os.Hostname()
+	tests := []struct {
+		name, script, want string
+		network            NetworkMode
+	}{
+		// The shell is PID 2, the child of the init, and sees no other process.
+		{name: "pid namespace", script: "set -- /proc/[0-9]*; echo $# $PPID; test -d /proc/$$ && echo self", want: "2 1\nself"},
+		{name: "host file invisible", script: "test -e " + marker + " && echo visible || echo hidden", want: "hidden"},
+		{name: "hostname", script: "hostname; cat /etc/hostname", want: "strata\nstrata"},
+		{name: "network none", script: "ls /sys/class/net; cat /sys/class/net/lo/flags", network: NetworkNone, want: "lo\n0x9"},
+		{name: "sysrq read-only", script: "if echo h 2>/dev/null >/proc/sysrq-trigger; then echo written; else echo refused; fi", want: "refused"},
+		{name: "proc/sys read-only", script: "if echo 1 2>/dev/null >/proc/sys/kernel/ns_last_pid; then echo written; else echo refused; fi", want: "refused"},
+		{name: "kernel files masked", script: maskScript, want: maskWant(t)},
+		// Docker's default set, 0xa80425fb, and no way to gain more.
+		{name: "capabilities", script: "grep -E '^(CapEff|CapBnd|CapInh|NoNewPrivs)' /proc/self/status", want: "CapInh:\t0000000000000000\nCapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nNoNewPrivs:\t1"},
+		{name: "no mounting", script: "mkdir -p /mnt; mount -t tmpfs none /mnt 2>/dev/null && echo mounted || echo refused", want: "refused"},
+	}
+	e := New(Options{})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStep(t, []string{base}, tt.script)
+			s.spec.Network = tt.network
+			if got := s.mustRun(t, e).out(); got != tt.want {
+				t.Errorf("output:\n%s\nwant:\n%s", got, tt.want)
+			}
+		})
+	}
+	if hostname == "strata" {
+		t.Log("the host is called strata too; the hostname case proved little")
+	}
+}
+
+const maskScript = `for f in /proc/kcore /proc/keys /proc/timer_list /proc/sched_debug; do
+	[ -e $f ] && echo "$f $(cat $f | wc -c)"
+done; true`
+
+// maskWant is what maskScript prints: the masked files the host has, each empty.
+func maskWant(t *testing.T) string {
+	var lines []string
+	for _, f := range []string{"/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug"} {
+		if _, err := os.Stat(f); err == nil {
+			lines = append(lines, f+" 0")
+		}
+	}
+	if len(lines) == 0 {
+		t.Log("the host has none of the masked /proc files")
+	}
+	return strings.Join(lines, "\n")
+}
+
+func TestHostNetworkByDefault(t *testing.T) {
+	base := newBase(t)
+	entries, err := os.ReadDir("/sys/class/net")
+	if err != nil {
+		t.Skipf("cannot list the host's interfaces: %v", err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	got := newStep(t, []string{base}, "ls /sys/class/net").mustRun(t, New(Options{})).out()
+	if want := strings.Join(names, "\n"); got != want {
+		t.Errorf("interfaces in the sandbox:\n%s\nwant the host's:\n%s", got, want)
+	}
+}
+
+// escapeSource is the classic chroot escape: chroot into a subdirectory without entering it,
+// climb out with "..", then chroot to where the climb ended. After a plain chroot that is the
+// host's root; after pivot_root and a detached old root it is the sandbox's own.
+const escapeSource = `#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(void) {
+	mkdir("/jail", 0755);
+	if (chroot("/jail") != 0) { perror("chroot"); return 2; }
+	for (int i = 0; i < 64; i++) chdir("..");
+	if (chroot(".") != 0) { perror("chroot ."); return 3; }
+	execl("/bin/sh", "sh", "-c", "ls /", (char *)0);
+	perror("exec");
+	return 4;
+}
+`
+
+func TestChrootEscapeFindsSandboxRoot(t *testing.T) {
+	base := newBase(t)
+	gcc, err := exec.LookPath("gcc")
+	if err != nil {
+		t.Skip("needs gcc to build the static escape helper")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "escape.c")
+	if err := os.WriteFile(src, []byte(escapeSource), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	layer := filepath.Join(dir, "layer")
+	if err := os.MkdirAll(filepath.Join(layer, "usr/local/bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(layer, "sandbox-root-marker"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(gcc, "-static", "-O", "-o", filepath.Join(layer, "usr/local/bin/escape"), src).CombinedOutput(); err != nil {
+		t.Skipf("cannot build a static helper (libc6-dev missing?): %v\n%s", err, out)
+	}
+	got := newStep(t, []string{layer, base}, "escape").mustRun(t, New(Options{})).out()
+	if !strings.Contains(got, "sandbox-root-marker") {
+		t.Errorf("the escape reached a root without the sandbox's marker:\n%s", got)
+	}
+}

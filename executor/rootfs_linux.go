@@ -1,0 +1,203 @@
+package executor
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// mountRootfs mounts the overlay of the lowers (or binds the copy onto itself, as pivot_root
+// needs a mount point) and sets s.root.
+func (s *sandbox) mountRootfs() error {
+	if s.cfg.Rootfs != "" {
+		s.root = s.cfg.Rootfs
+		if err := unix.Mount(s.root, s.root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return setupErr("bind-mounting rootfs", s.root, err)
+		}
+		return nil
+	}
+	s.root = s.cfg.Merged
+	if err := os.MkdirAll(s.root, 0o755); err != nil {
+		return setupErr("creating overlay mount point", s.root, err)
+	}
+	dir, opts, err := s.overlayOptions()
+	if err != nil {
+		return err
+	}
+	// Paths in the options are relative to dir: that keeps them short.
+	if err := unix.Chdir(dir); err != nil {
+		return setupErr("chdir", dir, err)
+	}
+	if err := unix.Mount("overlay", s.root, "overlay", 0, opts); err != nil {
+		s.overlayFailed = true
+		return setupErr("mounting overlay", s.root, err)
+	}
+	return nil
+}
+
+// overlayOptions builds the mount options with paths relative to a directory the init
+// chdirs to. The whole string must fit in one page; when many lowers make it longer, each
+// lower is bind-mounted under a short numeric name first (in this mount namespace only).
+func (s *sandbox) overlayOptions() (dir, opts string, err error) {
+	c := s.cfg
+	dir = commonDir(append([]string{c.Upper, c.OverlayWork}, c.Lowers...))
+	opts = formatOverlayOptions(dir, c.Lowers, c.Upper, c.OverlayWork)
+	limit := os.Getpagesize() - 1
+	if len(opts) <= limit {
+		return dir, opts, nil
+	}
+	short := make([]string, len(c.Lowers))
+	for i, l := range c.Lowers {
+		short[i] = filepath.Join(c.Binds, strconv.Itoa(i))
+		if err := os.MkdirAll(short[i], 0o755); err != nil {
+			return "", "", setupErr("creating lower bind", short[i], err)
+		}
+		if err := unix.Mount(l, short[i], "", unix.MS_BIND, ""); err != nil {
+			return "", "", setupErr("binding lower", l, err)
+		}
+	}
+	opts = formatOverlayOptions(c.Binds, short, c.Upper, c.OverlayWork)
+	if len(opts) > limit {
+		return "", "", setupErr("mounting overlay", s.root, fmt.Errorf("%d lowers do not fit in the mount options", len(c.Lowers)))
+	}
+	return c.Binds, opts, nil
+}
+
+func formatOverlayOptions(dir string, lowers []string, upper, work string) string {
+	rel := make([]string, len(lowers))
+	for i, l := range lowers {
+		rel[i] = overlayEscape(relTo(dir, l))
+	}
+	// index, redirect_dir and metacopy off: the upper dir must hold plain files and the two
+	// standard whiteout forms only, which is what the layer writer converts.
+	return "lowerdir=" + strings.Join(rel, ":") +
+		",upperdir=" + overlayEscape(relTo(dir, upper)) +
+		",workdir=" + overlayEscape(relTo(dir, work)) +
+		",index=off,redirect_dir=off,metacopy=off"
+}
+
+// overlayEscape escapes the separators overlayfs splits its options on.
+func overlayEscape(p string) string {
+	return strings.NewReplacer(`\`, `\\`, `:`, `\:`, `,`, `\,`).Replace(p)
+}
+
+func relTo(dir, p string) string {
+	if r, err := filepath.Rel(dir, p); err == nil {
+		return r
+	}
+	return p
+}
+
+// commonDir is the deepest directory containing every path.
+func commonDir(paths []string) string {
+	common := filepath.Clean(paths[0])
+	for _, p := range paths[1:] {
+		p = filepath.Clean(p)
+		for common != "/" && p != common && !strings.HasPrefix(p, common+"/") {
+			common = filepath.Dir(common)
+		}
+	}
+	return common
+}
+
+// mountSystem mounts /proc, /dev, /sys, the /etc files and the step's own mounts.
+func (s *sandbox) mountSystem() error {
+	steps := []func() error{s.mountProc, s.mountDev, s.mountSys, s.maskPaths, s.mountEtc, s.mountExtra}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *sandbox) mountProc() error {
+	t, err := s.target("/proc", true)
+	if err != nil {
+		return err
+	}
+	// A fresh proc for the new PID namespace: the step sees its own processes only.
+	return mountErr("proc", t, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+}
+
+func (s *sandbox) mountSys() error {
+	t, err := s.target("/sys", true)
+	if err != nil {
+		return err
+	}
+	return mountErr("sysfs", t, "sysfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+}
+
+func (s *sandbox) mountEtc() error {
+	for _, f := range s.cfg.EtcFiles {
+		t, err := s.target(f.Target, false)
+		if err != nil {
+			return err
+		}
+		if err := mountErr(f.Source, t, "", unix.MS_BIND, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *sandbox) mountExtra() error {
+	for _, m := range s.cfg.Mounts {
+		if err := s.mountOne(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *sandbox) mountOne(m Mount) error {
+	if m.Type == MountTmpfs {
+		t, err := s.target(m.Target, true)
+		if err != nil {
+			return err
+		}
+		data := "mode=755"
+		if m.Size > 0 {
+			data += ",size=" + strconv.FormatInt(m.Size, 10)
+		}
+		return mountErr("tmpfs", t, "tmpfs", roFlag(m.ReadOnly)|unix.MS_NOSUID|unix.MS_NODEV, data)
+	}
+	fi, err := os.Stat(m.Source)
+	if err != nil {
+		return setupErr("bind source", m.Source, err)
+	}
+	t, err := s.target(m.Target, fi.IsDir())
+	if err != nil {
+		return err
+	}
+	if err := mountErr(m.Source, t, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	if !m.ReadOnly {
+		return nil
+	}
+	// A bind mount only becomes read-only through a remount.
+	return mountErr("", t, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
+}
+
+func roFlag(ro bool) uintptr {
+	if ro {
+		return unix.MS_RDONLY
+	}
+	return 0
+}
+
+func mountErr(source, target, fstype string, flags uintptr, data string) error {
+	if err := unix.Mount(source, target, fstype, flags, data); err != nil {
+		op := "mounting " + fstype
+		if fstype == "" {
+			op = "bind-mounting " + source
+		}
+		return setupErr(op, target, err)
+	}
+	return nil
+}

@@ -1,0 +1,262 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Run runs spec's command in a sandbox and returns how it exited; see the package doc.
+func (e *Executor) Run(ctx context.Context, spec Spec) (Result, error) {
+	if err := spec.validate(); err != nil {
+		return Result{}, err
+	}
+	if err := prepareDirs(spec); err != nil {
+		return Result{}, err
+	}
+	defer os.RemoveAll(spec.WorkDir)
+	cfg, err := e.baseConfig(spec)
+	if err != nil {
+		return Result{}, err
+	}
+	reason := e.copyReason()
+	if reason == "" {
+		res, err := e.runOverlay(ctx, spec, cfg)
+		var unsupported *overlayUnsupported
+		if !errors.As(err, &unsupported) {
+			return res, err
+		}
+		reason = e.recordNoOverlay(unsupported.err.Error())
+		// The failed attempt may have left overlayfs' work directory behind.
+		if err := prepareDirs(spec); err != nil {
+			return Result{}, err
+		}
+		if cfg, err = e.baseConfig(spec); err != nil {
+			return Result{}, err
+		}
+	}
+	return e.runCopy(ctx, spec, cfg, reason)
+}
+
+// overlayUnsupported is a failure to mount the overlay that the copy fallback can avoid.
+type overlayUnsupported struct{ err *SetupError }
+
+func (o *overlayUnsupported) Error() string { return o.err.Error() }
+
+func (e *Executor) copyReason() string {
+	if e.opts.ForceCopy {
+		return "copying forced by Options.ForceCopy"
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.noOverlay
+}
+
+func (e *Executor) recordNoOverlay(reason string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.noOverlay == "" {
+		e.noOverlay = reason
+		if e.opts.Warnings != nil {
+			fmt.Fprintf(e.opts.Warnings, "strata: warning: overlayfs unavailable (%s); RUN steps will run on a copy of their base, which is slower\n", reason)
+		}
+	}
+	return e.noOverlay
+}
+
+func prepareDirs(spec Spec) error {
+	for _, l := range spec.Lowers {
+		if fi, err := os.Stat(l); err != nil || !fi.IsDir() {
+			return fmt.Errorf("running step: lower %s is not a directory", l)
+		}
+	}
+	if err := os.MkdirAll(spec.UpperDir, 0o755); err != nil {
+		return fmt.Errorf("creating upper dir: %w", err)
+	}
+	if !isEmptyDir(spec.UpperDir) {
+		return fmt.Errorf("running step: upper dir %s is not empty", spec.UpperDir)
+	}
+	if err := os.RemoveAll(spec.WorkDir); err != nil {
+		return fmt.Errorf("clearing work dir: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(spec.WorkDir, "etc"), 0o755); err != nil {
+		return fmt.Errorf("creating work dir: %w", err)
+	}
+	return nil
+}
+
+// baseConfig turns spec into the init's config and writes the generated /etc files.
+func (e *Executor) baseConfig(spec Spec) (childConfig, error) {
+	hostname := spec.Hostname
+	if hostname == "" {
+		hostname = "strata"
+	}
+	cfg := childConfig{
+		Args: spec.Args, Env: spec.Env, Cwd: spec.Cwd, User: spec.User, Hostname: hostname,
+		NoNetwork: spec.Network == NetworkNone, Mounts: spec.Mounts,
+	}
+	resolv, err := os.ReadFile(e.opts.ResolvConf)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return cfg, fmt.Errorf("reading %s: %w", e.opts.ResolvConf, err)
+	}
+	files := []struct {
+		target string
+		data   []byte
+	}{
+		{"/etc/hosts", []byte("127.0.0.1\tlocalhost " + hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n")},
+		{"/etc/resolv.conf", resolv},
+		{"/etc/hostname", []byte(hostname + "\n")},
+	}
+	for _, f := range files {
+		src := filepath.Join(spec.WorkDir, f.target)
+		if err := os.WriteFile(src, f.data, 0o644); err != nil {
+			return cfg, fmt.Errorf("writing %s for the step: %w", f.target, err)
+		}
+		cfg.EtcFiles = append(cfg.EtcFiles, etcFile{Target: f.target, Source: src})
+	}
+	return cfg, nil
+}
+
+func (e *Executor) runOverlay(ctx context.Context, spec Spec, cfg childConfig) (Result, error) {
+	cfg.Lowers, cfg.Upper = spec.Lowers, spec.UpperDir
+	cfg.OverlayWork = filepath.Join(spec.WorkDir, "ovl")
+	cfg.Merged = filepath.Join(spec.WorkDir, "merged")
+	cfg.Binds = filepath.Join(spec.WorkDir, "l")
+	if err := os.Mkdir(cfg.OverlayWork, 0o755); err != nil {
+		return Result{}, fmt.Errorf("creating overlay work dir: %w", err)
+	}
+	if len(cfg.Lowers) == 0 {
+		// A first step on scratch: overlayfs needs at least one lower.
+		empty := filepath.Join(spec.WorkDir, "empty")
+		if err := os.Mkdir(empty, 0o755); err != nil {
+			return Result{}, fmt.Errorf("creating empty lower: %w", err)
+		}
+		cfg.Lowers = []string{empty}
+	}
+	rep, err := e.spawn(ctx, spec, cfg)
+	// Mount points go also after a failed setup, so the upper dir holds nothing of ours.
+	if cerr := cleanStubs(spec.UpperDir, rep, true); cerr != nil && err == nil {
+		err = fmt.Errorf("removing mount points from the upper dir: %w", cerr)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	return resultOf(spec, rep, ""), nil
+}
+
+func (e *Executor) runCopy(ctx context.Context, spec Spec, cfg childConfig, reason string) (Result, error) {
+	cfg.Rootfs = filepath.Join(spec.WorkDir, "rootfs")
+	before, err := materialize(spec.Lowers, cfg.Rootfs)
+	if err != nil {
+		return Result{}, err
+	}
+	rep, err := e.spawn(ctx, spec, cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := cleanStubs(cfg.Rootfs, rep, false); err != nil {
+		return Result{}, fmt.Errorf("removing mount points from the rootfs copy: %w", err)
+	}
+	if err := diffTree(cfg.Rootfs, before, spec.UpperDir); err != nil {
+		return Result{}, err
+	}
+	return resultOf(spec, rep, reason), nil
+}
+
+func resultOf(spec Spec, rep childReport, reason string) Result {
+	return Result{ExitCode: rep.ExitCode, Signal: syscall.Signal(rep.Signal), UpperDir: spec.UpperDir, CopyFallback: reason}
+}
+
+// spawn starts the sandbox init, sends it cfg and waits for its report, which comes back also
+// with a setup error (its stubs need cleaning all the same). Cancelling ctx kills the init,
+// and with it, as PID 1 of its namespace, every process of the step.
+func (e *Executor) spawn(ctx context.Context, spec Spec, cfg childConfig) (childReport, error) {
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return childReport{}, fmt.Errorf("creating config pipe: %w", err)
+	}
+	defer cfgW.Close()
+	repR, repW, err := os.Pipe()
+	if err != nil {
+		cfgR.Close()
+		return childReport{}, fmt.Errorf("creating report pipe: %w", err)
+	}
+	defer repR.Close()
+	cmd := initCommand(ctx, spec, cfgR, repW)
+	err = cmd.Start()
+	cfgR.Close()
+	repW.Close()
+	if err != nil {
+		return childReport{}, fmt.Errorf("starting sandbox (needs root for namespaces and mounts): %w", err)
+	}
+	reports := make(chan reportOrErr, 1)
+	go readReport(repR, reports)
+	// A write error means the init died early; its exit status tells why.
+	_ = json.NewEncoder(cfgW).Encode(cfg)
+	cfgW.Close()
+	waitErr := cmd.Wait()
+	got := <-reports
+	if ctx.Err() != nil {
+		return childReport{}, fmt.Errorf("running step: %w", ctx.Err())
+	}
+	if got.err != nil {
+		return childReport{}, fmt.Errorf("sandbox init ended without a report (%v): %w", waitErr, got.err)
+	}
+	if got.rep.Err != nil {
+		if got.rep.OverlayFailed && overlayErrnoFallsBack(got.rep.Err.Errno) {
+			return got.rep, &overlayUnsupported{err: got.rep.Err}
+		}
+		return got.rep, fmt.Errorf("running step: %w", got.rep.Err)
+	}
+	return got.rep, nil
+}
+
+func initCommand(ctx context.Context, spec Spec, cfgR, repW *os.File) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "/proc/self/exe")
+	cmd.Args = []string{childArg0}
+	cmd.Env = []string{}
+	cmd.Stdout, cmd.Stderr = spec.Stdout, spec.Stderr
+	cmd.ExtraFiles = []*os.File{cfgR, repW} // configFD, reportFD
+	flags := syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
+	if spec.Network == NetworkNone {
+		flags |= syscall.CLONE_NEWNET
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: uintptr(flags), Pdeathsig: syscall.SIGKILL}
+	// Output pipes close when the PID namespace dies; this only bounds a stuck copy.
+	cmd.WaitDelay = time.Second
+	return cmd
+}
+
+type reportOrErr struct {
+	rep childReport
+	err error
+}
+
+func readReport(r io.Reader, out chan<- reportOrErr) {
+	var rep childReport
+	data, err := io.ReadAll(r)
+	if err == nil && len(data) == 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	if err == nil {
+		err = json.Unmarshal(data, &rep)
+	}
+	out <- reportOrErr{rep: rep, err: err}
+}
+
+// overlayErrnoFallsBack says which mount failures mean "no overlayfs here" rather than a bug:
+// not permitted (a user namespace), not supported by the filesystem, or no overlay module.
+func overlayErrnoFallsBack(errno syscall.Errno) bool {
+	switch errno {
+	case syscall.EPERM, syscall.EINVAL, syscall.ENODEV, syscall.EOPNOTSUPP:
+		return true
+	}
+	return false
+}
