@@ -2,6 +2,7 @@ package main
 
 // Temporary: pins the chosen dependencies in go.mod while packages are written in parallel.
 import (
+	_ "github.com/containerd/platforms"
 	_ "github.com/google/go-containerregistry/pkg/registry"
 	_ "github.com/google/go-containerregistry/pkg/v1/layout"
 	_ "github.com/google/go-containerregistry/pkg/v1/remote"
