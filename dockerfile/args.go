@@ -98,7 +98,9 @@ func predefinedArgs(o *Options, target string) argList {
 
 // resolveMetaArgs applies the ARGs before the first FROM in order, as
 // BuildKit's buildMetaArgs does: a --build-arg wins over the default, and a
-// default is expanded with the args defined so far.
+// default is expanded with the args defined so far. An ARG with no value
+// only declares the name: it never erases a value set before it, such as a
+// predefined arg's (`ARG TARGETOS` keeps the target's OS).
 func (sc *scope) resolveMetaArgs(file string, metas []*instructions.ArgCommand) error {
 	lex := sc.lex(false)
 	for _, cmd := range metas {
@@ -113,21 +115,32 @@ func (sc *scope) resolveMetaArgs(file string, metas []*instructions.ArgCommand) 
 				}
 				a.Value, a.HasValue = v, true
 			}
-			sc.global.set(a)
+			if _, declared := sc.global.get(a.Key); a.HasValue || !declared {
+				sc.global.set(a)
+			}
 		}
 	}
 	return nil
 }
 
-// proxyEnv lists the proxy args passed with --build-arg, sorted by key.
+// proxyEnv lists the proxy args passed with --build-arg the way BuildKit's
+// exec op hands them to RUN: each proxy with a non-empty value under both
+// spellings (HTTP_PROXY and http_proxy), in the order of proxyArgs. When a
+// proxy is passed under both spellings, the lower-case one wins, as in
+// BuildKit, which reads the build args in sorted key order.
 func proxyEnv(buildArgs map[string]string) []string {
-	var env []string
-	for k, v := range buildArgs {
+	values := map[string]string{}
+	for _, k := range sortedKeys(buildArgs) {
 		if isProxyArg(k) {
-			env = append(env, k+"="+v)
+			values[strings.ToUpper(k)] = buildArgs[k]
 		}
 	}
-	slices.Sort(env)
+	var env []string
+	for _, k := range proxyArgs {
+		if v := values[k]; v != "" {
+			env = append(env, k+"="+v, strings.ToLower(k)+"="+v)
+		}
+	}
 	return env
 }
 

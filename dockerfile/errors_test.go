@@ -29,6 +29,13 @@ func TestErrorLocation(t *testing.T) {
 		{"device", "FROM a\nRUN --device=x true\n", "", 2, true},
 		{"secret mount after expansion", "FROM a\nARG T=secret\nRUN --mount=type=$T,id=x true\n", "", 3, true},
 		{"symbolic chmod", "FROM a\nADD --chmod=go-w a /\n", "", 2, true},
+		{"bogus stop signal on an image", "FROM a\n\nSTOPSIGNAL BOGUS\n", "", 3, false},
+		{"bad port on an image", "FROM a\nEXPOSE 80 abc\n", "", 2, false},
+		{"bad chmod from a stage ARG on an image", "FROM a\nARG M=999\nCOPY --chmod=$M a /\n", "", 3, false},
+		{"bad mount next to an image-dependent one", "FROM a\nRUN --mount=type=cache,target=/c,uid=$U --mount=type=bogus true\n", "", 2, false},
+		{"secret next to an image-dependent mount", "FROM a\nRUN --mount=type=cache,target=/c,uid=$U --mount=type=secret,id=s true\n", "", 2, true},
+		{"checksum of a local file", "FROM a\nADD --checksum=sha256:0 f /\n", "", 2, false},
+		{"trigger of a base stage copies from itself", "FROM a AS b\nONBUILD COPY --from=c / /\nFROM b AS c\n", "", 3, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,7 +61,7 @@ FROM one AS three
 COPY --from=two / /
 FROM scratch AS unused
 FROM three
-RUN --mount=from=1,target=/m true
+RUN --mount=from=two,target=/m --mount=from=1,target=/i true
 `, nil)
 	var names []string
 	for _, s := range g.Stages {
@@ -75,5 +82,11 @@ RUN --mount=from=1,target=/m true
 	}
 	if g.Target.Index != 4 || g.Target.Base != (Source{Kind: SourceStage, Stage: 2}) {
 		t.Errorf("target %d from %v", g.Target.Index, g.Target.Base)
+	}
+	// RUN --mount from= names a stage, never an index: from=1 is an image.
+	mounts := g.Target.Steps[0].Mounts
+	if want := []Source{{Kind: SourceStage, Stage: 1}, {Kind: SourceImage, Image: "1"}}; len(mounts) != 2 ||
+		mounts[0].From != want[0] || mounts[1].From != want[1] {
+		t.Errorf("mounts %+v, want from %v", mounts, want)
 	}
 }

@@ -31,12 +31,19 @@ type State struct {
 	keepUnset bool
 }
 
-// ImageState is the State of a stage built FROM an image whose config has
-// env and onBuild; ImageState(nil, nil) is FROM scratch. PATH is added when
-// the image has none, as BuildKit does.
+// ImageState is the State of a stage built FROM a Linux image whose config
+// has env and onBuild; ImageState(nil, nil) is FROM scratch. PATH is added
+// when the image has none, as BuildKit does. ImageStateFor takes the OS.
 func ImageState(env, onBuild []string) State {
+	return ImageStateFor("linux", env, onBuild)
+}
+
+// ImageStateFor is ImageState for an image of the given OS (a stage's
+// TargetPlatform().OS). Like BuildKit, it leaves PATH to the OS on Windows.
+func ImageStateFor(os string, env, onBuild []string) State {
 	env = slices.Clone(env)
-	if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "PATH=") }) {
+	hasPath := slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "PATH=") })
+	if !hasPath && os != "windows" {
 		env = append(env, "PATH="+DefaultPathEnv)
 	}
 	return State{Env: env, OnBuild: slices.Clone(onBuild)}
@@ -116,13 +123,19 @@ func (x *expansion) trigger(expr string) (Step, error) {
 	return st, err
 }
 
-// step parses node afresh (BuildKit's Expand methods work in place) and
-// expands it.
+// step parses node and expands it. The node is parsed afresh on every
+// Expand because BuildKit's Expand methods change a command in place, and a
+// second time to keep the instruction as written (raw), against which
+// resolve tells values the base image's ENV may change from wrong ones.
 func (x *expansion) step(node *parser.Node, onBuild bool) (Step, error) {
 	cmd, err := instructions.ParseCommand(node)
 	if err == nil {
 		err = checkParsed(cmd)
 	}
+	if err != nil {
+		return Step{}, x.errorAt(node.StartLine, err)
+	}
+	raw, err := instructions.ParseCommand(node)
 	if err != nil {
 		return Step{}, x.errorAt(node.StartLine, err)
 	}
@@ -133,10 +146,21 @@ func (x *expansion) step(node *parser.Node, onBuild bool) (Step, error) {
 		Args:     slices.Clone(x.args),
 		OnBuild:  onBuild,
 	}
-	if err := x.expand(cmd); err != nil {
+	if run, ok := cmd.(*instructions.RunCommand); ok {
+		deferred, err := x.expandRun(run, node.Flags)
+		if err != nil {
+			return Step{}, x.errorAt(node.StartLine, err)
+		}
+		if deferred {
+			// Its mounts are only known with the image's ENV: show the
+			// RUN as written, its mounts unresolved.
+			st.Command, st.deferredFlags = raw, node.Flags
+			return st, nil
+		}
+	} else if err := x.expand(cmd); err != nil {
 		return Step{}, x.errorAt(node.StartLine, err)
 	}
-	if err := x.resolve(&st); err != nil {
+	if err := x.resolve(&st, raw); err != nil {
 		return Step{}, x.errorAt(node.StartLine, err)
 	}
 	x.apply(cmd)
@@ -160,6 +184,55 @@ func (x *expansion) expand(cmd instructions.Command) error {
 	}
 	if c, ok := cmd.(instructions.SupportsSingleWordExpansionRaw); ok {
 		return c.ExpandRaw(x.rawWord)
+	}
+	return nil
+}
+
+// expandRun expands RUN's --mount flags. In a preview on an image, a
+// --mount that uses a variable the image's ENV may define (uid=$APP_UID)
+// cannot be checked until Expand has that ENV: the RUN is then deferred,
+// and only its other --mount flags are checked now.
+func (x *expansion) expandRun(c *instructions.RunCommand, flags []string) (deferred bool, err error) {
+	err = c.Expand(x.word)
+	if err == nil || !x.lex.SkipUnsetEnv {
+		return false, err
+	}
+	for _, f := range flags {
+		v, isMount := strings.CutPrefix(f, "--mount=")
+		if !isMount {
+			continue
+		}
+		if x.unknown(v) {
+			deferred = true
+		} else if err := x.checkMount(f); err != nil {
+			return false, err
+		}
+	}
+	if !deferred {
+		return false, err
+	}
+	return true, nil
+}
+
+// checkMount expands one --mount flag on its own, in a RUN of its own,
+// to learn whether it is wrong whatever the base image.
+func (x *expansion) checkMount(flag string) error {
+	res, err := parser.Parse(strings.NewReader("RUN " + flag + " true"))
+	if err != nil || len(res.AST.Children) != 1 {
+		return nil // the flag parsed in its own line; leave it to Expand
+	}
+	cmd, err := instructions.ParseCommand(res.AST.Children[0])
+	if err != nil {
+		return err
+	}
+	run := cmd.(*instructions.RunCommand)
+	if err := run.Expand(x.word); err != nil {
+		return err
+	}
+	for _, m := range instructions.GetMounts(run) {
+		if err := checkMountType(m); err != nil {
+			return err
+		}
 	}
 	return nil
 }

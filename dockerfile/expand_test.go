@@ -197,7 +197,56 @@ RUN --mount=type=cache,target=/c --mount=from=build,target=/b --mount=target=/ct
 	}
 }
 
+// TestImageEnvDecidesValues checks values a preview cannot judge because
+// the base image's ENV decides them: Parse accepts them and Expand, given
+// the image's State, gives what BuildKit gives.
+func TestImageEnvDecidesValues(t *testing.T) {
+	g := mustParse(t, "FROM node\nARG PORT\nEXPOSE ${PORT:-3000}\nEXPOSE $PORT\nCOPY --chmod=$M a /a\nSTOPSIGNAL $SIG\nRUN --mount=type=cache,target=/c,uid=${U:-7} true", nil)
+	tests := []struct {
+		name      string
+		env       []string
+		wantPorts [2][]string
+		wantMode  fs.FileMode
+		wantErr   string
+	}{
+		{"image defines nothing", []string{"SIG=TERM"}, [2][]string{{"3000/tcp"}, nil}, 0, ""},
+		{"image defines PORT and M", []string{"PORT=80", "M=0755", "SIG=9"}, [2][]string{{"80/tcp"}, {"80/tcp"}}, 0o755, ""},
+		{"image PORT is not a port", []string{"PORT=http"}, [2][]string{}, 0, `Dockerfile:3: EXPOSE: invalid port "http": "http" is not a port number (0-65535)`},
+		{"image M is not a mode", []string{"M=999"}, [2][]string{}, 0, "Dockerfile:5: invalid chmod parameter: '999'. it should be octal string and between 0 and 07777"},
+		{"image SIG is not a signal", []string{"SIG=NOPE"}, [2][]string{}, 0, "Dockerfile:6: STOPSIGNAL: invalid signal: NOPE"},
+		{"image U is not a uid", []string{"SIG=9", "U=app"}, [2][]string{}, 0, "Dockerfile:7: invalid value app for uid"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			x, err := g.Target.Expand(ImageState(tt.env, nil))
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("got error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, want := range tt.wantPorts {
+				if got := x.Steps[1+i].Ports; !slices.Equal(got, want) {
+					t.Errorf("EXPOSE on line %d: ports %q, want %q", 3+i, got, want)
+				}
+			}
+			if m := x.Steps[3].Mode; (m == nil) != (tt.wantMode == 0) || m != nil && *m != tt.wantMode {
+				t.Errorf("COPY --chmod=$M: mode %v, want %v", m, tt.wantMode)
+			}
+			if m := x.Steps[5].Mounts; len(m) != 1 || m[0].UID == nil || *m[0].UID != 7 {
+				t.Errorf("RUN --mount uid=${U:-7}: mounts %+v, want uid 7", m)
+			}
+		})
+	}
+}
+
 func TestImageState(t *testing.T) {
+	if got := ImageStateFor("windows", nil, nil).Env; len(got) != 0 {
+		t.Errorf("windows image: got %q, want PATH left to the OS", got)
+	}
 	if got := ImageState([]string{"A=1"}, nil).Env; !slices.Equal(got, []string{"A=1", "PATH=" + DefaultPathEnv}) {
 		t.Errorf("no PATH: got %q", got)
 	}

@@ -26,9 +26,10 @@ type Graph struct {
 	// declared without a value and not passed has HasValue false.
 	GlobalArgs []Arg
 	// ProxyEnv holds the predefined proxy args passed with --build-arg
-	// (HTTP_PROXY, no_proxy, ...) as "K=V". RUN sees them in its environment
-	// without a declaration, and like Docker they stay out of the image
-	// history and the cache key.
+	// (HTTP_PROXY, no_proxy, ...) as "K=V", each under both its upper- and
+	// lower-case spelling as BuildKit's exec op sets them. RUN sees them in
+	// its environment without a declaration, and like Docker they stay out
+	// of the image history and the cache key.
 	ProxyEnv []string
 	// Stages are the stages the target needs, in Dockerfile order, which is
 	// a valid run order: a stage only depends on stages defined before it.
@@ -53,12 +54,14 @@ type Stage struct {
 	Name string
 	// Base is what the stage starts from: scratch, an image or a stage.
 	Base Source
-	// Platform is FROM --platform after expansion, "" when not given.
+	// Platform is FROM --platform after expansion, in containerd's normal
+	// form ("linux/arm64"), "" when not given. TargetPlatform parses it.
 	Platform string
 	// Location is the FROM line.
 	Location Location
 	// Deps are the indexes of the stages this one needs (its base, COPY
-	// --from, RUN --mount from), sorted, each once.
+	// --from, RUN --mount from, also in the ONBUILD triggers of a base
+	// stage), sorted, each once.
 	Deps []int
 	// Level is 0 for a stage that needs no other stage, else one more than
 	// the highest Level among Deps. Stages of one level are independent.
@@ -66,12 +69,25 @@ type Stage struct {
 	// Steps preview the instructions, expanded with what the Dockerfile
 	// alone defines. They are exact when Exact is true (the stage's chain
 	// of bases ends in scratch); otherwise variables that the base image
-	// may define are left as written. To build, call Expand.
+	// may define are left as written, and values that depend on them
+	// (EXPOSE ports, --chmod, STOPSIGNAL, ...) are not checked yet: Expand
+	// checks them with the image's State. To build, call Expand.
 	Steps []Step
 	Exact bool
 
-	nodes []*parser.Node
-	graph *Graph
+	nodes    []*parser.Node
+	graph    *Graph
+	platform *specs.Platform // FROM --platform, parsed
+	end      State           // the State after the preview's last step
+}
+
+// TargetPlatform is the platform the stage is built for: its FROM
+// --platform, else the Graph's Platform.
+func (s *Stage) TargetPlatform() specs.Platform {
+	if s.platform != nil {
+		return *s.platform
+	}
+	return s.graph.Platform
 }
 
 // DisplayName is the stage name, or "stage-N" as BuildKit calls an unnamed
@@ -144,7 +160,10 @@ func (s Source) String() string {
 type Step struct {
 	// Command is BuildKit's typed instruction (*instructions.RunCommand,
 	// *instructions.CopyCommand, ...) with ARG and ENV expanded wherever
-	// Docker expands them. RUN's command line is left to the shell.
+	// Docker expands them. RUN's command line is left to the shell. A
+	// relative WORKDIR path is kept as written: the builder resolves it
+	// against the WORKDIR before it, or the base image's WorkingDir, as
+	// BuildKit does.
 	Command instructions.Command
 	// Location is the instruction's line range; for an ONBUILD trigger
 	// inherited from the base, the FROM line.
@@ -170,6 +189,10 @@ type Step struct {
 	Args []Arg
 	// OnBuild marks a trigger inherited from the base's ONBUILD.
 	OnBuild bool
+
+	// deferredFlags are the flags of a preview's RUN whose --mount uses a
+	// variable of the unknown base ENV; Mounts is then empty.
+	deferredFlags []string
 }
 
 // Mount is a RUN --mount with its source resolved.

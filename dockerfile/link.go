@@ -6,9 +6,12 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/containerd/platforms"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // link resolves the global args, each stage's base and dependencies, and
@@ -56,20 +59,21 @@ func (p *parsing) resolveFrom(s *Stage) error {
 		return fmt.Errorf("FROM %s: base name should not be blank", raw)
 	}
 	if s.Platform != "" {
-		if s.Platform, err = expandPlatform(lex, s.Platform, env); err != nil {
+		plat, err := expandPlatform(lex, s.Platform, env)
+		if err != nil {
 			return err
 		}
+		s.platform, s.Platform = &plat, platforms.Format(plat)
 	}
 	if base == "scratch" {
 		s.Base = Source{Kind: SourceScratch}
 		return nil
 	}
 	// FROM matches stage names exactly (they are lower-cased), unlike
-	// COPY --from; BuildKit does the same.
-	if i := p.all.named(base); i >= 0 {
-		if i >= s.Index {
-			return p.all.laterStage("FROM "+base, i, s.Index)
-		}
+	// COPY --from, and only the stages before it: BuildKit looks the base
+	// up before it registers the stage's own name, so `FROM alpine AS
+	// alpine` pulls alpine and a name defined later is an image.
+	if i := p.all[:s.Index].named(base); i >= 0 {
 		s.Base = Source{Kind: SourceStage, Stage: i}
 		return nil
 	}
@@ -80,16 +84,33 @@ func (p *parsing) resolveFrom(s *Stage) error {
 	return nil
 }
 
-func expandPlatform(lex *shell.Lex, raw string, env shell.EnvGetter) (string, error) {
+// expandPlatform expands FROM --platform with the global args and parses
+// it into containerd's normal form ("Linux/x86_64" is linux/amd64).
+func expandPlatform(lex *shell.Lex, raw string, env shell.EnvGetter) (specs.Platform, error) {
 	v, _, err := lex.ProcessWord(raw, env)
 	if err != nil {
-		return "", fmt.Errorf("FROM --platform=%s: %w", raw, err)
+		return specs.Platform{}, fmt.Errorf("FROM --platform=%s: %w", raw, err)
 	}
-	parts := strings.Split(v, "/")
-	if len(parts) < 2 || len(parts) > 3 || slices.Contains(parts, "") {
-		return "", fmt.Errorf("FROM --platform=%s: %q is not a platform of the form os/arch[/variant]", raw, v)
+	if v == "" {
+		return specs.Platform{}, fmt.Errorf("FROM --platform=%s: empty platform value", raw)
 	}
-	return v, nil
+	plat, err := ParsePlatform(v)
+	if err != nil {
+		return specs.Platform{}, fmt.Errorf("FROM --platform=%s: %w", raw, err)
+	}
+	return plat, nil
+}
+
+// ParsePlatform parses a platform as `docker build --platform` and FROM
+// --platform do: containerd's syntax (os[/arch[/variant]]), normalised, so
+// "linux/arm64/v8" is linux/arm64 and a bare "linux" gets the host's
+// architecture.
+func ParsePlatform(s string) (specs.Platform, error) {
+	p, err := platforms.Parse(s)
+	if err != nil {
+		return specs.Platform{}, fmt.Errorf("invalid platform: %w", err)
+	}
+	return platforms.Normalize(p), nil
 }
 
 func checkImageRef(ref string) error {
@@ -102,10 +123,12 @@ func checkImageRef(ref string) error {
 // stageList is every stage of the Dockerfile, by index.
 type stageList []*Stage
 
-// named finds a stage by its (lower-case) name; -1 if none has it.
+// named finds a stage by its (lower-case) name; -1 if none has it. When
+// several stages share the name the last one wins, as in BuildKit's
+// stagesByName map.
 func (all stageList) named(n string) int {
-	for _, s := range all {
-		if s.Name != "" && s.Name == n {
+	for i := len(all) - 1; i >= 0; i-- {
+		if s := all[i]; s.Name != "" && s.Name == n {
 			return s.Index
 		}
 	}
@@ -114,35 +137,40 @@ func (all stageList) named(n string) int {
 
 // laterStage explains why a stage cannot use itself or a later stage: the
 // run order is the Dockerfile order, so such a reference is a cycle.
+// Docker would read the name as an image; Strata refuses it because it is
+// almost always a mistake, and says how to get either meaning.
 func (all stageList) laterStage(what string, dep, self int) error {
+	name := all[dep].DisplayName()
 	if dep == self {
-		return fmt.Errorf("%s: stage %s cannot depend on itself (dependency cycle)", what, all[self].DisplayName())
+		return fmt.Errorf("%s: stage %s cannot use itself; to use the image %s, name the stage differently",
+			what, name, name)
 	}
-	return fmt.Errorf("%s: stage %s is defined later, on line %d; a stage can only use stages defined before it",
-		what, all[dep].DisplayName(), all[dep].Location.Line)
+	return fmt.Errorf("%s: stage %s is defined later, on line %d; move it before this stage, "+
+		"or rename it if you meant the image %s", what, name, all[dep].Location.Line, name)
 }
 
 // resolveDeps records the stages s needs: its base, COPY --from and
-// RUN --mount from=.
+// RUN --mount from=, also in the ONBUILD triggers a base stage passes on,
+// as BuildKit's initOnBuildTriggers does.
 func (p *parsing) resolveDeps(s *Stage) error {
 	deps := map[int]bool{}
 	if s.Base.Kind == SourceStage {
 		deps[s.Base.Stage] = true
 	}
+	// The nodes were parsed once to group them into stages; each pass that
+	// needs typed values parses them again, because BuildKit's Expand
+	// methods change a command in place and Expand must start afresh.
 	for _, node := range s.nodes {
 		cmd, err := instructions.ParseCommand(node)
 		if err != nil {
 			return errorAt(p.opts.File, node.StartLine, err)
 		}
-		for _, from := range fromRefs(cmd) {
-			src, err := p.all.resolveSource(s.Index, from.flag, from.value)
-			if err != nil {
-				return &Error{File: p.opts.File, Line: node.StartLine, Err: err}
-			}
-			if src.Kind == SourceStage {
-				deps[src.Stage] = true
-			}
+		if err := p.addDeps(deps, s, cmd); err != nil {
+			return &Error{File: p.opts.File, Line: node.StartLine, Err: err}
 		}
+	}
+	if err := p.triggerDeps(deps, s); err != nil {
+		return &Error{File: p.opts.File, Line: s.Location.Line, Err: err}
 	}
 	for i := range deps {
 		s.Deps = append(s.Deps, i)
@@ -151,7 +179,65 @@ func (p *parsing) resolveDeps(s *Stage) error {
 	return nil
 }
 
-type fromRef struct{ flag, value string }
+// triggerDeps adds the sources of the ONBUILD triggers of s's base stage;
+// like any trigger, an error in one is reported at s's FROM line.
+func (p *parsing) triggerDeps(deps map[int]bool, s *Stage) error {
+	if s.Base.Kind != SourceStage {
+		return nil
+	}
+	for _, node := range p.all[s.Base.Stage].nodes {
+		c, err := instructions.ParseCommand(node)
+		ob, ok := c.(*instructions.OnbuildCommand)
+		if err != nil || !ok {
+			continue // the base's own pass reports its errors
+		}
+		cmd, err := parseTrigger(ob.Expression)
+		if err != nil {
+			return err
+		}
+		if err := p.addDeps(deps, s, cmd); err != nil {
+			return fmt.Errorf("ONBUILD trigger %q of the base: %w", ob.Expression, err)
+		}
+	}
+	return nil
+}
+
+// parseTrigger parses an ONBUILD expression as BuildKit does.
+func parseTrigger(expr string) (instructions.Command, error) {
+	res, err := parser.Parse(strings.NewReader(expr))
+	if err != nil {
+		return nil, fmt.Errorf("ONBUILD trigger %q: %w", expr, err)
+	}
+	if len(res.AST.Children) != 1 {
+		return nil, fmt.Errorf("ONBUILD trigger %q must be a single instruction", expr)
+	}
+	cmd, err := instructions.ParseCommand(res.AST.Children[0])
+	if err != nil {
+		return nil, fmt.Errorf("ONBUILD trigger %q: %w", expr, err)
+	}
+	return cmd, nil
+}
+
+func (p *parsing) addDeps(deps map[int]bool, s *Stage, cmd instructions.Command) error {
+	for _, from := range fromRefs(cmd) {
+		src, err := p.all.resolveSource(s.Index, from)
+		if err != nil {
+			return err
+		}
+		if src.Kind == SourceStage {
+			deps[src.Stage] = true
+		}
+	}
+	return nil
+}
+
+// fromRef is a reference to another stage or an image. COPY --from takes
+// a stage index too; RUN --mount from= only takes names, as BuildKit's
+// detectRunMount looks it up by name alone.
+type fromRef struct {
+	flag, value string
+	byIndex     bool
+}
 
 // fromRefs lists the other stages or images an instruction reads from.
 func fromRefs(cmd instructions.Command) []fromRef {
@@ -159,28 +245,33 @@ func fromRefs(cmd instructions.Command) []fromRef {
 	switch c := cmd.(type) {
 	case *instructions.CopyCommand:
 		if c.From != "" {
-			refs = append(refs, fromRef{"COPY --from", c.From})
+			refs = append(refs, fromRef{"COPY --from", c.From, true})
 		}
 	case *instructions.RunCommand:
 		for _, m := range instructions.GetMounts(c) {
 			if m.From != "" {
-				refs = append(refs, fromRef{"RUN --mount from", m.From})
+				refs = append(refs, mountRef(m.From))
 			}
 		}
 	}
 	return refs
 }
 
-// resolveSource resolves a --from value of stage self: an earlier stage by
-// name or index, else an image reference. Like BuildKit, variables are not
-// allowed in it.
-func (all stageList) resolveSource(self int, flag, from string) (Source, error) {
-	what := flag + "=" + from
+func mountRef(from string) fromRef {
+	return fromRef{flag: "RUN --mount from", value: from}
+}
+
+// resolveSource resolves a --from value of stage self: a stage by name
+// (or index, for COPY --from), else an image reference. Like BuildKit,
+// variables are not allowed in it.
+func (all stageList) resolveSource(self int, ref fromRef) (Source, error) {
+	from := ref.value
+	what := ref.flag + "=" + from
 	if strings.Contains(from, "$") {
 		return Source{}, fmt.Errorf("%s: variable expansion is not supported for --from, define a stage with FROM using a global ARG instead", what)
 	}
 	i := all.named(strings.ToLower(from))
-	if n, err := strconv.Atoi(from); err == nil {
+	if n, err := strconv.Atoi(from); err == nil && ref.byIndex {
 		if n < 0 || n >= len(all) {
 			return Source{}, fmt.Errorf("%s: invalid stage index %d, stages are numbered 0 to %d", what, n, len(all)-1)
 		}

@@ -109,13 +109,13 @@ func (p *parsing) instruction(node *parser.Node, lint *linter.Linter) error {
 	return &Error{File: p.opts.File, Line: node.StartLine, Err: fmt.Errorf("unexpected instruction %s", node.Value)}
 }
 
+// addStage records a FROM. A stage name used twice is only a warning, as
+// in BuildKit (DuplicateStageName); references then resolve as BuildKit's
+// stagesByName map does (see stageList.named).
 func (p *parsing) addStage(c *instructions.Stage) error {
 	loc := locationOf(c.Location)
-	for _, prev := range p.all {
-		if c.Name != "" && prev.Name == c.Name {
-			return &Error{File: p.opts.File, Line: loc.Line, Err: fmt.Errorf(
-				"duplicate stage name %q, first defined on line %d", c.Name, prev.Location.Line)}
-		}
+	if c.Name != "" && p.all.named(c.Name) >= 0 {
+		p.warn(loc.Line, linter.RuleDuplicateStageName.Name, linter.RuleDuplicateStageName.Format(c.Name))
 	}
 	p.all = append(p.all, &Stage{
 		Index:    len(p.all),

@@ -14,7 +14,7 @@ func (p *parsing) preview() error {
 		var base State
 		switch s.Base.Kind {
 		case SourceScratch:
-			base, s.Exact = ImageState(nil, nil), true
+			base, s.Exact = ImageStateFor(s.TargetPlatform().OS, nil, nil), true
 		case SourceStage:
 			base, s.Exact = ends[s.Base.Stage], p.all[s.Base.Stage].Exact
 		default:
@@ -26,7 +26,7 @@ func (p *parsing) preview() error {
 		if err != nil {
 			return err
 		}
-		s.Steps = x.Steps
+		s.Steps, s.end = x.Steps, x.End
 		ends[s.Index] = x.End
 	}
 	return nil

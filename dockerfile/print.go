@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-
-	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 )
 
 // WriteText writes the graph as stable, line-oriented text: every stage
@@ -76,43 +74,12 @@ func (s *Stage) writeText(w io.Writer) {
 	if !s.Exact {
 		fmt.Fprintln(w, "  preview: base image ENV unknown, its variables kept as written")
 	}
-	var last Step
 	for _, st := range s.Steps {
 		fmt.Fprintf(w, "  %s: %s\n", st.Location, s.formatStep(st))
-		last = st
 	}
 	if len(s.Steps) > 0 {
-		fmt.Fprintf(w, "  env: %q\n  args: %s\n", envAfter(last), quoteArgs(argsAfter(last)))
+		fmt.Fprintf(w, "  env: %q\n  args: %s\n", s.end.Env, quoteArgs(s.end.Args))
 	}
-}
-
-// envAfter and argsAfter give the state after the last step, which is the
-// state before it plus what an ENV or ARG sets.
-func envAfter(st Step) []string {
-	env := append([]string(nil), st.Env...)
-	switch c := st.Command.(type) {
-	case *instructions.EnvCommand:
-		for _, kv := range c.Env {
-			env = setEnv(env, kv.Key, kv.Value)
-		}
-	case *instructions.ArgCommand:
-		for _, kv := range c.Args {
-			if kv.Value != nil {
-				env = setEnv(env, kv.Key, *kv.Value)
-			}
-		}
-	}
-	return env
-}
-
-func argsAfter(st Step) []Arg {
-	args := argList(append([]Arg(nil), st.Args...))
-	if c, ok := st.Command.(*instructions.ArgCommand); ok {
-		for _, kv := range c.Args {
-			args.set(Arg{Key: kv.Key, Value: kv.ValueString(), HasValue: kv.Value != nil})
-		}
-	}
-	return args
 }
 
 func (s *Stage) describeSource(src Source) string {

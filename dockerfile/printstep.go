@@ -21,12 +21,12 @@ func (s *Stage) formatStep(st Step) string {
 		if c.From != "" {
 			f.addf("from=%s", s.describeSource(st.From))
 		}
-		formatCopy(&f, st, c.Chown, c.Link, c.SourcesAndDest)
+		formatCopy(&f, st, copyFlags{chmod: c.Chmod, chown: c.Chown, link: c.Link}, c.SourcesAndDest)
 	case *instructions.AddCommand:
 		if c.Checksum != "" {
 			f.addf("checksum=%q", c.Checksum)
 		}
-		formatCopy(&f, st, c.Chown, c.Link, c.SourcesAndDest)
+		formatCopy(&f, st, copyFlags{chmod: c.Chmod, chown: c.Chown, link: c.Link}, c.SourcesAndDest)
 	case *instructions.ExposeCommand:
 		f.addf("%q", st.Ports)
 	default:
@@ -41,6 +41,9 @@ func (s *Stage) formatRun(f *fields, st Step, c *instructions.RunCommand) {
 	}
 	for _, m := range st.Mounts {
 		f.add(s.formatMount(m))
+	}
+	for _, flag := range st.deferredFlags {
+		f.addf("as-written(%q)", flag)
 	}
 	formatCmdLine(f, c.ShellDependantCmdLine)
 }
@@ -90,14 +93,18 @@ func formatCmdLine(f *fields, c instructions.ShellDependantCmdLine) {
 	}
 }
 
-func formatCopy(f *fields, st Step, chown string, link bool, sd instructions.SourcesAndDest) {
-	if chown != "" {
-		f.addf("chown=%q", chown)
+// formatCopy renders COPY and ADD. A --chmod the preview could not parse,
+// because the base image's ENV decides it, is shown as written.
+func formatCopy(f *fields, st Step, flags copyFlags, sd instructions.SourcesAndDest) {
+	if flags.chown != "" {
+		f.addf("chown=%q", flags.chown)
 	}
 	if st.Mode != nil {
 		f.addf("chmod=%04o", octalMode(*st.Mode))
+	} else if flags.chmod != "" {
+		f.addf("chmod=%q", flags.chmod)
 	}
-	if link {
+	if flags.link {
 		f.add("link")
 	}
 	if len(sd.SourcePaths) > 0 {
