@@ -1,0 +1,69 @@
+package layer
+
+import (
+	"io"
+	"sync/atomic"
+)
+
+// asyncWriter hands writes to a goroutine, so that hashing and writing one
+// stage of the layer pipeline overlap with the stage before it (a layer
+// write otherwise runs the tar walk, two sha256 and the file write on one
+// core while the compressor waits). Writes are copied into a few reused
+// buffers; errors surface from the next Write or from Close.
+type asyncWriter struct {
+	queue  chan []byte
+	free   chan []byte
+	done   chan error
+	failed atomic.Bool
+}
+
+const (
+	asyncBufSize = 1 << 20
+	asyncDepth   = 4
+)
+
+func newAsyncWriter(w io.Writer) *asyncWriter {
+	a := &asyncWriter{
+		queue: make(chan []byte, asyncDepth),
+		free:  make(chan []byte, asyncDepth+1),
+		done:  make(chan error, 1),
+	}
+	for range asyncDepth + 1 {
+		a.free <- make([]byte, 0, asyncBufSize)
+	}
+	go a.run(w)
+	return a
+}
+
+func (a *asyncWriter) run(w io.Writer) {
+	var err error
+	for b := range a.queue {
+		if err == nil {
+			if _, err = w.Write(b); err != nil {
+				a.failed.Store(true)
+			}
+		}
+		a.free <- b[:0]
+	}
+	a.done <- err
+}
+
+func (a *asyncWriter) Write(p []byte) (int, error) {
+	if a.failed.Load() {
+		return 0, errAsyncFailed
+	}
+	n := len(p)
+	for len(p) > 0 {
+		buf := <-a.free
+		k := min(len(p), cap(buf))
+		a.queue <- append(buf, p[:k]...)
+		p = p[k:]
+	}
+	return n, nil
+}
+
+// Close waits for every queued write and returns the first error.
+func (a *asyncWriter) Close() error {
+	close(a.queue)
+	return <-a.done
+}

@@ -1,0 +1,297 @@
+package layer
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+type inode struct{ dev, ino uint64 }
+
+// tarWriter turns one directory tree into a canonical tar stream.
+type tarWriter struct {
+	ctx   context.Context
+	tw    *tar.Writer
+	root  string
+	opts  WriteOptions
+	links map[inode]string // first name written for each multiply-linked inode
+	buf   []byte
+}
+
+// WriteTar writes the canonical tar stream of the tree at dir to w: PAX
+// entries in walk order (siblings sorted by their names in the stream, a
+// directory before its contents), relative names, no root entry. It is
+// what WriteLayer hashes and compresses.
+func WriteTar(ctx context.Context, w io.Writer, dir string, opts WriteOptions) error {
+	t := &tarWriter{
+		ctx:   ctx,
+		tw:    tar.NewWriter(w),
+		root:  dir,
+		opts:  opts,
+		links: map[inode]string{},
+		buf:   make([]byte, 256<<10),
+	}
+	root, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("opening layer source: %w", err)
+	}
+	defer root.Close()
+	if err := t.walk(root, ""); err != nil {
+		return err
+	}
+	if err := t.tw.Close(); err != nil {
+		return fmt.Errorf("finishing tar stream of %s: %w", dir, err)
+	}
+	return nil
+}
+
+// walk writes the entries of the open directory d (at rel). Files are
+// opened and stat'ed relative to d: no path is looked up twice.
+func (t *tarWriter) walk(d *os.File, rel string) error {
+	children, err := t.readDir(d, rel)
+	if err != nil {
+		return err
+	}
+	for _, c := range children {
+		if err := t.ctx.Err(); err != nil {
+			return err
+		}
+		if err := t.entry(int(d.Fd()), c); err != nil {
+			return fmt.Errorf("adding %s to layer: %w", c.name, err)
+		}
+	}
+	return nil
+}
+
+// child is a directory entry with its lstat result and its tar name.
+type child struct {
+	base    string // name in its directory
+	name    string // path relative to the root
+	tarBase string // base name in the tar stream: .wh.<name> for whiteouts
+	st      unix.Stat_t
+	wh      bool
+}
+
+// readDir lists d sorted by the names the entries get in the stream, so
+// whiteouts sort as .wh.<name>, not as the name they delete.
+func (t *tarWriter) readDir(d *os.File, rel string) ([]child, error) {
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("reading directory %s: %w", path.Join(t.root, rel), err)
+	}
+	children := make([]child, len(names))
+	for i, n := range names {
+		c := &children[i]
+		c.base, c.name, c.tarBase = n, path.Join(rel, n), n
+		if err := unix.Fstatat(int(d.Fd()), n, &c.st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return nil, &os.PathError{Op: "lstat", Path: filepath.Join(t.root, c.name), Err: err}
+		}
+		if t.opts.Source == FromUpper && c.st.Mode&unix.S_IFMT == unix.S_IFCHR && c.st.Rdev == 0 {
+			c.tarBase, c.wh = whiteoutPrefix+n, true
+		}
+	}
+	slices.SortFunc(children, func(a, b child) int { return strings.Compare(a.tarBase, b.tarBase) })
+	return children, nil
+}
+
+func (t *tarWriter) entry(dirfd int, c child) error {
+	st := &c.st
+	if c.wh {
+		return t.writeHeader(markerHeader(path.Join(path.Dir(c.name), c.tarBase), t.mtime(st)))
+	}
+	if isWhiteoutName(c.base) {
+		// Written as is, the file would delete something in every reader.
+		return errors.New("file name is reserved for OCI whiteouts")
+	}
+	ftype := st.Mode & unix.S_IFMT
+	if ftype == unix.S_IFSOCK {
+		// Sockets cannot be represented in tar; Docker skips them too.
+		return nil
+	}
+	hdr := &tar.Header{Name: c.name, Mode: int64(st.Mode & 0o7777), Uid: int(st.Uid), Gid: int(st.Gid), ModTime: t.mtime(st)}
+	if ftype != unix.S_IFDIR && st.Nlink > 1 {
+		key := inode{uint64(st.Dev), st.Ino}
+		if first, ok := t.links[key]; ok {
+			hdr.Typeflag, hdr.Linkname = tar.TypeLink, first
+			return t.writeHeader(hdr)
+		}
+		t.links[key] = c.name
+	}
+	switch ftype {
+	case unix.S_IFREG:
+		hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
+		return t.regular(hdr, dirfd, c.base)
+	case unix.S_IFDIR:
+		return t.dir(hdr, dirfd, c.base)
+	}
+	return t.special(hdr, dirfd, c.base, st)
+}
+
+func (t *tarWriter) mtime(st *unix.Stat_t) time.Time {
+	return clampTime(time.Unix(st.Mtim.Unix()), t.opts.Epoch)
+}
+
+// openAt opens base in dirfd; O_NOFOLLOW because it was lstat'ed as a
+// regular file or directory and a symlink swapped in since must not be
+// followed out of the tree.
+func (t *tarWriter) openAt(dirfd int, base, name string, flags int) (*os.File, error) {
+	fd, err := unix.Openat(dirfd, base, flags|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: filepath.Join(t.root, name), Err: err}
+	}
+	return os.NewFile(uintptr(fd), filepath.Join(t.root, name)), nil
+}
+
+func (t *tarWriter) regular(hdr *tar.Header, dirfd int, base string) error {
+	f, err := t.openAt(dirfd, base, hdr.Name, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := t.xattrs(hdr, xattrTarget{fd: int(f.Fd()), path: f.Name()}); err != nil {
+		return err
+	}
+	if err := t.writeHeader(hdr); err != nil {
+		return err
+	}
+	n, err := io.CopyBuffer(t.tw, io.LimitReader(f, hdr.Size), t.buf)
+	if err != nil {
+		return fmt.Errorf("copying content: %w", err)
+	}
+	if n != hdr.Size {
+		return fmt.Errorf("file shrank from %d to %d bytes while being written", hdr.Size, n)
+	}
+	return nil
+}
+
+func (t *tarWriter) dir(hdr *tar.Header, dirfd int, base string) error {
+	rel := hdr.Name
+	hdr.Typeflag, hdr.Name = tar.TypeDir, hdr.Name+"/"
+	d, err := t.openAt(dirfd, base, rel, unix.O_DIRECTORY)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	x := xattrTarget{fd: int(d.Fd()), path: d.Name()}
+	opaque, err := t.isOpaque(x)
+	if err != nil {
+		return err
+	}
+	if err := t.xattrs(hdr, x); err != nil {
+		return err
+	}
+	if err := t.writeHeader(hdr); err != nil {
+		return err
+	}
+	if opaque {
+		if err := t.writeHeader(markerHeader(hdr.Name+whiteoutOpaque, hdr.ModTime)); err != nil {
+			return err
+		}
+	}
+	return t.walk(d, rel)
+}
+
+func (t *tarWriter) special(hdr *tar.Header, dirfd int, base string, st *unix.Stat_t) error {
+	full := filepath.Join(t.root, hdr.Name)
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFLNK:
+		target, err := readlinkAt(dirfd, base)
+		if err != nil {
+			return &os.PathError{Op: "readlink", Path: full, Err: err}
+		}
+		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, target
+	case unix.S_IFIFO:
+		hdr.Typeflag = tar.TypeFifo
+	case unix.S_IFCHR:
+		hdr.Typeflag = tar.TypeChar
+	case unix.S_IFBLK:
+		hdr.Typeflag = tar.TypeBlock
+	default:
+		return fmt.Errorf("unsupported file type %#o", st.Mode&unix.S_IFMT)
+	}
+	if hdr.Typeflag == tar.TypeChar || hdr.Typeflag == tar.TypeBlock {
+		hdr.Devmajor, hdr.Devminor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
+	}
+	if err := t.xattrs(hdr, xattrTarget{fd: -1, path: full}); err != nil {
+		return err
+	}
+	return t.writeHeader(hdr)
+}
+
+func readlinkAt(dirfd int, base string) (string, error) {
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(dirfd, base, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
+}
+
+// markerHeader is the entry for an OCI whiteout: an empty file owned by root.
+func markerHeader(name string, mtime time.Time) *tar.Header {
+	return &tar.Header{Name: name, Typeflag: tar.TypeReg, ModTime: mtime}
+}
+
+func (t *tarWriter) isOpaque(x xattrTarget) (bool, error) {
+	if t.opts.Source != FromUpper {
+		return false, nil
+	}
+	for _, name := range []string{overlayOpaqueXattr, overlayUserOpaqueXattr} {
+		v, err := x.value(name)
+		if err != nil {
+			return false, err
+		}
+		if string(v) == "y" {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (t *tarWriter) xattrs(hdr *tar.Header, x xattrTarget) error {
+	names, err := x.names()
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if t.opts.Source == FromUpper && isOverlayIndirection(name) {
+			// The content of such a file lives in a lower layer or under
+			// another name; the upper dir alone cannot describe it.
+			return fmt.Errorf("overlay attribute %s found: mount overlays with redirect_dir=off,metacopy=off", name)
+		}
+		if !keepXattr(name) {
+			continue
+		}
+		v, err := x.value(name)
+		if err != nil {
+			return err
+		}
+		if hdr.PAXRecords == nil {
+			hdr.PAXRecords = map[string]string{}
+		}
+		hdr.PAXRecords[paxXattrPrefix+name] = string(v)
+	}
+	return nil
+}
+
+func (t *tarWriter) writeHeader(hdr *tar.Header) error {
+	canonicalize(hdr)
+	if err := t.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("writing tar header: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,46 @@
+// Package layer turns directory trees into OCI layer blobs, applies layer
+// blobs to directories, and keeps both in the content-addressed Store.
+//
+// Writing: Store.WriteLayer (or WriteTar for the bare stream) walks a
+// directory and writes one canonical PAX tar stream: siblings sorted by
+// name, a directory before its contents, numeric ids without names, masked
+// modes, whole-second mtimes, no access or change times, only portable
+// xattrs (security.capability, user.*), hardlinks by inode with the first
+// path in walk order as the target. Source says whether the directory is
+// an overlayfs upper dir (whiteouts and opaque markers are converted to the
+// OCI form) or a plain tree. Files named .wh.* are refused in both.
+//
+// Epoch: WriteOptions.Epoch is SOURCE_DATE_EPOCH. When set, mtimes later
+// than it are clamped to it, so the same tree written twice gives the same
+// diffID and digest whatever its on-disk times. The package never reads
+// the environment; cmd/ passes the value in.
+//
+// Compression is pinned (gzip through pgzip at a fixed level and block
+// size, zstd single-threaded at its default level, or none): the golden
+// digests in testdata/layer fail when a library upgrade changes bytes.
+//
+// Extracting: Extract applies a plain, gzip, zstd, bzip2 or xz archive
+// (detected from its bytes) either as an overlay lower directory or flattened onto an existing tree. Every
+// name, symlink and hardlink is resolved inside the target as a chroot
+// would see it, so nothing outside the target is ever written. This holds
+// when nothing else modifies the target during the extraction: callers
+// extract into directories that only they use (the Store's snapshots do).
+// Set ExtractOptions.MaxSize for archives from untrusted sources: it bounds
+// both the decompressed stream and the file content written (sparse
+// entries). ResolvePath applies the same chroot-style resolution to one
+// path, for callers that write into an image tree themselves.
+//
+// Overlay upper dirs must come from mounts with redirect_dir=off and
+// metacopy=off: the writer refuses the xattrs those features leave.
+//
+// The Store: Open a Store per process (or per build) and Close it when
+// done. Its methods take the locks they need themselves (flock on files
+// under locks/, released if the process dies); callers hold none. Blobs,
+// snapshots, cache entries and index.json appear atomically. The store's
+// root is an OCI image layout, so `skopeo copy oci:<root>:<tag>` and
+// `umoci unpack --image <root>:<tag>` read tagged images directly. Nothing
+// is ever deleted from blobs/ or snapshots/ by this package; pruning must
+// exclude concurrent builds.
+//
+// Writing and extracting need Linux; elsewhere they return an error.
+package layer

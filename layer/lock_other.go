@@ -1,0 +1,15 @@
+//go:build !unix
+
+package layer
+
+import "errors"
+
+type fileLock struct{}
+
+func lockFile(path string, exclusive, wait bool) (*fileLock, error) {
+	return nil, errors.New("the store needs file locks, which need a Unix system")
+}
+
+func (l *fileLock) unlock() error { return nil }
+
+func (l *fileLock) guards(path string) bool { return false }

@@ -1,0 +1,56 @@
+//go:build unix
+
+package layer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// fileLock is an flock(2) lock held on an open file. Locks belong to the
+// open file, so they vanish with the process that held them: a crashed
+// build never leaves the store locked.
+type fileLock struct{ f *os.File }
+
+func lockFile(path string, exclusive, wait bool) (*fileLock, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening lock: %w", err)
+	}
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	if !wait {
+		how |= unix.LOCK_NB
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), how)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, errLocked
+		}
+		return nil, &os.PathError{Op: "flock", Path: path, Err: err}
+	}
+	return &fileLock{f: f}, nil
+}
+
+func (l *fileLock) unlock() error { return l.f.Close() }
+
+// guards reports whether path still names the locked file.
+func (l *fileLock) guards(path string) bool {
+	a, err := l.f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(path)
+	return err == nil && os.SameFile(a, b)
+}

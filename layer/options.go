@@ -1,0 +1,49 @@
+package layer
+
+import "time"
+
+// Source says what kind of directory a layer is written from.
+type Source int
+
+const (
+	// FromDir is a plain directory tree (a COPY/ADD result, a rootfs):
+	// every file in it is content, nothing is a whiteout.
+	FromDir Source = iota
+	// FromUpper is an overlayfs upper directory: character devices 0:0 are
+	// deletions and directories marked opaque hide what lies below them.
+	FromUpper
+)
+
+// WriteOptions controls how a directory becomes a layer.
+type WriteOptions struct {
+	Source Source
+	// Compression of the blob; the zero value means Gzip.
+	Compression Compression
+	// Epoch, when set, is the latest mtime written (SOURCE_DATE_EPOCH):
+	// later mtimes are clamped to it so rebuilds give identical bytes.
+	Epoch *time.Time
+}
+
+// ExtractMode says how the whiteouts of a layer are applied.
+type ExtractMode int
+
+const (
+	// Flatten applies the layer onto an existing tree: whiteouts delete.
+	Flatten ExtractMode = iota
+	// OverlayLower makes the target an overlayfs lower directory: OCI
+	// whiteouts become character devices 0:0 and opaque markers become the
+	// trusted.overlay.opaque=y xattr, so an overlay mount of stacked lowers
+	// shows what a reader of the OCI image sees.
+	OverlayLower
+)
+
+// ExtractOptions controls how an archive is applied to a directory.
+type ExtractOptions struct {
+	Mode ExtractMode
+	// MaxSize bounds the decompressed size of the archive in bytes, so a
+	// small compressed bomb cannot fill the disk; 0 means no bound.
+	MaxSize int64
+	// IgnoreOwnership leaves extracted files owned by the calling user
+	// instead of the uid/gid in the archive (for unprivileged callers).
+	IgnoreOwnership bool
+}

@@ -1,0 +1,77 @@
+package layer
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// maxSymlinks matches the kernel's limit on links followed in one lookup.
+const maxSymlinks = 255
+
+// cleanName turns an archive name into a /-rooted clean path. A leading
+// "/" and any ".." are confined to the root, the way a chroot sees them.
+func cleanName(name string) string {
+	return path.Clean("/" + name)
+}
+
+// ResolvePath returns the host path of p inside root as a chroot at root
+// sees it: symlinks under root are followed but never out of it, and ".."
+// stops at root. Missing components are kept as they are, so the result
+// can name something to create. Use it for destinations inside an image
+// tree (COPY to a path that is a symlink in the image).
+func ResolvePath(root, p string) (string, error) {
+	return resolveIn(root, cleanName(p))
+}
+
+// resolveIn returns the host path of rel (a /-rooted path) inside root,
+// following the symlinks that already exist under root as if root were
+// "/" (a chroot): an absolute link target restarts at root, ".." never
+// climbs above it. Components that do not exist yet are appended as they
+// are, so the result may name something still to be created. The result
+// has no symlink among its existing components, which holds as long as
+// nothing but the caller changes the tree meanwhile.
+func resolveIn(root, rel string) (string, error) {
+	resolved := "/"
+	remaining := rel
+	links := 0
+	for remaining != "" {
+		var comp string
+		comp, remaining, _ = strings.Cut(strings.TrimLeft(remaining, "/"), "/")
+		switch comp {
+		case "", ".":
+			continue
+		case "..":
+			resolved = path.Dir(resolved)
+			continue
+		}
+		next := path.Join(resolved, comp)
+		fi, err := os.Lstat(filepath.Join(root, next))
+		if errors.Is(err, fs.ErrNotExist) {
+			return filepath.Join(root, path.Join(next, remaining)), nil
+		}
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			resolved = next
+			continue
+		}
+		if links++; links > maxSymlinks {
+			return "", fmt.Errorf("resolving %s: too many levels of symbolic links", rel)
+		}
+		target, err := os.Readlink(filepath.Join(root, next))
+		if err != nil {
+			return "", err
+		}
+		if path.IsAbs(target) {
+			resolved = "/"
+		}
+		remaining = target + "/" + remaining
+	}
+	return filepath.Join(root, resolved), nil
+}

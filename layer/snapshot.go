@@ -1,0 +1,86 @@
+package layer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Snapshot returns the directory holding l extracted as an overlay lower
+// directory, extracting it on first use. The directory is keyed by diffID
+// and is complete whenever it exists: extraction goes to a temporary
+// directory that is renamed into place once the content is verified to
+// hash to the diffID. Concurrent callers for one layer extract it once.
+// opts.Mode is ignored (always OverlayLower). Callers must not modify the
+// returned directory.
+func (s *Store) Snapshot(ctx context.Context, l v1.Layer, opts ExtractOptions) (string, error) {
+	diffID, err := l.DiffID()
+	if err != nil {
+		return "", fmt.Errorf("snapshot: reading diffID: %w", err)
+	}
+	if err := checkHash(diffID); err != nil {
+		return "", fmt.Errorf("snapshot: %w", err)
+	}
+	dst := s.path("snapshots", diffID.Algorithm, diffID.Hex)
+	if exists(dst) {
+		return dst, nil
+	}
+	lock, err := lockFile(s.path("locks", "snapshot-"+diffID.Hex+".lock"), true, true)
+	if err != nil {
+		return "", fmt.Errorf("snapshot %s: %w", diffID, err)
+	}
+	defer lock.unlock()
+	if exists(dst) {
+		return dst, nil
+	}
+	if err := s.extractSnapshot(ctx, l, diffID, dst, opts); err != nil {
+		return "", fmt.Errorf("snapshot %s: %w", diffID, err)
+	}
+	return dst, nil
+}
+
+func (s *Store) extractSnapshot(ctx context.Context, l v1.Layer, diffID v1.Hash, dst string, opts ExtractOptions) error {
+	tmp, err := os.MkdirTemp(s.session, "snapshot-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	// MkdirTemp made it 0700; as the root of a mount it must be traversable.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return fmt.Errorf("opening layer: %w", err)
+	}
+	defer rc.Close()
+	opts.Mode = OverlayLower
+	got, err := Extract(ctx, rc, tmp, opts)
+	if err != nil {
+		return err
+	}
+	if got != diffID {
+		return fmt.Errorf("layer content has diffID %s", got)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return fmt.Errorf("moving snapshot into place: %w", err)
+	}
+	return syncDir(s.path("snapshots", diffID.Algorithm))
+}
+
+// SnapshotPath is where the snapshot of diffID lives, whether it exists.
+func (s *Store) SnapshotPath(diffID v1.Hash) (string, error) {
+	if err := checkHash(diffID); err != nil {
+		return "", err
+	}
+	return s.path("snapshots", diffID.Algorithm, diffID.Hex), nil
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return !errors.Is(err, fs.ErrNotExist)
+}
