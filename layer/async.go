@@ -9,12 +9,13 @@ import (
 // stage of the layer pipeline overlap with the stage before it (a layer
 // write otherwise runs the tar walk, two sha256 and the file write on one
 // core while the compressor waits). Writes are copied into a few reused
-// buffers; errors surface from the next Write or from Close.
+// buffers; errors surface from the next Write or from Close. The real error
+// (ENOSPC, say) is what surfaces, so the user sees the cause.
 type asyncWriter struct {
-	queue  chan []byte
-	free   chan []byte
-	done   chan error
-	failed atomic.Bool
+	queue chan []byte
+	free  chan []byte
+	done  chan error
+	err   atomic.Pointer[error]
 }
 
 const (
@@ -40,7 +41,7 @@ func (a *asyncWriter) run(w io.Writer) {
 	for b := range a.queue {
 		if err == nil {
 			if _, err = w.Write(b); err != nil {
-				a.failed.Store(true)
+				a.err.Store(&err)
 			}
 		}
 		a.free <- b[:0]
@@ -49,8 +50,8 @@ func (a *asyncWriter) run(w io.Writer) {
 }
 
 func (a *asyncWriter) Write(p []byte) (int, error) {
-	if a.failed.Load() {
-		return 0, errAsyncFailed
+	if err := a.err.Load(); err != nil {
+		return 0, *err
 	}
 	n := len(p)
 	for len(p) > 0 {

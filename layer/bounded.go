@@ -37,5 +37,3 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// errAsyncFailed stands in for a write error that Close reports in full.
-var errAsyncFailed = errors.New("an earlier write of the layer blob failed")

@@ -106,6 +106,8 @@ func TestExtractStaysInside(t *testing.T) {
 		{name: "symlink replaced by dir", entries: []ent{symlink("d", "../outside"), dir("d/"), file("d/f", "x")}, want: []string{"d/f"}},
 		{name: "file over symlink", entries: []ent{symlink("f", "../outside/secret"), file("f", "x")}, want: []string{"f"}},
 		{name: "file over on-disk symlink", entries: []ent{file("rel-escape", "x")}, want: []string{"rel-escape"}},
+		{name: "symlink after missing dir", entries: []ent{symlink("s", "../outside"), symlink("l", "missing/../s"), file("l/pwned", "x")}, want: []string{"outside/pwned"}},
+		{name: "whiteout after missing dir", entries: []ent{symlink("l", "missing/../rel-escape"), file("l/.wh.secret", "")}},
 		{name: "hardlink outside", entries: []ent{hardlink("h", "../outside/secret")}, wantErr: `"h"`},
 		{name: "hardlink through symlink", entries: []ent{hardlink("h", "rel-escape/secret")}, wantErr: `"h"`},
 		{name: "hardlink inside", entries: []ent{file("a", "x"), hardlink("b", "/../a")}, want: []string{"a", "b"}},

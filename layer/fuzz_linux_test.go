@@ -22,6 +22,7 @@ func nastyArchives(t testing.TB) [][]byte {
 		{file(".wh...", ""), file("x/.wh..wh..opq", ""), file("rel-escape/.wh..wh..opq", ""), file(".wh.rel-escape", "")},
 		{dev("c", tar.TypeChar), dev("b", tar.TypeBlock), dev("f", tar.TypeFifo), hardlink("c2", "c")},
 		{symlink("a", "b"), symlink("b", "a/c"), file("a/d", "x")},
+		{symlink("s", "../outside"), symlink("l", "missing/../s"), file("l/pwned", "x"), file("l/.wh.secret", ""), hardlink("h", "l/secret")},
 		{{name: "d/", typ: tar.TypeDir, pax: map[string]string{"SCHILY.xattr.trusted.overlay.opaque": "y", "SCHILY.xattr.user.x": "1"}}},
 	}
 	var out [][]byte

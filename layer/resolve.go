@@ -52,7 +52,12 @@ func resolveIn(root, rel string) (string, error) {
 		next := path.Join(resolved, comp)
 		fi, err := os.Lstat(filepath.Join(root, next))
 		if errors.Is(err, fs.ErrNotExist) {
-			return filepath.Join(root, path.Join(next, remaining)), nil
+			// Keep walking rather than joining the rest as text: the rest may
+			// hold ".." (from a link target) followed by a symlink that must
+			// still be resolved inside root. A missing dir holds no symlink,
+			// so popping it again with ".." is safe.
+			resolved = next
+			continue
 		}
 		if err != nil {
 			return "", err
