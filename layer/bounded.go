@@ -36,4 +36,3 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 	b.left -= int64(n)
 	return n, err
 }
-
