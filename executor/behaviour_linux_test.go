@@ -192,7 +192,7 @@ func TestInitForwardsSignals(t *testing.T) {
 		close(done)
 	}()
 	waitFor(t, func() bool { return strings.Contains(s.stdout.String(), "ready") })
-	inits := processesWith(t, childArg0)
+	inits := ownSandboxInits(t)
 	if len(inits) != 1 {
 		t.Fatalf("found sandbox inits %v, want exactly one", inits)
 	}

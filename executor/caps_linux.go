@@ -2,8 +2,11 @@ package executor
 
 import (
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,9 +19,17 @@ const defaultCaps uint64 = 1<<unix.CAP_CHOWN | 1<<unix.CAP_DAC_OVERRIDE | 1<<uni
 	1<<unix.CAP_NET_BIND_SERVICE | 1<<unix.CAP_SYS_CHROOT | 1<<unix.CAP_KILL |
 	1<<unix.CAP_AUDIT_WRITE
 
-// dropPrivileges limits the calling thread, and so the command forked from it, to Docker's
-// defaults: no_new_privs (setuid binaries and file capabilities cannot raise privileges), the
-// bounding set cut down to defaultCaps, no ambient or inheritable capabilities.
+// dropPrivileges limits the init, and so the command forked from it, to Docker's defaults:
+// no_new_privs (setuid binaries and file capabilities cannot raise privileges), the bounding
+// set cut down to defaultCaps, no ambient or inheritable capabilities.
+//
+// These are per-thread attributes. The ones that only act at exec (no_new_privs, the bounding
+// and ambient sets) are set on the calling thread, which forks the command. The effective and
+// permitted sets, what a thread can do now, drop on every thread of the init where the
+// runtime allows it (no cgo), so the init holds nothing the command lacks; with cgo (as in
+// race-enabled test binaries) the other threads keep theirs, out of the command's reach
+// because the init is not dumpable. One call on all threads stops the world; a call per
+// capability would cost a millisecond a step.
 func dropPrivileges() error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return setupErr("setting no_new_privs", "", err)
@@ -41,8 +52,24 @@ func dropPrivileges() error {
 		{Effective: uint32(defaultCaps), Permitted: uint32(defaultCaps)},
 		{Effective: uint32(defaultCaps >> 32), Permitted: uint32(defaultCaps >> 32)},
 	}
-	if err := unix.Capset(&hdr, &data[0]); err != nil {
+	err := onAllThreads(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
+	runtime.KeepAlive(&hdr)
+	runtime.KeepAlive(&data)
+	if err != nil {
 		return setupErr("capset", "", err)
+	}
+	return nil
+}
+
+// onAllThreads makes a system call on every thread of the process, or, where the runtime
+// cannot (a cgo binary), on the calling one only.
+func onAllThreads(trap, a1, a2, a3 uintptr) error {
+	_, _, errno := syscall.AllThreadsSyscall(trap, a1, a2, a3)
+	if errno == syscall.ENOTSUP {
+		_, _, errno = unix.RawSyscall(trap, a1, a2, a3)
+	}
+	if errno != 0 {
+		return errno
 	}
 	return nil
 }

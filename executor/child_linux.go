@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -22,9 +23,27 @@ func IsChild() bool {
 
 // ChildMain is the sandbox init: it builds the sandbox, runs the command, reports and exits.
 // It never returns.
+//
+// Threat model: the command is untrusted and runs as root in the sandbox, with Docker's
+// default capabilities. The init is root with every capability while it sets up, and the
+// command's parent afterwards, so the command must not reach it: the init is made
+// non-dumpable before anything else (without CAP_SYS_PTRACE, nothing can then ptrace it or
+// open its /proc/1/mem, /proc/1/fd or /proc/1/exe), no descriptor but the command's stdio
+// crosses the exec, and before the command starts the init drops to the command's own
+// privileges, on every thread where the runtime allows it (see dropPrivileges). What it
+// reports is read by the host as untrusted data all the same, and the host cleans the upper
+// directory without following the symlinks the command may have left there.
 func ChildMain() {
 	// Capabilities and no_new_privs are per thread, and the command is forked from this one.
 	runtime.LockOSThread()
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "strata sandbox: making the init non-dumpable:", err)
+		os.Exit(125)
+	}
+	if err := closeOnExecFrom(configFD); err != nil {
+		fmt.Fprintln(os.Stderr, "strata sandbox: closing inherited descriptors:", err)
+		os.Exit(125)
+	}
 	rep := childRun()
 	report := os.NewFile(reportFD, "report")
 	if err := json.NewEncoder(report).Encode(rep); err != nil {
@@ -34,10 +53,28 @@ func ChildMain() {
 	os.Exit(0)
 }
 
+// closeOnExecFrom marks every descriptor from first up close-on-exec: the config and report
+// pipes, and whatever strata inherited without the flag from its own parent (a directory of
+// the host, say), which the command would otherwise get.
+func closeOnExecFrom(first int) error {
+	err := unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	if err != unix.ENOSYS && err != unix.EINVAL {
+		return err
+	}
+	// Before Linux 5.11: one by one, from the host's /proc, which is still mounted.
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= first {
+			unix.CloseOnExec(fd)
+		}
+	}
+	return nil
+}
+
 func childRun() childReport {
-	// The pipes must not leak into the command.
-	unix.CloseOnExec(configFD)
-	unix.CloseOnExec(reportFD)
 	var cfg childConfig
 	if err := json.NewDecoder(os.NewFile(configFD, "config")).Decode(&cfg); err != nil {
 		return childReport{Err: setupErr("reading config", "", err)}
@@ -56,7 +93,7 @@ func childRun() childReport {
 	}
 	rep.ExitCode, rep.Signal, err = s.runCommand(user)
 	if err != nil {
-		rep.Err = setupErr("starting command", "", err)
+		rep.Err = setupErr("running command", "", err)
 	}
 	return rep
 }
@@ -65,26 +102,17 @@ func childRun() childReport {
 type sandbox struct {
 	cfg           childConfig
 	root          string // the new root while still on the host's view
+	proc, sys     string // where /proc and /sys of the sandbox are mounted, on the host's view
+	dev           string // the same for /dev
 	overlayFailed bool
 	stubs         []stub
 	parents       []parentMeta
 	seen          map[string]bool // parents already recorded, and stubs
 }
 
+// setup builds the sandbox's filesystem and enters it.
 func (s *sandbox) setup() error {
-	// Private first, so nothing mounted below propagates back to the host.
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return setupErr("making mounts private", "/", err)
-	}
-	if err := s.mountRootfs(); err != nil {
-		return err
-	}
-	if err := s.mountSystem(); err != nil {
-		// Best effort, so the host can still tell the stubs' parents untouched.
-		_ = s.restoreParentTimes()
-		return err
-	}
-	if err := s.restoreParentTimes(); err != nil {
+	if err := s.mountAll(); err != nil {
 		return err
 	}
 	if err := pivot(s.root); err != nil {
@@ -97,6 +125,23 @@ func (s *sandbox) setup() error {
 		return loopbackUp()
 	}
 	return nil
+}
+
+// mountAll mounts the rootfs and everything in it, while the host's tree is still in view.
+func (s *sandbox) mountAll() error {
+	// Private first, so nothing mounted below propagates back to the host.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return setupErr("making mounts private", "/", err)
+	}
+	if err := s.mountRootfs(); err != nil {
+		return err
+	}
+	if err := s.mountSystem(); err != nil {
+		// Best effort, so the host can still tell the stubs' parents untouched.
+		_ = s.restoreParentTimes()
+		return err
+	}
+	return s.restoreParentTimes()
 }
 
 // pivot makes root the root of the mount namespace and detaches the old one; unlike chroot,
@@ -184,7 +229,10 @@ func (s *sandbox) runCommand(u execUser) (code, sig int, err error) {
 		}
 		return 126, 0, nil
 	}
-	ws := superviseUntilExit(proc.Pid)
+	ws, err := superviseUntilExit(proc.Pid)
+	if err != nil {
+		return 0, 0, setupErr("waiting for the command", "", err)
+	}
 	if ws.Signaled() {
 		return 128 + int(ws.Signal()), int(ws.Signal()), nil
 	}
@@ -192,8 +240,9 @@ func (s *sandbox) runCommand(u execUser) (code, sig int, err error) {
 }
 
 // superviseUntilExit forwards signals to the command and reaps every process until the
-// command exits; then it kills all that is left in the PID namespace and reaps that too.
-func superviseUntilExit(pid int) unix.WaitStatus {
+// command exits; then it kills all that is left in the PID namespace and reaps that too. An
+// error means the command's status was lost; its processes are killed all the same.
+func superviseUntilExit(pid int) (unix.WaitStatus, error) {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
 	done := make(chan struct{})
@@ -207,18 +256,7 @@ func superviseUntilExit(pid int) unix.WaitStatus {
 			}
 		}
 	}()
-	var status unix.WaitStatus
-	for {
-		var ws unix.WaitStatus
-		got, err := unix.Wait4(-1, &ws, 0, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil || got == pid {
-			status = ws
-			break
-		}
-	}
+	status, err := reapUntil(pid)
 	signal.Stop(sigs)
 	close(done)
 	// kill(-1) from PID 1 reaches every other process of the namespace.
@@ -228,7 +266,22 @@ func superviseUntilExit(pid int) unix.WaitStatus {
 			break
 		}
 	}
-	return status
+	return status, err
+}
+
+// reapUntil reaps children until pid exits and returns its status.
+func reapUntil(pid int) (unix.WaitStatus, error) {
+	for {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(-1, &ws, 0, nil)
+		switch {
+		case err == unix.EINTR:
+		case err != nil:
+			return 0, fmt.Errorf("wait4: %w", err)
+		case got == pid:
+			return ws, nil
+		}
+	}
 }
 
 // lookPath finds file in the sandbox's PATH like execvp; names with a slash are taken as is.

@@ -20,7 +20,7 @@ func assertNothingLeft(t *testing.T, s *step, marker string) {
 	if pids := processesWith(t, marker); len(pids) > 0 {
 		t.Errorf("processes left on the host: %v", pids)
 	}
-	if pids := processesWith(t, childArg0); len(pids) > 0 {
+	if pids := ownSandboxInits(t); len(pids) > 0 {
 		t.Errorf("sandbox inits left on the host: %v", pids)
 	}
 	if _, err := os.Stat(s.spec.WorkDir); !errors.Is(err, os.ErrNotExist) {

@@ -1,8 +1,10 @@
 package executor
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,29 +23,51 @@ func defaultDevices() []device {
 }
 
 // mountDev puts a tmpfs on /dev holding only harmless devices, its own devpts instance (so
-// the step cannot reach the host's terminals), a /dev/shm and the usual links.
+// the step cannot reach the host's terminals), a /dev/shm and the usual links. The devices are
+// binds of the host's nodes, and the tmpfs is nodev, so a node the step makes there (with
+// CAP_MKNOD, which Docker grants too) cannot be opened.
 func (s *sandbox) mountDev() error {
-	dev, err := s.target("/dev", true)
+	dev, err := s.systemDir("/dev")
 	if err != nil {
 		return err
 	}
+	s.dev = dev
 	if err := mountErr("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
 		return err
 	}
 	for _, d := range defaultDevices() {
-		p := filepath.Join(dev, d.name)
-		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
-			return setupErr("mknod", p, err)
-		}
-		// mknod honours the umask; the mode must be exactly 0666.
-		if err := os.Chmod(p, 0o666); err != nil {
-			return setupErr("chmod", p, err)
+		if err := bindDevice(dev, d); err != nil {
+			return err
 		}
 	}
 	if err := mountDevSubdirs(dev); err != nil {
 		return err
 	}
-	return devLinks(dev)
+	if err := devLinks(dev); err != nil {
+		return err
+	}
+	// The binds are mounts of their own and keep working.
+	return mountErr("", dev, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_STRICTATIME, "")
+}
+
+// bindDevice binds the host's node of d onto an empty file in dev, after checking the host's
+// node is the device it is named for.
+func bindDevice(dev string, d device) error {
+	host := filepath.Join("/dev", d.name)
+	var st unix.Stat_t
+	if err := unix.Stat(host, &st); err != nil {
+		return setupErr("stat", host, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(d.major, d.minor) {
+		return &SetupError{Op: "binding device", Path: host, Msg: fmt.Sprintf("not the character device %d:%d", d.major, d.minor)}
+	}
+	p := filepath.Join(dev, d.name)
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
+	if err != nil {
+		return setupErr("creating device mount point", p, err)
+	}
+	f.Close()
+	return mountErr(host, p, "", unix.MS_BIND, "")
 }
 
 func mountDevSubdirs(dev string) error {
@@ -89,12 +113,19 @@ func readonlyPaths() []string {
 
 func (s *sandbox) maskPaths() error {
 	for _, p := range maskedPaths() {
-		if err := s.mask(filepath.Join(s.root, p)); err != nil {
+		full, err := s.inSystem(p)
+		if err != nil {
+			return err
+		}
+		if err := s.mask(full); err != nil {
 			return err
 		}
 	}
 	for _, p := range readonlyPaths() {
-		full := filepath.Join(s.root, p)
+		full, err := s.inSystem(p)
+		if err != nil {
+			return err
+		}
 		if _, err := os.Lstat(full); os.IsNotExist(err) {
 			continue
 		}
@@ -109,6 +140,18 @@ func (s *sandbox) maskPaths() error {
 	return nil
 }
 
+// inSystem maps a path under /proc or /sys to where that is mounted, so that nothing the image
+// holds is followed to get there.
+func (s *sandbox) inSystem(p string) (string, error) {
+	if rest, ok := strings.CutPrefix(p, "/proc/"); ok {
+		return filepath.Join(s.proc, rest), nil
+	}
+	if rest, ok := strings.CutPrefix(p, "/sys/"); ok {
+		return filepath.Join(s.sys, rest), nil
+	}
+	return "", &SetupError{Op: "masking", Path: p, Msg: "not under /proc or /sys"}
+}
+
 // mask hides a file under /dev/null and a directory under an empty read-only tmpfs.
 func (s *sandbox) mask(p string) error {
 	fi, err := os.Lstat(p)
@@ -121,5 +164,5 @@ func (s *sandbox) mask(p string) error {
 	if fi.IsDir() {
 		return mountErr("tmpfs", p, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0")
 	}
-	return mountErr(filepath.Join(s.root, "dev/null"), p, "", unix.MS_BIND, "")
+	return mountErr(filepath.Join(s.dev, "null"), p, "", unix.MS_BIND, "")
 }

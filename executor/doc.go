@@ -7,13 +7,21 @@
 //
 //	if executor.IsChild() { executor.ChildMain() }
 //
-// first thing in main, and a test binary in TestMain. Inside, the child makes every mount
-// private, mounts the overlay (or, where overlayfs is unavailable, a copy of the lowers), a
-// fresh /proc with Docker's masked and read-only paths, a minimal /dev, a read-only /sys and
-// generated /etc/hosts, /etc/resolv.conf and /etc/hostname, pivots into the new root and
-// detaches the old one, keeps Docker's default capabilities only with no_new_privs set, and
-// runs the command as PID 1's child. PID 1 reaps orphans, forwards signals and kills whatever
-// the command leaves behind.
+// first thing in main, and a test binary in TestMain. Inside, the child makes itself
+// non-dumpable (the command cannot ptrace it or open its /proc/1 files), marks every inherited
+// descriptor close-on-exec, makes every mount private, mounts the overlay (or, where overlayfs
+// is unavailable, a copy of the lowers) nodev, a fresh /proc with Docker's masked and
+// read-only paths, a minimal nodev /dev holding binds of the host's harmless devices, a
+// read-only /sys and generated /etc/hosts, /etc/resolv.conf and /etc/hostname, pivots into
+// the new root and detaches the old one, keeps Docker's default capabilities only with
+// no_new_privs set, and runs the command as PID 1's child. PID 1 reaps orphans, forwards
+// signals and kills whatever the command leaves behind. The command keeps CAP_MKNOD, as in
+// Docker: a node it makes goes into the layer but cannot be opened in the sandbox. An image
+// whose /proc, /sys or /dev is a symlink is refused.
+//
+// The command's output reaches Spec.Stdout and Spec.Stderr through pipes, also when they are
+// files. After the run the host cleans the upper directory without following any symlink the
+// command left there.
 //
 // Mount points the image lacks (say /etc/resolv.conf in a FROM scratch image) are created for
 // the run and removed from the upper directory afterwards, so they never reach a layer.

@@ -32,7 +32,8 @@ const (
 	MountTmpfs MountType = "tmpfs"
 )
 
-// Mount is one extra mount in the sandbox, made after the standard ones, in order.
+// Mount is one extra mount in the sandbox, made after the standard ones, in order. Every one
+// is nosuid and nodev; a bind is not recursive, so mounts below its source are not seen.
 type Mount struct {
 	Type MountType
 	// Source is the host path of a bind (a directory, a file or a socket).

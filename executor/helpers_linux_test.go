@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -97,6 +98,23 @@ func processesWith(t testing.TB, marker string) []string {
 		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		if err == nil && bytes.Contains(cmdline, []byte(marker)) {
 			pids = append(pids, e.Name())
+		}
+	}
+	return pids
+}
+
+// ownSandboxInits lists the sandbox inits started by this test process: other programs on
+// the host may run sandboxes of their own (or merely name the entry point on a command line)
+// at the same time.
+func ownSandboxInits(t testing.TB) []string {
+	t.Helper()
+	var pids []string
+	ppid := "PPid:\t" + strconv.Itoa(os.Getpid()) + "\n"
+	for _, pid := range processesWith(t, childArg0) {
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", pid, "cmdline"))
+		status, _ := os.ReadFile(filepath.Join("/proc", pid, "status"))
+		if string(cmdline) == childArg0+"\x00" && bytes.Contains(status, []byte(ppid)) {
+			pids = append(pids, pid)
 		}
 	}
 	return pids

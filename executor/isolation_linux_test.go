@@ -2,7 +2,6 @@ package executor
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -25,8 +24,9 @@ func TestIsolation(t *testing.T) {
 		{name: "host file invisible", script: "test -e " + marker + " && echo visible || echo hidden", want: "hidden"},
 		{name: "hostname", script: "hostname; cat /etc/hostname", want: "strata\nstrata"},
 		{name: "network none", script: "ls /sys/class/net; cat /sys/class/net/lo/flags", network: NetworkNone, want: "lo\n0x9"},
-		{name: "sysrq read-only", script: "if echo h 2>/dev/null >/proc/sysrq-trigger; then echo written; else echo refused; fi", want: "refused"},
-		{name: "proc/sys read-only", script: "if echo 1 2>/dev/null >/proc/sys/kernel/ns_last_pid; then echo written; else echo refused; fi", want: "refused"},
+		{name: "proc/sys and sysrq-trigger mounted read-only", script: readonlyMountsScript, want: readonlyMountsWant()},
+		// The UTS namespace's hostname is writable by root through /proc/sys but for the mount.
+		{name: "proc/sys read-only", script: "if echo x 2>/dev/null >/proc/sys/kernel/hostname; then echo written; else echo refused; fi; hostname", want: "refused\nstrata"},
 		{name: "kernel files masked", script: maskScript, want: maskWant(t)},
 		// Docker's default set, 0xa80425fb, and no way to gain more.
 		{name: "capabilities", script: "grep -E '^(CapEff|CapBnd|CapInh|NoNewPrivs)' /proc/self/status", want: "CapInh:\t0000000000000000\nCapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nNoNewPrivs:\t1"},
@@ -101,24 +101,9 @@ int main(void) {
 
 func TestChrootEscapeFindsSandboxRoot(t *testing.T) {
 	base := newBase(t)
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		t.Skip("needs gcc to build the static escape helper")
-	}
-	dir := t.TempDir()
-	src := filepath.Join(dir, "escape.c")
-	if err := os.WriteFile(src, []byte(escapeSource), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	layer := filepath.Join(dir, "layer")
-	if err := os.MkdirAll(filepath.Join(layer, "usr/local/bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	layer := buildStatic(t, "escape", escapeSource)
 	if err := os.WriteFile(filepath.Join(layer, "sandbox-root-marker"), nil, 0o644); err != nil {
 		t.Fatal(err)
-	}
-	if out, err := exec.Command(gcc, "-static", "-O", "-o", filepath.Join(layer, "usr/local/bin/escape"), src).CombinedOutput(); err != nil {
-		t.Skipf("cannot build a static helper (libc6-dev missing?): %v\n%s", err, out)
 	}
 	got := newStep(t, []string{layer, base}, "escape").mustRun(t, New(Options{})).out()
 	if !strings.Contains(got, "sandbox-root-marker") {

@@ -15,10 +15,11 @@ import (
 func (s *sandbox) mountRootfs() error {
 	if s.cfg.Rootfs != "" {
 		s.root = s.cfg.Rootfs
-		if err := unix.Mount(s.root, s.root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		if err := unix.Mount(s.root, s.root, "", unix.MS_BIND, ""); err != nil {
 			return setupErr("bind-mounting rootfs", s.root, err)
 		}
-		return nil
+		// nodev: a node the step makes is kept for the layer but cannot be opened.
+		return mountErr("", s.root, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_NODEV, "")
 	}
 	s.root = s.cfg.Merged
 	if err := os.MkdirAll(s.root, 0o755); err != nil {
@@ -32,7 +33,9 @@ func (s *sandbox) mountRootfs() error {
 	if err := unix.Chdir(dir); err != nil {
 		return setupErr("chdir", dir, err)
 	}
-	if err := unix.Mount("overlay", s.root, "overlay", 0, opts); err != nil {
+	// nodev: a node the step makes (mknod c 1 11, the host's /dev/kmsg) goes into the layer,
+	// as in Docker, but cannot be opened; the devices of /dev are binds of the host's.
+	if err := unix.Mount("overlay", s.root, "overlay", unix.MS_NODEV, opts); err != nil {
 		s.overlayFailed = true
 		return setupErr("mounting overlay", s.root, err)
 	}
@@ -116,20 +119,33 @@ func (s *sandbox) mountSystem() error {
 }
 
 func (s *sandbox) mountProc() error {
-	t, err := s.target("/proc", true)
+	t, err := s.systemDir("/proc")
 	if err != nil {
 		return err
 	}
+	s.proc = t
 	// A fresh proc for the new PID namespace: the step sees its own processes only.
 	return mountErr("proc", t, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 }
 
 func (s *sandbox) mountSys() error {
-	t, err := s.target("/sys", true)
+	t, err := s.systemDir("/sys")
 	if err != nil {
 		return err
 	}
+	s.sys = t
 	return mountErr("sysfs", t, "sysfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+}
+
+// systemDir returns where /proc, /sys or /dev is mounted, creating it when missing. As runc,
+// it refuses a symlink there: the image has no business moving them, and every path below
+// (the masked ones, /dev/null) is then simply under the directory returned.
+func (s *sandbox) systemDir(p string) (string, error) {
+	fi, err := os.Lstat(filepath.Join(s.root, p))
+	if err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return "", &SetupError{Op: "mounting", Path: p, Msg: "the image has a symlink there; it must be a directory"}
+	}
+	return s.target(p, true)
 }
 
 func (s *sandbox) mountEtc() error {
@@ -174,14 +190,13 @@ func (s *sandbox) mountOne(m Mount) error {
 	if err != nil {
 		return err
 	}
-	if err := mountErr(m.Source, t, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	// Not recursive: mounts below the source would escape the read-only and nodev flags,
+	// which a remount sets on this mount alone.
+	if err := mountErr(m.Source, t, "", unix.MS_BIND, ""); err != nil {
 		return err
 	}
-	if !m.ReadOnly {
-		return nil
-	}
-	// A bind mount only becomes read-only through a remount.
-	return mountErr("", t, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
+	flags := roFlag(m.ReadOnly) | unix.MS_BIND | unix.MS_REMOUNT | unix.MS_NOSUID | unix.MS_NODEV
+	return mountErr("", t, "", flags, "")
 }
 
 func roFlag(ro bool) uintptr {

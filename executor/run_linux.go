@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -222,7 +223,11 @@ func initCommand(ctx context.Context, spec Spec, cfgR, repW *os.File) *exec.Cmd 
 	cmd := exec.CommandContext(ctx, "/proc/self/exe")
 	cmd.Args = []string{childArg0}
 	cmd.Env = []string{}
-	cmd.Stdout, cmd.Stderr = spec.Stdout, spec.Stderr
+	// Through pipes even when the caller's writer is a file: a host terminal handed to the
+	// step would let it inject input with TIOCSTI.
+	cmd.Stdout, cmd.Stderr = pipedWriter(spec.Stdout), pipedWriter(spec.Stderr)
+	// Exactly these two besides stdio; the init marks them and anything else it inherited
+	// close-on-exec before the command runs.
 	cmd.ExtraFiles = []*os.File{cfgR, repW} // configFD, reportFD
 	flags := syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
 	if spec.Network == NetworkNone {
@@ -234,11 +239,22 @@ func initCommand(ctx context.Context, spec Spec, cfgR, repW *os.File) *exec.Cmd 
 	return cmd
 }
 
+// writerOnly hides that a writer is an *os.File, so that exec.Cmd copies through a pipe.
+type writerOnly struct{ io.Writer }
+
+func pipedWriter(w io.Writer) io.Writer {
+	if w == nil {
+		return nil
+	}
+	return writerOnly{w}
+}
+
 type reportOrErr struct {
 	rep childReport
 	err error
 }
 
+// readReport reads the init's report: exactly one JSON value.
 func readReport(r io.Reader, out chan<- reportOrErr) {
 	var rep childReport
 	data, err := io.ReadAll(r)
@@ -246,9 +262,20 @@ func readReport(r io.Reader, out chan<- reportOrErr) {
 		err = io.ErrUnexpectedEOF
 	}
 	if err == nil {
-		err = json.Unmarshal(data, &rep)
+		err = decodeOne(data, &rep)
 	}
 	out <- reportOrErr{rep: rep, err: err}
+}
+
+func decodeOne(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("report holds more than one JSON value")
+	}
+	return nil
 }
 
 // overlayErrnoFallsBack says which mount failures mean "no overlayfs here" rather than a bug:

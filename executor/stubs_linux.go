@@ -2,6 +2,7 @@ package executor
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -107,34 +108,66 @@ func setTimes(p string, atime, mtime unix.Timespec) error {
 // cleanStubs removes the init's mount points from dir (the upper dir, or the copied rootfs)
 // once the sandbox is gone. A parent whose mtime the command did not change gets its times
 // back; with an overlay, a parent copied up only because a stub was created in it, still
-// empty and as it was, is removed from the upper dir too.
+// empty and as it was, is removed from the upper dir too. The step may have replaced any
+// directory on the way with a symlink, so every operation goes through beneath.
 func cleanStubs(dir string, rep childReport, overlay bool) error {
+	if err := checkReportPaths(rep); err != nil {
+		return err
+	}
+	b := beneath(dir)
 	parents := append([]parentMeta(nil), rep.Parents...)
 	sort.SliceStable(parents, func(i, j int) bool { return depth(parents[i].Path) > depth(parents[j].Path) })
+	// Which parents the step left alone must be known before removing stubs changes them.
 	untouched := make([]bool, len(parents))
 	for i, p := range parents {
-		var st unix.Stat_t
-		untouched[i] = unix.Lstat(filepath.Join(dir, p.Path), &st) == nil && st.Mtim == p.Mtime
+		st, err := b.lstat(p.Path)
+		untouched[i] = err == nil && st.Mtim == p.Mtime
 	}
 	for i := len(rep.Stubs) - 1; i >= 0; i-- {
-		if err := removeStub(filepath.Join(dir, rep.Stubs[i].Path), rep.Stubs[i].Dir); err != nil {
+		if err := removeStub(b, rep.Stubs[i]); err != nil {
 			return err
 		}
 	}
+	return restoreParents(b, parents, untouched, overlay)
+}
+
+// checkReportPaths refuses a report naming a path outside the rootfs.
+func checkReportPaths(rep childReport) error {
+	for _, s := range rep.Stubs {
+		if err := checkLocal(s.Path); err != nil || s.Path == "" {
+			return fmt.Errorf("sandbox report: bad mount point %q", s.Path)
+		}
+	}
+	for _, p := range rep.Parents {
+		if err := checkLocal(p.Path); err != nil {
+			return fmt.Errorf("sandbox report: %w", err)
+		}
+	}
+	return nil
+}
+
+// restoreParents puts back the times of the parents the step left alone and, with an
+// overlay, drops the ones that are mere copy-ups.
+func restoreParents(b beneath, parents []parentMeta, untouched []bool, overlay bool) error {
 	for i, p := range parents {
-		full := filepath.Join(dir, p.Path)
 		if untouched[i] {
-			if err := setTimes(full, p.Atime, p.Mtime); err != nil {
-				return &fs.PathError{Op: "restoring times", Path: full, Err: err}
+			if err := b.setTimes(p.Path, p.Atime, p.Mtime); err != nil && !gone(err) {
+				return &fs.PathError{Op: "restoring times", Path: filepath.Join(string(b), p.Path), Err: err}
 			}
 		}
-		if overlay && p.Path != "" && pristineCopyUp(full, p) {
-			if err := os.Remove(full); err != nil {
-				return err
+		if overlay && p.Path != "" && pristineCopyUp(b, p) {
+			if err := b.remove(p.Path, true); err != nil && !gone(err) {
+				return &fs.PathError{Op: "removing copy-up", Path: filepath.Join(string(b), p.Path), Err: err}
 			}
 		}
 	}
 	return nil
+}
+
+// gone reports an error meaning the path is not there any more (or no longer reachable
+// without a symlink): the step removed or replaced it, and there is nothing to clean.
+func gone(err error) bool {
+	return errors.Is(err, errNotBeneath) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR)
 }
 
 func depth(p string) int {
@@ -145,38 +178,38 @@ func depth(p string) int {
 }
 
 // removeStub removes an empty stub; one the step filled (it could not, while mounted over,
-// but a stub directory can hold another stub's leftovers) is left alone.
-func removeStub(p string, dir bool) error {
-	fi, err := os.Lstat(p)
-	if errors.Is(err, fs.ErrNotExist) {
+// but a stub directory can hold another stub's leftovers) or replaced is left alone.
+func removeStub(b beneath, s stub) error {
+	st, err := b.lstat(s.Path)
+	if gone(err) {
 		return nil
 	}
 	if err != nil {
-		return err
+		return &fs.PathError{Op: "lstat", Path: filepath.Join(string(b), s.Path), Err: err}
 	}
 	switch {
-	case dir && fi.IsDir() && isEmptyDir(p):
-	case !dir && fi.Mode().IsRegular() && fi.Size() == 0:
+	case s.Dir && isDir(&st) && b.emptyDir(s.Path):
+	case !s.Dir && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == 0:
 	default:
 		return nil
 	}
-	if err := os.Remove(p); err != nil {
-		return err
+	if err := b.remove(s.Path, s.Dir); err != nil && !gone(err) {
+		return &fs.PathError{Op: "removing mount point", Path: filepath.Join(string(b), s.Path), Err: err}
 	}
 	return nil
 }
 
 // pristineCopyUp reports whether an upper directory is an empty, non-opaque copy of its
 // lower with unchanged metadata: removing it changes nothing the step did.
-func pristineCopyUp(p string, m parentMeta) bool {
-	var st unix.Stat_t
-	if unix.Lstat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+func pristineCopyUp(b beneath, m parentMeta) bool {
+	st, err := b.lstat(m.Path)
+	if err != nil || !isDir(&st) {
 		return false
 	}
 	if st.Mode != m.Mode || st.Uid != m.UID || st.Gid != m.GID || st.Mtim != m.Mtime {
 		return false
 	}
-	return !isOpaque(p) && isEmptyDir(p)
+	return !b.opaque(m.Path) && b.emptyDir(m.Path)
 }
 
 func isEmptyDir(p string) bool {
