@@ -94,7 +94,8 @@ func Make(dir string, opts Options) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating rootfs dir: %w", err)
 	}
-	m := maker{root: dir, modTime: opts.ModTime, chown: os.Geteuid() == 0}
+	// The root is a directory of the tree too: its mtime lands in a layer's "./" entry.
+	m := maker{root: dir, modTime: opts.ModTime, chown: os.Geteuid() == 0, dirs: []string{dir}}
 	return m.make(opts.Busybox, applets)
 }
 
