@@ -16,7 +16,7 @@
 // the environment; cmd/ passes the value in.
 //
 // Compression is pinned (gzip through pgzip at a fixed level and block
-// size, zstd single-threaded at its default level, or none): the golden
+// size, zstd with two encoders at its default level, or none): the golden
 // digests in testdata/layer fail when a library upgrade changes bytes.
 //
 // Extracting: Extract applies a plain, gzip, zstd, bzip2 or xz archive

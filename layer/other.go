@@ -21,3 +21,5 @@ func WriteTar(ctx context.Context, w io.Writer, dir string, opts WriteOptions) e
 func Extract(ctx context.Context, r io.Reader, dst string, opts ExtractOptions) (v1.Hash, error) {
 	return v1.Hash{}, errNeedsLinux
 }
+
+func syncFS(dir string) error { return errNeedsLinux }

@@ -66,6 +66,11 @@ func (s *Store) extractSnapshot(ctx context.Context, l v1.Layer, diffID v1.Hash,
 	if got != diffID {
 		return fmt.Errorf("layer content has diffID %s", got)
 	}
+	// Nothing re-checks a snapshot once it is in place, so its files must be on
+	// disk before the rename makes it visible (a power loss could leave them empty).
+	if err := syncFS(tmp); err != nil {
+		return err
+	}
 	if err := os.Rename(tmp, dst); err != nil {
 		return fmt.Errorf("moving snapshot into place: %w", err)
 	}

@@ -93,6 +93,10 @@ func (s *Store) newSession() error {
 		}
 		dir := s.path("tmp", id)
 		lock, err := lockFile(dir+".lock", true, false)
+		if errors.Is(err, errLocked) {
+			// Another process's cleanTemp is probing this new file: pick another id.
+			continue
+		}
 		if err != nil {
 			return err
 		}
