@@ -1,7 +1,34 @@
-// Package builder walks the stage graph from package dockerfile and turns it into an image:
-// it resolves bases (registry, scratch, the local store), looks up the cache per step, runs RUN
-// steps through package executor, applies COPY/ADD in the image's merged view, writes layers
-// through package layer, and assembles config, manifest and index for the outputs.
+// Package builder walks the stage graph from package dockerfile and turns it
+// into an image: it resolves each stage's base (scratch, an earlier stage,
+// a name tagged in the local store, or a registry), looks every step up in
+// the build cache, runs RUN steps through a Runner (package executor in
+// production, a fake in tests), applies COPY and ADD in the image's merged
+// view, writes new layers through package layer, and assembles config and
+// manifest with go-containerregistry's types.
 //
-// It is written in a later issue ([4 of 5]); until then the CLI only parses and prints the graph.
+// The builder owns the config, the cache keys and the order of steps; every
+// filesystem effect is either a Runner call or a fresh directory turned into
+// a layer by the Store, so nothing here mounts anything.
+//
+// Semantics follow docker build with BuildKit: history entries carry
+// BuildKit's created_by text and comment; a base named in the local store
+// wins over the registry (docker looks in its image store first); COPY
+// resolves its destination through the image's symlinks as a chroot would,
+// while a source that leaves the context, even through a symlink, is an
+// error. RUN --mount supports tmpfs, cache (a directory under the store
+// root) and read-only bind from the context, a stage or an image.
+//
+// The cache key of a step covers its parent's key, the expanded
+// instruction, the args and env it sees, the platform, how layers are
+// written, and for COPY and ADD a digest of the sources' names, modes,
+// owners, sizes, link targets and contents (never mtimes). An entry holds
+// the layer and the history entry, so a cached build gives the same digest.
+//
+// The caller opens the layer.Store, parses the Dockerfile, and passes both in
+// Options together with everything read from the environment
+// (SOURCE_DATE_EPOCH, credentials through an authn.Keychain). Build returns
+// the image; Tag, Export and Push put it where the user asked. Prune must
+// not run while a build uses the store.
+//
+// Filesystem work needs Linux; elsewhere COPY and ADD return an error.
 package builder

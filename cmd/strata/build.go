@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -33,6 +32,7 @@ type buildOptions struct {
 	sourceDateEpoch string
 	platform        string
 	print           bool
+	insecure        []string
 }
 
 func newBuildCmd() *cobra.Command {
@@ -41,6 +41,13 @@ func newBuildCmd() *cobra.Command {
 		Use:   "build [flags] CONTEXT",
 		Short: "Build an image from a Dockerfile",
 		Long: `Build an image from the Dockerfile in CONTEXT (or the one -f names).
+CONTEXT "-" reads a tar archive (the context) or a Dockerfile from stdin.
+
+With -t and no --output the image is tagged in strata's store (see
+"strata images"). The image ID written by --iidfile and printed at the end
+is the manifest digest, as docker reports it with the containerd image store.
+SOURCE_DATE_EPOCH (or --source-date-epoch) fixes every timestamp, so two
+builds of the same input give the same digest.
 
 With --print, parse the Dockerfile and print its stage graph (stages, bases,
 dependencies, expanded instructions) instead of building.`,
@@ -49,7 +56,7 @@ dependencies, expanded instructions) instead of building.`,
 			if o.print {
 				return printGraph(cmd.OutOrStdout(), &o, args[0])
 			}
-			return errors.New("build: building images is not implemented yet; use --print to show the parsed Dockerfile")
+			return oneLine(runBuild(cmd, &o, args[0]))
 		},
 	}
 	f := cmd.Flags()
@@ -63,13 +70,14 @@ dependencies, expanded instructions) instead of building.`,
 	f.StringArrayVarP(&o.outputs, "output", "o", nil, "output: type=oci|oci-layout|docker|registry|local|tar[,dest=PATH]")
 	f.BoolVar(&o.push, "push", false, "push the image to its registry (same as --output=type=registry)")
 	f.StringVar(&o.compression, "compression", "gzip", "layer compression: gzip, zstd or none")
-	f.StringVar(&o.iidFile, "iidfile", "", "write the image ID to this file")
+	f.StringVar(&o.iidFile, "iidfile", "", "write the image ID (the manifest digest, sha256:...) to this file")
 	f.StringVar(&o.metadataFile, "metadata-file", "", "write build metadata (JSON) to this file")
 	f.StringVar(&o.progress, "progress", "auto", "progress output: auto, plain or tty")
-	f.StringVar(&o.root, "root", "", "directory of strata's store and cache")
+	f.StringVar(&o.root, "root", "", "directory of strata's store and cache (default /var/lib/strata as root, else $XDG_DATA_HOME/strata)")
 	f.StringVar(&o.sourceDateEpoch, "source-date-epoch", "", "timestamp for the image and new files (default $SOURCE_DATE_EPOCH)")
 	f.StringVar(&o.platform, "platform", "", "target platform os/arch[/variant] (default the host's)")
 	f.BoolVar(&o.print, "print", false, "print the parsed stage graph instead of building")
+	f.StringArrayVar(&o.insecure, "insecure-registry", nil, "registry host:port to reach over plain HTTP (localhost and 127.0.0.1 always are); repeatable")
 	return cmd
 }
 

@@ -77,7 +77,10 @@ func TestBuildErrors(t *testing.T) {
 		{"bad Dockerfile", []string{"build", "--print", bad}, filepath.Join(bad, "Dockerfile") + ":2: unknown instruction: FRM"},
 		{"missing Dockerfile", []string{"build", "--print", t.TempDir()}, "reading Dockerfile"},
 		{"bad platform", []string{"build", "--print", "--platform", "linux", bad}, `--platform "linux"`},
-		{"build not implemented", []string{"build", "-t", "x", bad}, "not implemented yet"},
+		{"build of a bad Dockerfile", []string{"build", "--root", t.TempDir(), "-t", "x", bad}, filepath.Join(bad, "Dockerfile") + ":2: unknown instruction: FRM"},
+		{"missing context", []string{"build", "--root", t.TempDir(), filepath.Join(bad, "nothing")}, "build context: stat " + filepath.Join(bad, "nothing")},
+		{"bad output", []string{"build", "--root", t.TempDir(), "-o", "dest=x", bad}, "type= is required"},
+		{"push without a name", []string{"build", "--root", t.TempDir(), "--push", bad}, "pushing needs a name"},
 		{"no context", []string{"build", "--print"}, "accepts 1 arg"},
 	}
 	for _, tt := range tests {
@@ -102,7 +105,7 @@ func TestBuildHelp(t *testing.T) {
 	}
 	for _, flag := range []string{"-t, --tag", "-f, --file", "--build-arg", "--target", "--label", "--network",
 		"--no-cache", "-o, --output", "--push", "--compression", "--iidfile", "--metadata-file", "--progress",
-		"--root", "--source-date-epoch", "--platform", "--print"} {
+		"--root", "--source-date-epoch", "--platform", "--print", "--insecure-registry", "manifest digest"} {
 		if !strings.Contains(out, flag) {
 			t.Errorf("help lacks %s", flag)
 		}

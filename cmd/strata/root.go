@@ -11,6 +11,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newBuildCmd())
+	root.AddCommand(newBuildCmd(), newImagesCmd(), newPushCmd(), newSaveCmd(), newPruneCmd())
 	return root
 }

@@ -1,0 +1,212 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/strata-build/strata/dockerfile"
+	"github.com/strata-build/strata/executor"
+	"github.com/strata-build/strata/layer"
+)
+
+// Options configure a build. Everything from the environment
+// (SOURCE_DATE_EPOCH, credentials) comes in here.
+type Options struct {
+	Store *layer.Store
+	Graph *dockerfile.Graph
+	// ContextDir is the build context; its .dockerignore applies.
+	ContextDir string
+	// Runner runs RUN steps; RUN fails when nil.
+	Runner      Runner
+	NoCache     bool
+	Compression layer.Compression
+	// Epoch is SOURCE_DATE_EPOCH: the config and history time, and the
+	// latest mtime in new layers. Nil means now.
+	Epoch   *time.Time
+	Network executor.NetworkMode
+	// Labels are --label values, set on the final image's config.
+	Labels map[string]string
+	// Registry says how bases are pulled.
+	Registry Registry
+	// HTTPClient fetches ADD URLs; http.DefaultClient when nil.
+	HTTPClient *http.Client
+	// Progress receives the progress output; discarded when nil.
+	Progress io.Writer
+	// ProgressLive adds a status line redrawn in place, for a terminal.
+	ProgressLive bool
+	// IgnoreOwnership extracts snapshots as the calling user (rootless).
+	IgnoreOwnership bool
+}
+
+// Registry configures pulls.
+type Registry struct {
+	// Keychain finds credentials; authn.DefaultKeychain reads docker's
+	// config.json and credential helpers.
+	Keychain authn.Keychain
+	// Insecure registries (host:port) are reached over plain HTTP, as are
+	// localhost and 127.0.0.1 always.
+	Insecure []string
+	// Transport is the HTTP transport; the default when nil.
+	Transport http.RoundTripper
+}
+
+// Result is a built image, its config and manifest stored in the Store.
+type Result struct {
+	Image v1.Image
+	// Descriptor is the manifest's: its digest is the image ID strata
+	// reports (--iidfile), like docker with the containerd image store.
+	Descriptor v1.Descriptor
+}
+
+// build is one run of Build.
+type build struct {
+	opts    Options
+	context *contextFS
+	tmp     string
+	prog    *progress
+	// mu guards stages; stages of one level are built concurrently.
+	mu     sync.Mutex
+	stages map[int]*built
+	// pullMu serializes pulls and flattening, and guards images and flat.
+	pullMu sync.Mutex
+	images map[string]*state
+	flat   map[string]string // RUN --mount sources: state key -> flattened tree
+}
+
+// built is a finished stage.
+type built struct {
+	state *state
+	end   dockerfile.State
+}
+
+// Build builds opts.Graph's target and stores the image's blobs.
+func Build(ctx context.Context, opts Options) (*Result, error) {
+	if opts.Compression == "" {
+		opts.Compression = layer.Gzip
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = http.DefaultClient
+	}
+	b := &build{opts: opts, prog: newProgress(opts.Progress, opts.ProgressLive), stages: map[int]*built{}, images: map[string]*state{}, flat: map[string]string{}}
+	defer b.prog.close()
+	var err error
+	if b.context, err = openContext(opts.ContextDir); err != nil {
+		return nil, err
+	}
+	b.context.sums = loadStatCache(opts.Store, opts.ContextDir)
+	work, err := newWorkDir(opts.Store.Root())
+	if err != nil {
+		return nil, err
+	}
+	defer work.remove()
+	b.tmp = work.path
+	for _, level := range opts.Graph.Levels() {
+		if err := b.level(ctx, level); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.context.sums.save(opts.Store, opts.ContextDir); err != nil {
+		return nil, fmt.Errorf("saving the context's stat cache: %w", err)
+	}
+	target, _ := b.builtStage(opts.Graph.Target.Index)
+	return b.finish(ctx, target.state)
+}
+
+// level builds stages that do not depend on each other concurrently, as
+// BuildKit does. The first failure cancels the others and is returned.
+func (b *build) level(ctx context.Context, stages []*dockerfile.Stage) error {
+	if len(stages) == 1 {
+		return b.stage(ctx, stages[0])
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(stages))
+	var wg sync.WaitGroup
+	for i, st := range stages {
+		wg.Go(func() {
+			if errs[i] = b.stage(ctx, st); errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return firstCause(errs)
+}
+
+// firstCause is the first error that is not a sibling's cancellation.
+func firstCause(errs []error) error {
+	var first error
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, context.Canceled) {
+			return err
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (b *build) builtStage(index int) (*built, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, ok := b.stages[index]
+	return s, ok
+}
+
+func (b *build) setBuilt(index int, s *built) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stages[index] = s
+}
+
+// finish applies --label, sets the created time and stores the image.
+func (b *build) finish(ctx context.Context, s *state) (*Result, error) {
+	s = s.clone()
+	for k, v := range b.opts.Labels {
+		s.config.Config.Labels = setLabel(s.config.Config.Labels, k, v)
+	}
+	s.config.Created = b.createdTime(s)
+	img, err := assemble(s)
+	if err != nil {
+		return nil, err
+	}
+	return storeImage(ctx, b.opts.Store, img)
+}
+
+// createdTime is SOURCE_DATE_EPOCH, else the newest history entry's time,
+// so a build served from the cache gives the same config again.
+func (b *build) createdTime(s *state) v1.Time {
+	if b.opts.Epoch != nil {
+		return v1.Time{Time: b.opts.Epoch.UTC()}
+	}
+	var t time.Time
+	for _, h := range s.config.History {
+		if h.Created.After(t) {
+			t = h.Created.Time
+		}
+	}
+	if t.IsZero() {
+		t = time.Now()
+	}
+	return v1.Time{Time: t.UTC()}
+}
+
+// now is the time of a new history entry.
+func (b *build) now() time.Time {
+	if b.opts.Epoch != nil {
+		return b.opts.Epoch.UTC()
+	}
+	return time.Now().UTC().Truncate(time.Second)
+}

@@ -1,0 +1,217 @@
+package builder
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"github.com/strata-build/strata/dockerfile"
+)
+
+// historyComment is what BuildKit writes in every history entry's comment.
+const historyComment = "buildkit.dockerfile.v0"
+
+// applyConfig applies a step to the config and returns the history
+// entry's created_by as BuildKit writes it ("" for ONBUILD, which BuildKit
+// records without history). RUN, COPY and ADD only get their text here.
+func applyConfig(cfg *v1.Config, st dockerfile.Step, sm *stageMeta) (string, error) {
+	switch c := st.Command.(type) {
+	case *instructions.RunCommand:
+		return "RUN " + runCommandString(runArgs(c, cfg.Shell), st.Args) + " # buildkit", nil
+	case *instructions.CopyCommand:
+		return copyHistory("COPY", c.SourcesAndDest, c.Chown, c.Chmod), nil
+	case *instructions.AddCommand:
+		return copyHistory("ADD", c.SourcesAndDest, c.Chown, c.Chmod), nil
+	case *instructions.EnvCommand:
+		return applyEnv(cfg, c), nil
+	case *instructions.LabelCommand:
+		return applyLabels(cfg, c), nil
+	case *instructions.WorkdirCommand:
+		cfg.WorkingDir = normalizeWorkdir(cfg.WorkingDir, c.Path)
+		return "WORKDIR " + cfg.WorkingDir, nil
+	case *instructions.UserCommand:
+		cfg.User = c.User
+		return "USER " + c.User, nil
+	case *instructions.ExposeCommand:
+		return applyExpose(cfg, st.Ports), nil
+	case *instructions.VolumeCommand:
+		return applyVolumes(cfg, c)
+	case *instructions.StopSignalCommand:
+		cfg.StopSignal = c.Signal
+		return "STOPSIGNAL " + c.Signal, nil
+	case *instructions.ShellCommand:
+		cfg.Shell = c.Shell
+		return fmt.Sprintf("SHELL %v", c.Shell), nil
+	case *instructions.OnbuildCommand:
+		cfg.OnBuild = append(cfg.OnBuild, c.Expression)
+		return "", nil
+	}
+	return applyCommandConfig(cfg, st, sm)
+}
+
+// stageMeta is what the config of a stage cannot tell: whether CMD was
+// set in this stage (ENTRYPOINT clears an inherited CMD only).
+type stageMeta struct {
+	cmdSet bool
+}
+
+// applyCommandConfig handles CMD, ENTRYPOINT, HEALTHCHECK, ARG and
+// MAINTAINER.
+func applyCommandConfig(cfg *v1.Config, st dockerfile.Step, sm *stageMeta) (string, error) {
+	switch c := st.Command.(type) {
+	case *instructions.CmdCommand:
+		cfg.Cmd = withShell(cfg.Shell, c.ShellDependantCmdLine)
+		cfg.ArgsEscaped = true
+		sm.cmdSet = true
+		return fmt.Sprintf("CMD %q", cfg.Cmd), nil
+	case *instructions.EntrypointCommand:
+		cfg.Entrypoint = withShell(cfg.Shell, c.ShellDependantCmdLine)
+		if !sm.cmdSet {
+			cfg.Cmd = nil
+		}
+		return fmt.Sprintf("ENTRYPOINT %q", cfg.Entrypoint), nil
+	case *instructions.HealthCheckCommand:
+		h := c.Health
+		if h.StartInterval != 0 {
+			// go-containerregistry's config type has no field for it.
+			return "", fmt.Errorf("HEALTHCHECK --start-interval: %w", dockerfile.ErrNotSupported)
+		}
+		cfg.Healthcheck = &v1.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
+		return fmt.Sprintf("HEALTHCHECK %+v", *h), nil
+	case *instructions.ArgCommand:
+		return argHistory(c), nil
+	case *instructions.MaintainerCommand:
+		cfg.Labels = setLabel(cfg.Labels, "maintainer", c.Maintainer)
+		return "MAINTAINER " + c.Maintainer, nil
+	}
+	return "", fmt.Errorf("%s: %w", st.Command.Name(), dockerfile.ErrNotSupported)
+}
+
+func withShell(shell []string, c instructions.ShellDependantCmdLine) []string {
+	if !c.PrependShell {
+		return append([]string(nil), c.CmdLine...)
+	}
+	if len(shell) == 0 {
+		shell = []string{"/bin/sh", "-c"}
+	}
+	return append(append([]string(nil), shell...), strings.Join(c.CmdLine, " "))
+}
+
+func applyEnv(cfg *v1.Config, c *instructions.EnvCommand) string {
+	msg := "ENV"
+	for _, kv := range c.Env {
+		cfg.Env = addEnv(cfg.Env, kv.Key, kv.Value)
+		msg += " " + kv.String()
+	}
+	return msg
+}
+
+// addEnv sets key in env, in place when present (Docker keeps the order).
+func addEnv(env []string, key, value string) []string {
+	for i, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k == key {
+			env[i] = key + "=" + value
+			return env
+		}
+	}
+	return append(env, key+"="+value)
+}
+
+func applyLabels(cfg *v1.Config, c *instructions.LabelCommand) string {
+	msg := "LABEL"
+	for _, kv := range c.Labels {
+		cfg.Labels = setLabel(cfg.Labels, kv.Key, kv.Value)
+		msg += " " + kv.String()
+	}
+	return msg
+}
+
+func setLabel(labels map[string]string, k, v string) map[string]string {
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[k] = v
+	return labels
+}
+
+func applyExpose(cfg *v1.Config, ports []string) string {
+	if cfg.ExposedPorts == nil {
+		cfg.ExposedPorts = map[string]struct{}{}
+	}
+	for _, p := range ports {
+		cfg.ExposedPorts[p] = struct{}{}
+	}
+	return fmt.Sprintf("EXPOSE %v", ports)
+}
+
+func applyVolumes(cfg *v1.Config, c *instructions.VolumeCommand) (string, error) {
+	if cfg.Volumes == nil {
+		cfg.Volumes = map[string]struct{}{}
+	}
+	for _, v := range c.Volumes {
+		if v == "" {
+			return "", fmt.Errorf("VOLUME specified can not be an empty string")
+		}
+		cfg.Volumes[v] = struct{}{}
+	}
+	return fmt.Sprintf("VOLUME %v", c.Volumes), nil
+}
+
+// normalizeWorkdir resolves a relative WORKDIR against the previous one,
+// as Docker does.
+func normalizeWorkdir(cur, p string) string {
+	if !path.IsAbs(p) {
+		if cur == "" {
+			cur = "/"
+		}
+		p = path.Join(cur, p)
+	}
+	return path.Clean(p)
+}
+
+// argHistory is "ARG K=V ...", with the values the build uses (Expand
+// fills them in from --build-arg, the default or the global scope).
+func argHistory(c *instructions.ArgCommand) string {
+	parts := make([]string, 0, len(c.Args))
+	for _, a := range c.Args {
+		s := a.Key
+		if a.Value != nil {
+			s += "=" + *a.Value
+		}
+		parts = append(parts, s)
+	}
+	return "ARG " + strings.Join(parts, " ")
+}
+
+func copyHistory(name string, sd instructions.SourcesAndDest, chown, chmod string) string {
+	msg := name
+	if chown != "" {
+		msg += " --chown=" + chown
+	}
+	if chmod != "" {
+		msg += " --chmod=" + chmod
+	}
+	for _, s := range sd.SourcePaths {
+		msg += " " + s
+	}
+	for _, s := range sd.SourceContents {
+		msg += " <<" + s.Path
+	}
+	return msg + " " + sd.DestPath + " # buildkit"
+}
+
+// runCommandString is BuildKit's history text for RUN: the build args in
+// scope as "|N K=V ..." before the command.
+func runCommandString(args []string, buildArgs []dockerfile.Arg) string {
+	var env []string
+	for _, a := range buildArgs {
+		env = append(env, a.Key+"="+a.Value)
+	}
+	if len(env) > 0 {
+		env = append([]string{fmt.Sprintf("|%d", len(env))}, env...)
+	}
+	return strings.Join(append(env, args...), " ")
+}

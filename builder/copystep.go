@@ -1,0 +1,141 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"github.com/strata-build/strata/dockerfile"
+	"github.com/strata-build/strata/layer"
+)
+
+// copyPlan is a COPY or ADD ready to run: what it writes and the digest
+// of what it reads.
+type copyPlan struct {
+	op      *copyOp
+	files   []planned
+	content string
+}
+
+func (b *build) planCopy(ctx context.Context, s *state, st dockerfile.Step) (*copyPlan, error) {
+	op, err := b.copyOp(ctx, s, st)
+	if err != nil {
+		return nil, err
+	}
+	files, err := op.plan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cp := &copyPlan{op: op, files: files}
+	if st.From.Kind == dockerfile.SourceContext {
+		cp.content, err = contentDigest(op, files)
+	} else {
+		var src *state
+		if src, err = b.source(ctx, st.From); err == nil {
+			cp.content = "from " + src.key
+		}
+	}
+	return cp, err
+}
+
+// copyOp gathers a COPY or ADD's flags, source tree and destination.
+func (b *build) copyOp(ctx context.Context, s *state, st dockerfile.Step) (*copyOp, error) {
+	op := &copyOp{mode: st.Mode, dl: downloader{client: b.opts.HTTPClient, dir: b.tmp}}
+	var sd instructions.SourcesAndDest
+	var chown string
+	switch c := st.Command.(type) {
+	case *instructions.CopyCommand:
+		op.name, sd, chown = "COPY", c.SourcesAndDest, c.Chown
+	case *instructions.AddCommand:
+		op.name, sd, chown, op.add, op.checksum = "ADD", c.SourcesAndDest, c.Chown, true, c.Checksum
+	}
+	lowers, err := b.lowers(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	op.image = mergedFS{lowers: lowers}
+	if op.from, err = b.sourceTree(ctx, st.From); err != nil {
+		return nil, err
+	}
+	op.context = st.From.Kind == dockerfile.SourceContext
+	op.sources = sd.SourcePaths
+	for _, h := range sd.SourceContents {
+		op.heredocs = append(op.heredocs, heredoc{name: h.Path, data: h.Data})
+	}
+	op.dest = destPath(s.config.Config.WorkingDir, sd.DestPath)
+	if op.chown, err = resolveChown(chown, op.image); err != nil {
+		return nil, err
+	}
+	return op, nil
+}
+
+// destPath makes a relative destination relative to WORKDIR, keeping a
+// trailing "/" (it makes the destination a directory).
+func destPath(workdir, dest string) string {
+	slash := strings.HasSuffix(dest, "/") || dest == "." || strings.HasSuffix(dest, "/.")
+	if !path.IsAbs(dest) {
+		if workdir == "" {
+			workdir = "/"
+		}
+		dest = path.Join(workdir, dest)
+	}
+	dest = path.Clean(dest)
+	if slash && dest != "/" {
+		dest += "/"
+	}
+	return dest
+}
+
+// sourceTree is where a COPY reads: the context, a stage or an image.
+func (b *build) sourceTree(ctx context.Context, src dockerfile.Source) (srcTree, error) {
+	if src.Kind == dockerfile.SourceContext {
+		return b.context, nil
+	}
+	s, err := b.source(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	lowers, err := b.lowers(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	return mergedFS{lowers: lowers}, nil
+}
+
+// source is the state of a COPY --from stage or image.
+func (b *build) source(ctx context.Context, src dockerfile.Source) (*state, error) {
+	switch src.Kind {
+	case dockerfile.SourceStage:
+		if done, ok := b.builtStage(src.Stage); ok {
+			return done.state, nil
+		}
+		return nil, fmt.Errorf("stage %d is not built", src.Stage)
+	case dockerfile.SourceImage:
+		return b.image(ctx, src.Image, platformString(b.opts.Graph.Platform))
+	}
+	return b.scratch(), nil
+}
+
+// copy writes the planned files into a fresh directory and makes it the
+// step's layer.
+func (b *build) copy(ctx context.Context, cp *copyPlan) (*layer.Layer, error) {
+	out, err := os.MkdirTemp(b.tmp, "copy-")
+	if err != nil {
+		return nil, fmt.Errorf("creating COPY directory: %w", err)
+	}
+	defer os.RemoveAll(out)
+	w := &writer{op: cp.op, out: out, now: b.now()}
+	for _, p := range cp.files {
+		if err := w.apply(ctx, p); err != nil {
+			return nil, err
+		}
+	}
+	if err := w.finish(); err != nil {
+		return nil, err
+	}
+	return b.writeLayer(ctx, out, layer.FromDir)
+}

@@ -1,0 +1,116 @@
+package builder
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/strata-build/strata/layer"
+)
+
+// state is a stage's image while it is being built: its layers (all in the
+// store) and its config, with the cache key of the chain of steps so far.
+type state struct {
+	layers []*layer.Layer
+	config v1.ConfigFile
+	key    string
+}
+
+func (s *state) clone() *state {
+	c := &state{layers: append([]*layer.Layer(nil), s.layers...), key: s.key}
+	c.config = cloneConfig(s.config)
+	return c
+}
+
+// cloneConfig deep-copies the parts of a config a step may change, so a
+// stage never alters the config of the stage or image it was built from.
+func cloneConfig(cfg v1.ConfigFile) v1.ConfigFile {
+	cfg.History = slices.Clone(cfg.History)
+	cfg.RootFS.DiffIDs = slices.Clone(cfg.RootFS.DiffIDs)
+	c := &cfg.Config
+	c.Env = slices.Clone(c.Env)
+	c.Cmd = slices.Clone(c.Cmd)
+	c.Entrypoint = slices.Clone(c.Entrypoint)
+	c.OnBuild = slices.Clone(c.OnBuild)
+	c.Shell = slices.Clone(c.Shell)
+	c.Labels = maps.Clone(c.Labels)
+	c.ExposedPorts = maps.Clone(c.ExposedPorts)
+	c.Volumes = maps.Clone(c.Volumes)
+	if c.Healthcheck != nil {
+		h := *c.Healthcheck
+		h.Test = slices.Clone(h.Test)
+		c.Healthcheck = &h
+	}
+	return cfg
+}
+
+// ociLayerType maps Docker's layer media types onto their OCI equal (same
+// bytes), so a manifest never mixes the two families.
+func ociLayerType(mt types.MediaType) types.MediaType {
+	switch mt {
+	case types.DockerLayer:
+		return types.OCILayer
+	case types.DockerUncompressedLayer:
+		return types.OCIUncompressedLayer
+	case types.DockerForeignLayer:
+		return types.OCIRestrictedLayer
+	}
+	return mt
+}
+
+// builtImage is an OCI image whose blobs are all in the store. It
+// implements partial.CompressedImageCore; everything is computed once.
+type builtImage struct {
+	manifest []byte
+	config   []byte
+	layers   map[v1.Hash]*layer.Layer
+}
+
+func (i *builtImage) RawConfigFile() ([]byte, error) { return i.config, nil }
+func (i *builtImage) MediaType() (types.MediaType, error) {
+	return types.OCIManifestSchema1, nil
+}
+func (i *builtImage) RawManifest() ([]byte, error) { return i.manifest, nil }
+
+func (i *builtImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
+	if l, ok := i.layers[h]; ok {
+		return l, nil
+	}
+	return nil, fmt.Errorf("image has no layer %s", h)
+}
+
+// assemble turns a finished state into an image: the config with its
+// rootfs filled in and an OCI manifest listing the layers.
+func assemble(s *state) (v1.Image, error) {
+	cfg := cloneConfig(s.config)
+	cfg.RootFS = v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{}}
+	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, Layers: []v1.Descriptor{}}
+	bi := &builtImage{layers: map[v1.Hash]*layer.Layer{}}
+	for _, l := range s.layers {
+		d := l.Descriptor()
+		d.MediaType = ociLayerType(d.MediaType)
+		diffID, _ := l.DiffID()
+		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, diffID)
+		m.Layers = append(m.Layers, d)
+		bi.layers[d.Digest] = l
+	}
+	var err error
+	if bi.config, err = json.Marshal(cfg); err != nil {
+		return nil, fmt.Errorf("encoding image config: %w", err)
+	}
+	digest, size, err := v1.SHA256(bytes.NewReader(bi.config))
+	if err != nil {
+		return nil, err
+	}
+	m.Config = v1.Descriptor{MediaType: types.OCIConfigJSON, Digest: digest, Size: size}
+	if bi.manifest, err = json.Marshal(m); err != nil {
+		return nil, fmt.Errorf("encoding image manifest: %w", err)
+	}
+	return partial.CompressedToImage(bi)
+}

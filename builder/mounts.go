@@ -1,0 +1,214 @@
+package builder
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"github.com/strata-build/strata/dockerfile"
+	"github.com/strata-build/strata/executor"
+)
+
+// runMounts turns RUN --mount flags into sandbox mounts: tmpfs as is,
+// cache as a directory kept in the store across builds, bind as the
+// context's or a stage's files, read-only.
+func (b *build) runMounts(ctx context.Context, st dockerfile.Step) ([]executor.Mount, error) {
+	var out []executor.Mount
+	for _, m := range st.Mounts {
+		var em executor.Mount
+		var err error
+		switch m.Type {
+		case instructions.MountTypeTmpfs:
+			em = executor.Mount{Type: executor.MountTmpfs, Target: m.Target, Size: m.SizeLimit}
+		case instructions.MountTypeCache:
+			em, err = b.cacheMount(m)
+		case instructions.MountTypeBind:
+			em, err = b.bindMount(ctx, m)
+		default:
+			err = fmt.Errorf("RUN --mount=type=%s: %w", m.Type, dockerfile.ErrNotSupported)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, em)
+	}
+	return out, nil
+}
+
+// cacheMount is a directory under the store root named by the cache id
+// (the target when none is given), created with the mount's owner and
+// mode. Concurrent builds share it, as sharing=shared.
+func (b *build) cacheMount(m dockerfile.Mount) (executor.Mount, error) {
+	id := m.CacheID
+	if id == "" {
+		id = m.Target
+	}
+	sum := sha256.Sum256([]byte(id))
+	dir := filepath.Join(b.opts.Store.Root(), "cache-mounts", hex.EncodeToString(sum[:]))
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		if err := b.createCacheDir(dir, m); err != nil {
+			return executor.Mount{}, fmt.Errorf("creating cache mount %s: %w", id, err)
+		}
+	}
+	return executor.Mount{Type: executor.MountBind, Source: dir, Target: m.Target, ReadOnly: m.ReadOnly}, nil
+}
+
+// createCacheDir makes the directory under a temporary name and renames
+// it into place, so a concurrent build sees it complete or not at all.
+func (b *build) createCacheDir(dir string, m dockerfile.Mount) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".new-")
+	if err != nil {
+		return err
+	}
+	if err := setCacheDirMeta(tmp, m); err != nil && !b.opts.IgnoreOwnership {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		os.Remove(tmp)
+		if _, serr := os.Stat(dir); serr == nil {
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// setCacheDirMeta applies the mount's uid, gid and mode (0755 root by
+// default, as BuildKit).
+func setCacheDirMeta(dir string, m dockerfile.Mount) error {
+	mode := os.FileMode(0o755)
+	if m.Mode != nil {
+		mode = os.FileMode(*m.Mode)
+	}
+	uid, gid := 0, 0
+	if m.UID != nil {
+		uid = int(*m.UID)
+	}
+	if m.GID != nil {
+		gid = int(*m.GID)
+	}
+	if err := os.Lchown(dir, uid, gid); err != nil {
+		return err
+	}
+	return os.Chmod(dir, mode)
+}
+
+// bindMount binds files of the context (never outside it) or of a stage
+// or image, read-only: a writable bind would let RUN change them.
+func (b *build) bindMount(ctx context.Context, m dockerfile.Mount) (executor.Mount, error) {
+	if !m.ReadOnly {
+		return executor.Mount{}, fmt.Errorf("RUN --mount=type=bind,rw: %w", dockerfile.ErrNotSupported)
+	}
+	var host string
+	var err error
+	if m.From.Kind == dockerfile.SourceContext {
+		host, err = b.contextPath(m.Source)
+	} else {
+		host, err = b.stagePath(ctx, m.From, m.Source)
+	}
+	if err != nil {
+		return executor.Mount{}, fmt.Errorf("RUN --mount source %s: %w", m.Source, err)
+	}
+	return executor.Mount{Type: executor.MountBind, Source: host, Target: m.Target, ReadOnly: true}, nil
+}
+
+func (b *build) contextPath(src string) (string, error) {
+	p, err := checkInside(src)
+	if err != nil {
+		return "", err
+	}
+	resolved, err := resolvePath(b.context, p)
+	if err != nil {
+		return "", err
+	}
+	if _, err := b.context.lstat(resolved); err != nil {
+		return "", err
+	}
+	return filepath.Join(b.context.dir, resolved), nil
+}
+
+// stagePath flattens a stage or image once per build and resolves src in
+// it as a chroot would.
+func (b *build) stagePath(ctx context.Context, from dockerfile.Source, src string) (string, error) {
+	s, err := b.source(ctx, from)
+	if err != nil {
+		return "", err
+	}
+	b.pullMu.Lock()
+	defer b.pullMu.Unlock()
+	dir, ok := b.flat[s.key]
+	if !ok {
+		if dir, err = os.MkdirTemp(b.tmp, "mount-"); err != nil {
+			return "", err
+		}
+		for _, l := range s.layers {
+			if err := applyLayer(ctx, l, dir); err != nil {
+				return "", err
+			}
+		}
+		b.flat[s.key] = dir
+	}
+	tree := mergedFS{lowers: []string{dir}}
+	resolved, err := resolvePath(tree, src)
+	if err != nil {
+		return "", err
+	}
+	if _, err := tree.lstat(resolved); err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, resolved), nil
+}
+
+// mountsKey is what a RUN's mounts add to its cache key: the flags, and
+// the content of what binds expose (cache and tmpfs mounts add nothing,
+// as in BuildKit).
+func (b *build) mountsKey(ctx context.Context, st dockerfile.Step) (string, error) {
+	h := sha256.New()
+	for _, m := range st.Mounts {
+		fmt.Fprintf(h, "%+v %v\n", *m.Mount, m.From)
+		if m.Type != instructions.MountTypeBind {
+			continue
+		}
+		if m.From.Kind != dockerfile.SourceContext {
+			s, err := b.source(ctx, m.From)
+			if err != nil {
+				return "", err
+			}
+			fmt.Fprintf(h, "from %s\n", s.key)
+			continue
+		}
+		if err := b.hashContextPath(h, m.Source); err != nil {
+			return "", fmt.Errorf("RUN --mount source %s: %w", m.Source, err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func (b *build) hashContextPath(h io.Writer, src string) error {
+	p, err := checkInside(src)
+	if err != nil {
+		return err
+	}
+	resolved, err := resolvePath(b.context, p)
+	if err != nil {
+		return err
+	}
+	e, err := b.context.lstat(resolved)
+	if err != nil {
+		return err
+	}
+	if err := hashEntry(h, b.context, ".", e); err != nil || !e.info.IsDir() {
+		return err
+	}
+	return hashTree(h, b.context, resolved, ".")
+}

@@ -1,0 +1,297 @@
+package builder
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/strata-build/strata/layer"
+)
+
+// Output is where an image goes, as docker build's --output.
+type Output struct {
+	// Type is oci, oci-layout, docker, registry, local or tar.
+	Type string
+	// Dest is the file or directory (unused for registry); "-" sends an
+	// archive (oci, docker, tar) to Stdout.
+	Dest   string
+	Stdout io.Writer
+	// Names are the -t names: annotations in archives, tags in a registry.
+	Names    []string
+	Registry Registry
+}
+
+// Export writes img to out.
+func Export(ctx context.Context, img v1.Image, out Output) error {
+	if out.Type != "registry" && out.Dest == "" {
+		return fmt.Errorf("--output type=%s needs dest=", out.Type)
+	}
+	switch out.Type {
+	case "oci":
+		return out.writeFile(func(w io.Writer) error { return WriteOCIArchive(w, img, out.Names) })
+	case "oci-layout":
+		return writeLayout(img, out)
+	case "docker":
+		return writeDockerArchive(img, out)
+	case "registry":
+		return Push(ctx, img, out.Names, out.Registry)
+	case "local":
+		return flatten(ctx, img, out.Dest)
+	case "tar":
+		return writeRootfsTar(ctx, img, out)
+	}
+	return fmt.Errorf("unknown output type %q: want oci, oci-layout, docker, registry, local or tar", out.Type)
+}
+
+// writeFile writes an archive to Dest, or to Stdout for "-".
+func (out Output) writeFile(fn func(io.Writer) error) error {
+	if out.Dest != "-" {
+		return writeFileWith(out.Dest, fn)
+	}
+	if out.Stdout == nil {
+		return fmt.Errorf("--output type=%s,dest=-: no standard output", out.Type)
+	}
+	return fn(out.Stdout)
+}
+
+// writeFileWith writes a file through a temporary name, so a failed
+// export leaves no half-written archive.
+func writeFileWith(dest string, fn func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+"-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", dest, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := fn(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", dest, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", dest, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dest)
+}
+
+// annotations name the image in an index as BuildKit's exporters do.
+func annotations(names []string) map[string]string {
+	if len(names) == 0 {
+		return nil
+	}
+	a := map[string]string{"io.containerd.image.name": names[0]}
+	if ref, err := name.ParseReference(names[0]); err == nil {
+		a["org.opencontainers.image.ref.name"] = ref.Identifier()
+	}
+	return a
+}
+
+// WriteOCIArchive writes img as a tar of an OCI image layout, streaming
+// the blobs from the store.
+func WriteOCIArchive(w io.Writer, img v1.Image, names []string) error {
+	tw := tar.NewWriter(w)
+	m, err := img.RawManifest()
+	if err != nil {
+		return err
+	}
+	desc, err := manifestDescriptor(img, names)
+	if err != nil {
+		return err
+	}
+	idx, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{desc}})
+	if err != nil {
+		return err
+	}
+	if err := tarBytes(tw, "oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+		return err
+	}
+	if err := tarBytes(tw, "index.json", idx); err != nil {
+		return err
+	}
+	if err := tarBlobs(tw, img, m, desc.Digest); err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+func manifestDescriptor(img v1.Image, names []string) (v1.Descriptor, error) {
+	digest, err := img.Digest()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	size, err := img.Size()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	mt, err := img.MediaType()
+	return v1.Descriptor{MediaType: mt, Digest: digest, Size: size, Annotations: annotations(names)}, err
+}
+
+func tarBlobs(tw *tar.Writer, img v1.Image, manifest []byte, digest v1.Hash) error {
+	for _, d := range []string{"blobs/", "blobs/sha256/"} {
+		if err := tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755, Format: tar.FormatPAX}); err != nil {
+			return err
+		}
+	}
+	if err := tarBytes(tw, "blobs/sha256/"+digest.Hex, manifest); err != nil {
+		return err
+	}
+	cfg, err := img.RawConfigFile()
+	if err != nil {
+		return err
+	}
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		return err
+	}
+	if err := tarBytes(tw, "blobs/sha256/"+cfgName.Hex, cfg); err != nil {
+		return err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	seen := map[v1.Hash]bool{}
+	for _, l := range layers {
+		if err := tarLayer(tw, l, seen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func tarLayer(tw *tar.Writer, l v1.Layer, seen map[v1.Hash]bool) error {
+	d, err := l.Digest()
+	if err != nil || seen[d] {
+		return err
+	}
+	seen[d] = true
+	size, err := l.Size()
+	if err != nil {
+		return err
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if err := tw.WriteHeader(&tar.Header{Name: "blobs/sha256/" + d.Hex, Mode: 0o644, Size: size, Format: tar.FormatPAX}); err != nil {
+		return err
+	}
+	_, err = io.Copy(tw, rc)
+	return err
+}
+
+func tarBytes(tw *tar.Writer, name string, b []byte) error {
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), Format: tar.FormatPAX}); err != nil {
+		return err
+	}
+	_, err := tw.Write(b)
+	return err
+}
+
+func writeLayout(img v1.Image, out Output) error {
+	p, err := layout.FromPath(out.Dest)
+	if err != nil {
+		if p, err = layout.Write(out.Dest, empty.Index); err != nil {
+			return fmt.Errorf("writing OCI layout %s: %w", out.Dest, err)
+		}
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(annotations(out.Names))); err != nil {
+		return fmt.Errorf("writing OCI layout %s: %w", out.Dest, err)
+	}
+	return nil
+}
+
+// writeDockerArchive writes the docker-archive format (`docker load`,
+// skopeo's docker-archive:) with the -t names as RepoTags.
+func writeDockerArchive(img v1.Image, out Output) error {
+	refs := map[name.Reference]v1.Image{}
+	for _, n := range out.Names {
+		ref, err := name.ParseReference(StoreName(n))
+		if err != nil {
+			return fmt.Errorf("type=docker: %w", err)
+		}
+		refs[ref] = img
+	}
+	return out.writeFile(func(w io.Writer) error {
+		if len(refs) == 0 {
+			return tarball.Write(nil, img, w)
+		}
+		return tarball.MultiRefWrite(refs, w)
+	})
+}
+
+// Push writes img to the registry under every name.
+func Push(ctx context.Context, img v1.Image, names []string, reg Registry) error {
+	if len(names) == 0 {
+		return fmt.Errorf("pushing needs a name (-t)")
+	}
+	for _, n := range names {
+		ref, err := reg.ParseRef(n)
+		if err != nil {
+			return err
+		}
+		if err := remote.Write(ref, img, reg.RemoteOptions(ctx)...); err != nil {
+			return fmt.Errorf("pushing %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// flatten applies the image's layers in order to dir: the root
+// filesystem a container would see.
+func flatten(ctx context.Context, img v1.Image, dir string) error {
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	for _, l := range layers {
+		if err := applyLayer(ctx, l, dir); err != nil {
+			return fmt.Errorf("writing %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+func applyLayer(ctx context.Context, l v1.Layer, dir string) error {
+	rc, err := l.Compressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = layer.Extract(ctx, rc, dir, layer.ExtractOptions{Mode: layer.Flatten})
+	return err
+}
+
+// writeRootfsTar writes the flattened root filesystem as one tar.
+func writeRootfsTar(ctx context.Context, img v1.Image, out Output) error {
+	tmpBase := filepath.Dir(out.Dest)
+	if out.Dest == "-" {
+		tmpBase = ""
+	}
+	dir, err := os.MkdirTemp(tmpBase, ".rootfs-")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", out.Dest, err)
+	}
+	defer os.RemoveAll(dir)
+	if err := flatten(ctx, img, dir); err != nil {
+		return err
+	}
+	return out.writeFile(func(w io.Writer) error {
+		return layer.WriteTar(ctx, w, dir, layer.WriteOptions{Source: layer.FromDir})
+	})
+}

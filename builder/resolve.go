@@ -1,0 +1,145 @@
+package builder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/dockerfile"
+	"github.com/strata-build/strata/layer"
+)
+
+// base is the state a stage starts from and the State its expansion
+// starts with.
+func (b *build) base(ctx context.Context, st *dockerfile.Stage) (*state, dockerfile.State, error) {
+	switch st.Base.Kind {
+	case dockerfile.SourceStage:
+		parent, ok := b.builtStage(st.Base.Stage)
+		if !ok {
+			return nil, dockerfile.State{}, fmt.Errorf("stage %d is not built", st.Base.Stage)
+		}
+		return parent.state, parent.end, nil
+	case dockerfile.SourceImage:
+		platform := st.Platform
+		if platform == "" {
+			platform = platformString(b.opts.Graph.Platform)
+		}
+		s, err := b.image(ctx, st.Base.Image, platform)
+		if err != nil {
+			return nil, dockerfile.State{}, err
+		}
+		s = s.clone()
+		if !hasPath(s.config.Config.Env) {
+			s.config.Config.Env = append(s.config.Config.Env, "PATH="+dockerfile.DefaultPathEnv)
+		}
+		return s, dockerfile.ImageState(s.config.Config.Env, s.config.Config.OnBuild), nil
+	}
+	return b.scratch(), dockerfile.ImageState(nil, nil), nil
+}
+
+func hasPath(env []string) bool {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "PATH=") {
+			return true
+		}
+	}
+	return false
+}
+
+// scratch is the empty image: no layers, PATH set as BuildKit sets it.
+func (b *build) scratch() *state {
+	p := b.opts.Graph.Platform
+	s := &state{key: "scratch " + platformString(p)}
+	s.config = v1.ConfigFile{
+		Architecture: p.Architecture,
+		OS:           p.OS,
+		Variant:      p.Variant,
+		Config:       v1.Config{Env: []string{"PATH=" + dockerfile.DefaultPathEnv}},
+		RootFS:       v1.RootFS{Type: "layers"},
+	}
+	return s
+}
+
+func platformString(p specs.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+// image resolves a base or COPY --from image: a name tagged in the local
+// store wins (docker build looks in its image store first), else it is
+// pulled. Results are kept for the rest of the build.
+func (b *build) image(ctx context.Context, ref, platform string) (*state, error) {
+	b.pullMu.Lock()
+	defer b.pullMu.Unlock()
+	if s, ok := b.images[ref+" "+platform]; ok {
+		return s, nil
+	}
+	s, err := b.localImage(ref)
+	if errors.Is(err, layer.ErrNotFound) {
+		s, err = b.pull(ctx, ref, platform)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.images[ref+" "+platform] = s
+	return s, nil
+}
+
+// localImage loads an image tagged in the store.
+func (b *build) localImage(ref string) (*state, error) {
+	st := b.opts.Store
+	desc, err := st.Resolve(StoreName(ref))
+	if err != nil {
+		return nil, err
+	}
+	img, err := LoadImage(st, desc)
+	if err != nil {
+		return nil, fmt.Errorf("loading %s from the store: %w", ref, err)
+	}
+	return &state{key: "image " + desc.Digest.String(), config: img.Config, layers: img.Layers}, nil
+}
+
+// StoredImage is an image read back from the store.
+type StoredImage struct {
+	Manifest v1.Manifest
+	Config   v1.ConfigFile
+	Layers   []*layer.Layer
+}
+
+// LoadImage reads the manifest desc, its config and layers from the store.
+func LoadImage(st *layer.Store, desc v1.Descriptor) (*StoredImage, error) {
+	var img StoredImage
+	if err := readJSON(st, desc.Digest, &img.Manifest); err != nil {
+		return nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	if err := readJSON(st, img.Manifest.Config.Digest, &img.Config); err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	if len(img.Config.RootFS.DiffIDs) != len(img.Manifest.Layers) {
+		return nil, fmt.Errorf("manifest %s lists %d layers, its config %d", desc.Digest, len(img.Manifest.Layers), len(img.Config.RootFS.DiffIDs))
+	}
+	for i, d := range img.Manifest.Layers {
+		l, err := st.Layer(d, img.Config.RootFS.DiffIDs[i])
+		if err != nil {
+			return nil, err
+		}
+		img.Layers = append(img.Layers, l)
+	}
+	return &img, nil
+}
+
+func readJSON(st *layer.Store, h v1.Hash, v any) error {
+	b, err := readBlob(st, h)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}

@@ -1,0 +1,213 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+
+	"github.com/strata-build/strata/dockerfile"
+	"github.com/strata-build/strata/layer"
+)
+
+// stageRun is one stage being built.
+type stageRun struct {
+	stage *dockerfile.Stage
+	state *state
+	meta  stageMeta
+	total int // steps shown as [k/total], FROM being 1
+}
+
+func (b *build) stage(ctx context.Context, st *dockerfile.Stage) error {
+	start := time.Now()
+	from := "FROM " + b.baseName(st.Base)
+	base, baseState, err := b.base(ctx, st)
+	if err != nil {
+		b.prog.vertexSince(b.label(st, 1, len(st.Steps)+1, from), start).fail(err)
+		return stepError(b.opts.Graph.File, st.Location.Line, err)
+	}
+	x, err := st.Expand(baseState)
+	if err != nil {
+		return err
+	}
+	// The total is known once the base's ONBUILD triggers are.
+	b.prog.vertexSince(b.label(st, 1, len(x.Steps)+1, from), start).done()
+	r := &stageRun{stage: st, state: base.clone(), total: len(x.Steps) + 1}
+	r.state.config.Config.OnBuild = nil
+	for i, step := range x.Steps {
+		if err := b.step(ctx, r, i+2, step); err != nil {
+			text := b.commandText(step)
+			return stepError(b.opts.Graph.File, step.Location.Line, fmt.Errorf("step %d/%d %s: %w", i+2, r.total, text, err))
+		}
+	}
+	b.setBuilt(st.Index, &built{state: r.state, end: x.End})
+	return nil
+}
+
+func stepError(file string, line int, err error) error {
+	return &dockerfile.Error{File: file, Line: line, Err: err}
+}
+
+// label names a step in the progress output as BuildKit does.
+func (b *build) label(st *dockerfile.Stage, k, n int, text string) string {
+	if len(b.opts.Graph.Stages) > 1 {
+		return fmt.Sprintf("[%s %d/%d] %s", st.DisplayName(), k, n, text)
+	}
+	return fmt.Sprintf("[%d/%d] %s", k, n, text)
+}
+
+// step runs one instruction: config change and history always, a layer
+// for RUN, COPY and ADD, each looked up in the cache first.
+func (b *build) step(ctx context.Context, r *stageRun, k int, st dockerfile.Step) error {
+	v := b.prog.vertex(b.label(r.stage, k, r.total, b.commandText(st)))
+	err := b.doStep(ctx, r, st, v)
+	if err != nil {
+		v.fail(err)
+	}
+	return err
+}
+
+func (b *build) doStep(ctx context.Context, r *stageRun, st dockerfile.Step, v *vertex) error {
+	createdBy, err := applyConfig(&r.state.config.Config, st, &r.meta)
+	if err != nil {
+		return err
+	}
+	op, key, err := b.prepare(ctx, r.state, st)
+	if err != nil {
+		return err
+	}
+	if entry, l, err := b.cached(key); err != nil || entry != nil {
+		if err == nil {
+			r.state.commit(l, entry.History, key)
+			v.cached()
+		}
+		return err
+	}
+	l, err := b.execute(ctx, r.state, st, op, v)
+	if err != nil {
+		return err
+	}
+	h := v1.History{Created: v1.Time{Time: b.now()}, CreatedBy: createdBy, Comment: historyComment, EmptyLayer: l == nil}
+	if createdBy == "" {
+		h = v1.History{}
+	}
+	if err := cachePut(b.opts.Store, key, l, h); err != nil {
+		return err
+	}
+	r.state.commit(l, h, key)
+	v.done()
+	return nil
+}
+
+// commit appends a step's result; an empty history means none (ONBUILD).
+func (s *state) commit(l *layer.Layer, h v1.History, key string) {
+	if l != nil {
+		s.layers = append(s.layers, l)
+	}
+	if h.CreatedBy != "" || l != nil {
+		s.config.History = append(s.config.History, h)
+	}
+	s.key = key
+}
+
+func (b *build) cached(key string) (*cacheEntry, *layer.Layer, error) {
+	if b.opts.NoCache {
+		return nil, nil, nil
+	}
+	return cacheGet(b.opts.Store, key)
+}
+
+// prepare computes the step's cache key; for COPY and ADD it plans the
+// copy (resolving sources, downloading URLs) and hashes the sources.
+func (b *build) prepare(ctx context.Context, s *state, st dockerfile.Step) (*copyPlan, string, error) {
+	in := keyInput{
+		Parent:   s.key,
+		Platform: platformString(b.opts.Graph.Platform),
+		Kind:     fmt.Sprintf("%T", st.Command),
+		Command:  st.Command,
+		Env:      st.Env,
+		Args:     st.Args,
+		Layer:    b.layerKey(),
+	}
+	var cp *copyPlan
+	switch c := st.Command.(type) {
+	case *instructions.RunCommand:
+		if err := checkRun(c); err != nil {
+			return nil, "", err
+		}
+		in.Network = string(b.network(c))
+		if len(st.Mounts) > 0 {
+			var err error
+			if in.Content, err = b.mountsKey(ctx, st); err != nil {
+				return nil, "", err
+			}
+		}
+	case *instructions.CopyCommand, *instructions.AddCommand:
+		var err error
+		if cp, err = b.planCopy(ctx, s, st); err != nil {
+			return nil, "", err
+		}
+		in.Content = cp.content
+	}
+	key, err := in.key()
+	return cp, key, err
+}
+
+func (b *build) layerKey() string {
+	k := string(b.opts.Compression)
+	if b.opts.Epoch != nil {
+		k += fmt.Sprintf(" epoch=%d", b.opts.Epoch.Unix())
+	}
+	return k
+}
+
+// execute does the filesystem work of a step that missed the cache.
+func (b *build) execute(ctx context.Context, s *state, st dockerfile.Step, cp *copyPlan, v *vertex) (*layer.Layer, error) {
+	switch c := st.Command.(type) {
+	case *instructions.RunCommand:
+		return b.run(ctx, s, st, c, v)
+	case *instructions.CopyCommand, *instructions.AddCommand:
+		return b.copy(ctx, cp)
+	}
+	return nil, nil
+}
+
+// baseName is how a FROM shows in the progress output.
+func (b *build) baseName(src dockerfile.Source) string {
+	switch src.Kind {
+	case dockerfile.SourceImage:
+		return src.Image
+	case dockerfile.SourceStage:
+		if st := b.opts.Graph.Stage(src.Stage); st != nil {
+			return st.DisplayName()
+		}
+	}
+	return "scratch"
+}
+
+// commandText is the instruction as progress and errors show it: its
+// first line, and for RUN, COPY and ADD (BuildKit's steps) with the
+// step's variables expanded as BuildKit names them.
+func (b *build) commandText(st dockerfile.Step) string {
+	text := st.Command.Name()
+	if s, ok := st.Command.(fmt.Stringer); ok {
+		text = s.String()
+	}
+	if first, _, more := strings.Cut(text, "\n"); more {
+		text = first + " ..."
+	}
+	switch st.Command.(type) {
+	case *instructions.RunCommand, *instructions.CopyCommand, *instructions.AddCommand:
+	default:
+		return text
+	}
+	lex := shell.NewLex(b.opts.Graph.Escape)
+	if w, _, err := lex.ProcessWord(text, shell.EnvsFromSlice(st.Env)); err == nil {
+		return w
+	}
+	return text
+}

@@ -1,0 +1,108 @@
+package builder
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/strata-build/strata/layer"
+)
+
+// statCache remembers the content hash of context files between builds,
+// git-index style: a hash is reused only when size, mtime, ctime, inode
+// and device are all unchanged, and only for files whose ctime was over
+// racyWindow old when they were hashed, so a file written again within a
+// timestamp tick of its hashing is never taken for unchanged.
+type statCache struct {
+	racy    time.Duration
+	mu      sync.Mutex
+	key     string
+	entries map[string]statEntry
+	dirty   bool
+}
+
+type statEntry struct {
+	Size  int64  `json:"s"`
+	Mtime int64  `json:"m"`
+	Ctime int64  `json:"c"`
+	Ino   uint64 `json:"i"`
+	Dev   uint64 `json:"d"`
+	Sum   string `json:"h"`
+}
+
+const racyWindow = 2 * time.Second
+
+// loadStatCache reads the context's cache from the store; a missing or
+// unreadable one is empty.
+func loadStatCache(st *layer.Store, contextDir string) *statCache {
+	abs, _ := filepath.Abs(contextDir)
+	sum := sha256.Sum256([]byte("statcache " + abs))
+	c := &statCache{racy: racyWindow, key: hex.EncodeToString(sum[:]), entries: map[string]statEntry{}}
+	if b, err := st.CacheGet(c.key); err == nil {
+		json.Unmarshal(b, &c.entries)
+	}
+	return c
+}
+
+// sum returns the sha256 of the file e, from the cache when its stat
+// matches.
+func (c *statCache) sum(e entry) (string, error) {
+	cur, ok := statOf(e.info)
+	if !ok {
+		return fileSHA256(e.host)
+	}
+	c.mu.Lock()
+	old, hit := c.entries[e.host]
+	c.mu.Unlock()
+	if hit && old.Sum != "" && sameStat(old, cur) {
+		return old.Sum, nil
+	}
+	s, err := fileSHA256(e.host)
+	if err != nil {
+		return "", err
+	}
+	if time.Since(time.Unix(0, cur.Ctime)) > c.racy {
+		cur.Sum = s
+		c.mu.Lock()
+		c.entries[e.host], c.dirty = cur, true
+		c.mu.Unlock()
+	}
+	return s, nil
+}
+
+func sameStat(a, b statEntry) bool {
+	return a.Size == b.Size && a.Mtime == b.Mtime && a.Ctime == b.Ctime && a.Ino == b.Ino && a.Dev == b.Dev
+}
+
+// save writes the cache back when it learned something, dropping entries
+// of files outside the context (ADD downloads).
+func (c *statCache) save(st *layer.Store, contextDir string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.dirty {
+		return nil
+	}
+	abs, _ := filepath.Abs(contextDir)
+	for p := range c.entries {
+		if !strings.HasPrefix(p, abs+string(filepath.Separator)) {
+			delete(c.entries, p)
+		}
+	}
+	b, err := json.Marshal(c.entries)
+	if err != nil {
+		return err
+	}
+	return st.CachePut(c.key, b)
+}
+
+// sumOf hashes a file of t, through the context's stat cache if any.
+func sumOf(t srcTree, e entry) (string, error) {
+	if c, ok := t.(*contextFS); ok && c.sums != nil {
+		return c.sums.sum(e)
+	}
+	return fileSHA256(e.host)
+}

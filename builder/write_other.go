@@ -1,0 +1,23 @@
+//go:build !linux
+
+package builder
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// errNeedsLinux is returned for COPY and ADD where layers cannot be
+// written.
+var errNeedsLinux = errors.New("COPY and ADD need Linux")
+
+type writer struct {
+	op  *copyOp
+	out string
+	now time.Time
+}
+
+func (w *writer) apply(context.Context, planned) error { return errNeedsLinux }
+
+func (w *writer) finish() error { return errNeedsLinux }

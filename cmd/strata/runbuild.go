@@ -1,0 +1,296 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/dockerfile"
+	"github.com/strata-build/strata/executor"
+	"github.com/strata-build/strata/layer"
+)
+
+// runBuild builds the image and writes it where the flags say.
+func runBuild(cmd *cobra.Command, o *buildOptions, contextArg string) error {
+	ctx := cmd.Context()
+	opts, err := o.builderOptions(cmd)
+	if err != nil {
+		return err
+	}
+	outputs, err := o.parseOutputs()
+	if err != nil {
+		return err
+	}
+	st, err := openStore(o.root)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	contextDir, src, cleanup, err := readContext(cmd, o, contextArg)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	dfOpts, err := o.dockerfileOptions(o.dockerfileName(contextDir))
+	if err != nil {
+		return err
+	}
+	if opts.Graph, err = dockerfile.Parse(src, dfOpts); err != nil {
+		return err
+	}
+	for _, w := range opts.Graph.Warnings {
+		fmt.Fprintf(cmd.ErrOrStderr(), "WARN: %s:%d: %s: %s\n", opts.Graph.File, w.Line, w.Rule, w.Message)
+	}
+	opts.Store, opts.ContextDir = st, contextDir
+	res, err := builder.Build(ctx, opts)
+	if err != nil {
+		return err
+	}
+	return o.deliver(cmd, st, res, outputs)
+}
+
+// deliver tags, exports and writes the ID files.
+func (o *buildOptions) deliver(cmd *cobra.Command, st *layer.Store, res *builder.Result, outputs []builder.Output) error {
+	if err := builder.Tag(st, res, o.tags); err != nil {
+		return err
+	}
+	for _, out := range outputs {
+		out.Stdout = cmd.OutOrStdout()
+		if err := builder.Export(cmd.Context(), res.Image, out); err != nil {
+			return err
+		}
+	}
+	digest := res.Descriptor.Digest.String()
+	if o.iidFile != "" {
+		if err := os.WriteFile(o.iidFile, []byte(digest), 0o644); err != nil {
+			return fmt.Errorf("writing --iidfile: %w", err)
+		}
+	}
+	if err := o.writeMetadata(res); err != nil {
+		return err
+	}
+	if !toStdout(outputs) {
+		fmt.Fprintln(cmd.OutOrStdout(), digest)
+	}
+	return nil
+}
+
+// toStdout reports whether an archive goes to stdout (dest=-), which then
+// carries nothing else.
+func toStdout(outs []builder.Output) bool {
+	for _, o := range outs {
+		if o.Dest == "-" {
+			return true
+		}
+	}
+	return false
+}
+
+func (o *buildOptions) writeMetadata(res *builder.Result) error {
+	if o.metadataFile == "" {
+		return nil
+	}
+	cfg, _ := res.Image.ConfigName()
+	md := map[string]any{
+		"containerimage.digest":        res.Descriptor.Digest.String(),
+		"containerimage.config.digest": cfg.String(),
+		"containerimage.descriptor":    res.Descriptor,
+		"image.name":                   strings.Join(o.tags, ","),
+	}
+	b, err := json.MarshalIndent(md, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(o.metadataFile, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing --metadata-file: %w", err)
+	}
+	return nil
+}
+
+// builderOptions turns the flags and the environment into build options.
+func (o *buildOptions) builderOptions(cmd *cobra.Command) (builder.Options, error) {
+	var opts builder.Options
+	var err error
+	if opts.Compression, err = layer.ParseCompression(o.compression); err != nil {
+		return opts, err
+	}
+	if opts.Epoch, err = o.epoch(); err != nil {
+		return opts, err
+	}
+	switch o.network {
+	case "default", "":
+	case "none":
+		opts.Network = executor.NetworkNone
+	case "host":
+		opts.Network = executor.NetworkHost
+	default:
+		return opts, fmt.Errorf("--network %q: want default, none or host", o.network)
+	}
+	switch o.progress {
+	case "auto", "plain", "tty":
+	default:
+		return opts, fmt.Errorf("--progress %q: want auto, plain or tty", o.progress)
+	}
+	if opts.Labels, err = keyValues("--label", o.labels); err != nil {
+		return opts, err
+	}
+	opts.NoCache = o.noCache
+	opts.Registry = registry(o.insecure)
+	opts.Progress = cmd.ErrOrStderr()
+	opts.ProgressLive = o.progress == "tty" || (o.progress == "auto" && isTerminal(opts.Progress))
+	opts.Runner = executor.New(executor.Options{Warnings: cmd.ErrOrStderr()})
+	opts.IgnoreOwnership = os.Geteuid() != 0
+	return opts, nil
+}
+
+// epoch is --source-date-epoch, else $SOURCE_DATE_EPOCH.
+func (o *buildOptions) epoch() (*time.Time, error) {
+	v := o.sourceDateEpoch
+	if v == "" {
+		v = os.Getenv("SOURCE_DATE_EPOCH")
+	}
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return nil, fmt.Errorf("source date epoch %q: want seconds since 1970", v)
+	}
+	t := time.Unix(n, 0).UTC()
+	return &t, nil
+}
+
+func keyValues(flag string, kvs []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%s %q: want KEY=VALUE", flag, kv)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// parseOutputs reads --output and --push.
+func (o *buildOptions) parseOutputs() ([]builder.Output, error) {
+	var outs []builder.Output
+	for _, spec := range o.outputs {
+		out := builder.Output{Names: o.tags, Registry: registry(o.insecure)}
+		for _, field := range strings.Split(spec, ",") {
+			k, v, _ := strings.Cut(field, "=")
+			switch k {
+			case "type":
+				out.Type = v
+			case "dest":
+				out.Dest = v
+			case "name":
+				out.Names = strings.Split(v, ",")
+			default:
+				return nil, fmt.Errorf("--output %q: unknown key %q", spec, k)
+			}
+		}
+		if out.Type == "" {
+			return nil, fmt.Errorf("--output %q: type= is required", spec)
+		}
+		outs = append(outs, out)
+	}
+	if o.push {
+		outs = append(outs, builder.Output{Type: "registry", Names: o.tags, Registry: registry(o.insecure)})
+	}
+	for _, out := range outs {
+		if out.Type == "registry" && len(out.Names) == 0 {
+			return nil, fmt.Errorf("pushing needs a name: add -t")
+		}
+	}
+	return outs, nil
+}
+
+func (o *buildOptions) dockerfileName(contextDir string) string {
+	if o.file != "" {
+		return o.file
+	}
+	return filepath.Join(contextDir, "Dockerfile")
+}
+
+// readContext returns the context directory and the Dockerfile. For "-",
+// stdin is a tar archive (extracted into a temporary directory) or a
+// Dockerfile with an empty context.
+func readContext(cmd *cobra.Command, o *buildOptions, arg string) (string, []byte, func(), error) {
+	noop := func() {}
+	if arg != "-" {
+		if _, err := os.Stat(arg); err != nil {
+			return "", nil, noop, fmt.Errorf("build context: %w", err)
+		}
+		src, err := readDockerfile(cmd, o.dockerfileName(arg))
+		if err != nil {
+			return "", nil, noop, fmt.Errorf("reading Dockerfile: %w", err)
+		}
+		return arg, src, noop, nil
+	}
+	dir, err := os.MkdirTemp("", "strata-context-")
+	if err != nil {
+		return "", nil, noop, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	src, err := stdinContext(cmd, o, dir)
+	if err != nil {
+		cleanup()
+		return "", nil, noop, err
+	}
+	return filepath.Join(dir, "ctx"), src, cleanup, nil
+}
+
+// readDockerfile reads the Dockerfile; "-f -" reads it from stdin.
+func readDockerfile(cmd *cobra.Command, name string) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(cmd.InOrStdin())
+	}
+	return os.ReadFile(name)
+}
+
+func stdinContext(cmd *cobra.Command, o *buildOptions, dir string) ([]byte, error) {
+	data, err := io.ReadAll(cmd.InOrStdin())
+	if err != nil {
+		return nil, fmt.Errorf("reading stdin: %w", err)
+	}
+	archive := filepath.Join(dir, ".stdin")
+	if err := os.WriteFile(archive, data, 0o600); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(archive)
+	if err != nil {
+		return nil, err
+	}
+	_, err = layer.Extract(cmd.Context(), f, filepath.Join(dir, "ctx"), layer.ExtractOptions{Mode: layer.Flatten, MaxSize: 8 << 30})
+	f.Close()
+	os.Remove(archive)
+	if err != nil {
+		if o.file != "" {
+			return nil, fmt.Errorf("reading the context from stdin: %w", err)
+		}
+		// Not an archive: the input is the Dockerfile, the context empty.
+		os.RemoveAll(filepath.Join(dir, "ctx"))
+		return data, os.Mkdir(filepath.Join(dir, "ctx"), 0o755)
+	}
+	return os.ReadFile(o.dockerfileName(filepath.Join(dir, "ctx")))
+}
+
+// isTerminal reports whether w is a character device (a terminal), where
+// --progress=auto shows the live view.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

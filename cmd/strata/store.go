@@ -1,0 +1,53 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/layer"
+)
+
+// defaultRoot is the store strata uses without --root: /var/lib/strata
+// for root, else $XDG_DATA_HOME/strata (~/.local/share/strata).
+func defaultRoot() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/strata"
+	}
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "strata")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".local", "share", "strata")
+}
+
+func openStore(root string) (*layer.Store, error) {
+	if root == "" {
+		root = defaultRoot()
+	}
+	return layer.Open(root)
+}
+
+func registry(insecure []string) builder.Registry {
+	return builder.Registry{Keychain: authn.DefaultKeychain, Insecure: insecure}
+}
+
+// oneLine keeps an error on one line: a registry's or a tool's message may
+// span several.
+func oneLine(err error) error {
+	if err == nil || !strings.Contains(err.Error(), "\n") {
+		return err
+	}
+	return &flatError{err}
+}
+
+type flatError struct{ err error }
+
+func (e *flatError) Error() string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(e.err.Error(), "\n", "; ")), " ")
+}
+
+func (e *flatError) Unwrap() error { return e.err }
