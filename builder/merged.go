@@ -168,9 +168,8 @@ type tree interface {
 // resolvePath resolves the absolute path p in t the way the kernel does
 // after a chroot to t's root: symlinks are followed (the last component
 // too), absolute targets restart at the root and ".." stops there, so a
-// link can never lead outside. From the first missing
-// component on, the rest is appended as written. The result is clean and
-// absolute.
+// link can never lead outside. Missing components are kept as written.
+// The result is clean and absolute.
 func resolvePath(t tree, p string) (string, error) {
 	resolved := "/"
 	pending := splitPath(p)
@@ -185,7 +184,11 @@ func resolvePath(t tree, p string) (string, error) {
 		next := path.Join(resolved, c)
 		e, err := t.lstat(next)
 		if errors.Is(err, fs.ErrNotExist) {
-			return path.Join(append([]string{next}, pending...)...), nil
+			// Walk on instead of appending the rest as text: a later ".." then a
+			// symlink (say from a link target missing/../s) must still resolve
+			// inside the root. A missing directory holds no symlink to follow.
+			resolved = next
+			continue
 		}
 		if err != nil {
 			return "", err

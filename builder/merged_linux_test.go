@@ -36,12 +36,13 @@ func TestMergedView(t *testing.T) {
 		t.Skipf("no trusted xattrs here: %v", err)
 	}
 	os.Symlink("/etc", filepath.Join(top, "link"))
+	os.Symlink("missing/../link", filepath.Join(top, "via-missing"))
 	// A directory in the top lower over a symlink in the bottom one: the
 	// symlink is hidden and never followed on the host.
 	mk(top, "shadow/a", "a")
 	os.Symlink("/etc", filepath.Join(bottom, "shadow"))
 	m := mergedFS{lowers: []string{top, bottom}}
-	for dir, want := range map[string][]string{"/etc": {"a", "b"}, "/opq": {"new"}, "/": {"etc", "link", "opq", "shadow", "was-dir"}, "/shadow": {"a"}} {
+	for dir, want := range map[string][]string{"/etc": {"a", "b"}, "/opq": {"new"}, "/": {"etc", "link", "opq", "shadow", "via-missing", "was-dir"}, "/shadow": {"a"}} {
 		got, err := m.readDir(dir)
 		if err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("readDir(%s) = %q, %v; want %q", dir, got, err, want)
@@ -52,7 +53,10 @@ func TestMergedView(t *testing.T) {
 			t.Errorf("lstat(%s): %v, want exists=%t", p, err, exists)
 		}
 	}
-	if r, err := resolvePath(m, "/link/../../link/a"); err != nil || r != "/etc/a" {
-		t.Errorf("resolve = %q, %v; want /etc/a", r, err)
+	// ".." after a missing directory must not skip resolving the symlink after it.
+	for _, p := range []string{"/link/../../link/a", "/via-missing/a"} {
+		if r, err := resolvePath(m, p); err != nil || r != "/etc/a" {
+			t.Errorf("resolve(%s) = %q, %v; want /etc/a", p, r, err)
+		}
 	}
 }

@@ -16,8 +16,7 @@ const maxSymlinks = 40
 // resolveInRoot resolves the absolute sandbox path p against the directory root the way the
 // kernel would after a chroot to root: symlinks are followed, absolute targets and ".." are
 // clamped at root, so a hostile image cannot point a mount target at a host path. The result
-// is relative to root ("" for root itself); from the first missing component on, the rest is
-// appended as written.
+// is relative to root ("" for root itself); missing components are kept as written.
 func resolveInRoot(root, p string) (string, error) {
 	pending := splitPath(p)
 	resolved := ""
@@ -32,7 +31,11 @@ func resolveInRoot(root, p string) (string, error) {
 		next := path.Join(resolved, c)
 		fi, err := os.Lstat(filepath.Join(root, next))
 		if errors.Is(err, fs.ErrNotExist) {
-			return strings.TrimPrefix(path.Join("/", next, path.Join(pending...)), "/"), nil
+			// Walk on instead of appending the rest as text: a later ".." then a
+			// symlink (say from a link target missing/../s) must still resolve
+			// inside root. A missing directory holds no symlink to follow.
+			resolved = next
+			continue
 		}
 		if err != nil {
 			return "", err

@@ -20,6 +20,7 @@ func TestResolveInRoot(t *testing.T) {
 		"abs":             "/etc",
 		"loop":            "loop",
 		"etc/hosts":       "/../../../etc/hosts.real",
+		"via-missing":     "missing/../abs",
 	}
 	for name, target := range links {
 		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
@@ -39,6 +40,8 @@ func TestResolveInRoot(t *testing.T) {
 		{in: "/../../proc", want: "proc"},
 		{in: "/etc/hosts", want: "etc/hosts.real"},
 		{in: "/loop", wantErr: true},
+		// ".." after a missing directory must not skip resolving the symlink after it.
+		{in: "/via-missing/passwd", want: "etc/passwd"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
