@@ -101,7 +101,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if b.context, err = openContext(opts.ContextDir); err != nil {
 		return nil, err
 	}
-	b.context.sums = loadStatCache(opts.Store, opts.ContextDir)
+	b.context.sums = loadStatCache(opts.Store, b.context.dir)
 	work, err := newWorkDir(opts.Store.Root())
 	if err != nil {
 		return nil, err
@@ -113,7 +113,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	if err := b.context.sums.save(opts.Store, opts.ContextDir); err != nil {
+	if err := b.context.sums.save(opts.Store, b.context.dir); err != nil {
 		return nil, fmt.Errorf("saving the context's stat cache: %w", err)
 	}
 	target, _ := b.builtStage(opts.Graph.Target.Index)

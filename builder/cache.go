@@ -142,8 +142,14 @@ func hashTree(h io.Writer, t srcTree, dir, rel string) error {
 	return nil
 }
 
+// hashEntry hashes one source file's metadata and content. Context files
+// land as 0:0 (or --chown's ids, in the instruction), so their host owner
+// is left out; an image's files keep theirs.
 func hashEntry(h io.Writer, t srcTree, rel string, e entry) error {
-	own := ownerOf(e.info)
+	var own owner
+	if _, context := t.(*contextFS); !context {
+		own = ownerOf(e.info)
+	}
 	var link, sum string
 	switch {
 	case e.info.Mode()&os.ModeSymlink != 0:

@@ -17,7 +17,8 @@ const historyComment = "buildkit.dockerfile.v0"
 // applyConfig applies a step to the config and returns the history
 // entry's created_by as BuildKit writes it ("" for ONBUILD, which BuildKit
 // records without history). RUN, COPY and ADD only get their text here.
-func applyConfig(cfg *v1.Config, st dockerfile.Step, sm *stageMeta) (string, error) {
+func applyConfig(file *v1.ConfigFile, st dockerfile.Step, sm *stageMeta) (string, error) {
+	cfg := &file.Config
 	switch c := st.Command.(type) {
 	case *instructions.RunCommand:
 		return "RUN " + runCommandString(runArgs(c, cfg.Shell), st.Args) + " # buildkit", nil
@@ -48,6 +49,10 @@ func applyConfig(cfg *v1.Config, st dockerfile.Step, sm *stageMeta) (string, err
 	case *instructions.OnbuildCommand:
 		cfg.OnBuild = append(cfg.OnBuild, c.Expression)
 		return "", nil
+	case *instructions.MaintainerCommand:
+		// BuildKit sets the author, not a label.
+		file.Author = c.Maintainer
+		return "MAINTAINER " + c.Maintainer, nil
 	}
 	return applyCommandConfig(cfg, st, sm)
 }
@@ -58,8 +63,7 @@ type stageMeta struct {
 	cmdSet bool
 }
 
-// applyCommandConfig handles CMD, ENTRYPOINT, HEALTHCHECK, ARG and
-// MAINTAINER.
+// applyCommandConfig handles CMD, ENTRYPOINT, HEALTHCHECK and ARG.
 func applyCommandConfig(cfg *v1.Config, st dockerfile.Step, sm *stageMeta) (string, error) {
 	switch c := st.Command.(type) {
 	case *instructions.CmdCommand:
@@ -83,9 +87,6 @@ func applyCommandConfig(cfg *v1.Config, st dockerfile.Step, sm *stageMeta) (stri
 		return fmt.Sprintf("HEALTHCHECK %+v", *h), nil
 	case *instructions.ArgCommand:
 		return argHistory(c), nil
-	case *instructions.MaintainerCommand:
-		cfg.Labels = setLabel(cfg.Labels, "maintainer", c.Maintainer)
-		return "MAINTAINER " + c.Maintainer, nil
 	}
 	return "", fmt.Errorf("%s: %w", st.Command.Name(), dockerfile.ErrNotSupported)
 }

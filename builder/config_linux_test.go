@@ -56,8 +56,10 @@ CMD run me
 	}
 	var createdBy []string
 	for _, h := range cfg.History {
-		if !h.EmptyLayer || h.Comment != historyComment {
-			t.Errorf("history %+v: want an empty_layer entry with BuildKit's comment", h)
+		// WORKDIR creates its directory in a layer, as BuildKit does.
+		wantEmpty := !strings.HasPrefix(h.CreatedBy, "WORKDIR ")
+		if h.EmptyLayer != wantEmpty || h.Comment != historyComment {
+			t.Errorf("history %+v: want empty_layer %t and BuildKit's comment", h, wantEmpty)
 		}
 		createdBy = append(createdBy, h.CreatedBy)
 	}
@@ -68,8 +70,8 @@ CMD run me
 	if !reflect.DeepEqual(createdBy, wantHistory) {
 		t.Errorf("history\n%q\nwant\n%q", createdBy, wantHistory)
 	}
-	if len(cfg.RootFS.DiffIDs) != 0 {
-		t.Errorf("%d layers, want none", len(cfg.RootFS.DiffIDs))
+	if len(cfg.RootFS.DiffIDs) != 2 {
+		t.Errorf("%d layers, want the two WORKDIRs'", len(cfg.RootFS.DiffIDs))
 	}
 }
 
@@ -96,8 +98,8 @@ func TestRunStep(t *testing.T) {
 	if !strings.Contains(env, "GREETING=hello") || !strings.Contains(env, "E=1") {
 		t.Errorf("env %q lacks the ARG and ENV", env)
 	}
-	if len(spec.Lowers) != 1 {
-		t.Errorf("%d lowers, want the one layer below", len(spec.Lowers))
+	if len(spec.Lowers) != 2 {
+		t.Errorf("%d lowers, want the COPY's and the WORKDIR's layers", len(spec.Lowers))
 	}
 	cfg := configOf(t, res.Image)
 	h := cfg.History[len(cfg.History)-2]
@@ -107,8 +109,8 @@ func TestRunStep(t *testing.T) {
 	if last := cfg.History[len(cfg.History)-1]; !last.EmptyLayer {
 		t.Errorf("a RUN that changes nothing made a layer: %+v", last)
 	}
-	if len(cfg.RootFS.DiffIDs) != 2 {
-		t.Errorf("%d layers, want 2", len(cfg.RootFS.DiffIDs))
+	if len(cfg.RootFS.DiffIDs) != 3 {
+		t.Errorf("%d layers, want COPY, WORKDIR and the first RUN's", len(cfg.RootFS.DiffIDs))
 	}
 }
 

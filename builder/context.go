@@ -3,6 +3,7 @@ package builder
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -23,7 +24,13 @@ type contextFS struct {
 }
 
 // openContext checks the context directory and reads its .dockerignore.
+// The directory is made absolute: the sandbox resolves a relative bind
+// source against its own working directory, not the caller's.
 func openContext(dir string) (*contextFS, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("build context: %w", err)
+	}
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("build context: %w", err)
@@ -140,4 +147,68 @@ func (c *contextFS) readlink(e entry) (string, error) {
 func escapes(p string) bool {
 	c := path.Clean(p)
 	return c == ".." || strings.HasPrefix(c, "../")
+}
+
+// linkTree recreates the visible part of the context directory p at dst:
+// directories and symlinks anew, files as hard links (copies across
+// filesystems), so ignored files are absent from a RUN bind mount.
+func (c *contextFS) linkTree(p, dst string) error {
+	names, err := c.readDir(p)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		e, err := c.lstat(path.Join(p, n))
+		if err != nil {
+			return err
+		}
+		if err := linkEntry(e, filepath.Join(dst, n)); err != nil {
+			return err
+		}
+		if e.info.IsDir() {
+			if err := c.linkTree(path.Join(p, n), filepath.Join(dst, n)); err != nil {
+				return err
+			}
+			if err := os.Chmod(filepath.Join(dst, n), e.info.Mode().Perm()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func linkEntry(e entry, dst string) error {
+	switch mt := e.info.Mode(); {
+	case mt.IsDir():
+		return os.Mkdir(dst, 0o700)
+	case mt&fs.ModeSymlink != 0:
+		target, err := os.Readlink(e.host)
+		if err != nil {
+			return err
+		}
+		return os.Symlink(target, dst)
+	case mt.IsRegular():
+		if os.Link(e.host, dst) == nil {
+			return nil
+		}
+		return copyRegular(e.host, dst, mt.Perm())
+	}
+	return nil
+}
+
+func copyRegular(src, dst string, perm fs.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

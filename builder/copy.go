@@ -129,17 +129,24 @@ func (op *copyOp) match(src string) ([]string, error) {
 		return nil, err
 	}
 	if len(matches) == 0 {
-		return nil, fmt.Errorf("%s %s: no source files were specified: %w", op.name, src, fs.ErrNotExist)
+		return nil, fmt.Errorf("%s: no source files were specified: %w", src, fs.ErrNotExist)
 	}
 	return matches, nil
 }
 
 func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
 
-// glob matches the pattern components against the tree below dir.
+// glob matches the pattern components against the tree below dir. Each
+// directory is resolved in the tree first, so a symlinked directory is
+// followed as a chroot would follow it (and, in the context, refused when
+// it leads outside) rather than by the host.
 func glob(t srcTree, dir string, comps []string) ([]string, error) {
 	if len(comps) == 0 {
 		return []string{dir}, nil
+	}
+	dir, err := resolvePath(t, dir)
+	if err != nil {
+		return nil, err
 	}
 	if !hasMeta(comps[0]) {
 		next := path.Join(dir, comps[0])
@@ -158,13 +165,14 @@ func glob(t srcTree, dir string, comps []string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bad pattern %s: %w", comps[0], err)
 		}
-		if ok {
-			sub, err := glob(t, path.Join(dir, n), comps[1:])
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, sub...)
+		if !ok {
+			continue
 		}
+		sub, err := glob(t, path.Join(dir, n), comps[1:])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sub...)
 	}
 	return out, nil
 }
@@ -174,7 +182,7 @@ func glob(t srcTree, dir string, comps []string) ([]string, error) {
 func (op *copyOp) planSource(src, dest string, destIsDir bool) (planned, error) {
 	resolved, err := resolvePath(op.from, src)
 	if err != nil {
-		return planned{}, fmt.Errorf("%s %s: %w", op.name, displaySrc(src), err)
+		return planned{}, fmt.Errorf("%s: %w", displaySrc(src), err)
 	}
 	e, err := op.from.lstat(resolved)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -182,10 +190,10 @@ func (op *copyOp) planSource(src, dest string, destIsDir bool) (planned, error) 
 		if !op.context {
 			where = "the source image"
 		}
-		return planned{}, fmt.Errorf("%s %s: no such file or directory in %s", op.name, displaySrc(src), where)
+		return planned{}, fmt.Errorf("%s: no such file or directory in %s", displaySrc(src), where)
 	}
 	if err != nil {
-		return planned{}, fmt.Errorf("%s %s: %w", op.name, displaySrc(src), err)
+		return planned{}, fmt.Errorf("%s: %w", displaySrc(src), err)
 	}
 	p := planned{src: e, srcPath: resolved, dst: dest}
 	switch {

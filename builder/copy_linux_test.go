@@ -118,7 +118,7 @@ func TestCopyErrors(t *testing.T) {
 		{"COPY ../x /x", "../x: path is outside the build context"},
 		{"COPY outside-link /x", "symlink outside-link points outside the build context"},
 		{"COPY absolute-link /x", "symlink absolute-link points outside the build context"},
-		{"COPY missing.txt /x", "COPY missing.txt: no such file or directory in the build context"},
+		{"COPY missing.txt /x", "missing.txt: no such file or directory in the build context"},
 		{"COPY *.nothing /x/", "no source files were specified"},
 		{"COPY one.txt two.md /notdir", "the destination must be a directory and end with a /"},
 		{"COPY --chown=nobody one.txt /x", "no entry for nobody in the image's /etc/passwd"},

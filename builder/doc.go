@@ -16,7 +16,13 @@
 // resolves its destination through the image's symlinks as a chroot would,
 // while a source that leaves the context, even through a symlink, is an
 // error. RUN --mount supports tmpfs, cache (a directory under the store
-// root) and read-only bind from the context, a stage or an image.
+// root; sharing=shared, locked through flock, or private, which takes a
+// fresh directory while another build holds the lock; from= and source=
+// are refused) and read-only bind from the context (filtered by
+// .dockerignore, as COPY sees it), a stage or an image. WORKDIR creates a
+// missing directory, owned by the current USER, in a layer of its own as
+// BuildKit does. An ADDed archive holding .wh.* names or a character
+// device 0:0 is refused: stored as files they would be whiteouts.
 //
 // The cache key of a step covers its parent's key, the expanded
 // instruction, the args and env it sees, the platform, how layers are

@@ -75,3 +75,35 @@ func writeRootfsTarball(t *testing.T, dst string) {
 		t.Fatal(err)
 	}
 }
+
+// TestRealBuildReviewFixes runs in the real sandbox what the review found
+// broken: a relative context bound into RUN shows the context (not the
+// store) without its ignored files, and USER then WORKDIR lets RUN write
+// in the new directory.
+func TestRealBuildReviewFixes(t *testing.T) {
+	needRoot(t)
+	if _, err := os.Stat(minirootfs.DefaultBusybox); err != nil {
+		t.Skip("needs busybox-static's /bin/busybox")
+	}
+	tb := newTestBuild(t, map[string]string{".dockerignore": "secret.key\n", "secret.key": "s", "shown.txt": "x"})
+	tb.runner = executor.New(executor.Options{})
+	writeRootfsTarball(t, filepath.Join(tb.dir, "rootfs.tar.gz"))
+	t.Chdir(tb.dir)
+	res, out := tb.mustBuild(`FROM scratch
+ADD rootfs.tar.gz /
+RUN --mount=type=bind,target=/ctx ls /ctx > /ctx-list
+USER 1000
+WORKDIR /app
+RUN touch x
+`, func(o *Options) { o.ContextDir = "." })
+	if got, _ := readImageFile(t, res, "ctx-list"); got != "rootfs.tar.gz\nshown.txt\n" {
+		t.Errorf("the bound context lists %q\n%s", got, out)
+	}
+	fi, err := os.Stat(filepath.Join(rootfs(t, res.Image), "app/x"))
+	if err != nil {
+		t.Fatalf("RUN touch x as USER 1000 in WORKDIR /app: %v\n%s", err, out)
+	}
+	if uid, _ := ownerIDs(fi); uid != 1000 {
+		t.Errorf("app/x owned by %d, want 1000", uid)
+	}
+}

@@ -36,15 +36,39 @@ func FuzzContextConfinement(f *testing.F) {
 			return
 		}
 		resolved, err := resolvePath(c, p)
+		if err == nil {
+			checkConfined(t, c, dir, resolved)
+		}
+		// A wildcard source expands only to paths inside the context too.
+		matches, err := glob(c, "/", splitPath(p+"*"))
 		if err != nil {
 			return
 		}
-		host := filepath.Join(c.dir, resolved)
-		if host != dir && !strings.HasPrefix(host, dir+string(filepath.Separator)) {
-			t.Fatalf("%q through l -> %q resolved to %s, outside %s", src, target, host, dir)
-		}
-		if e, err := c.lstat(resolved); err == nil && e.info.Mode()&os.ModeSymlink != 0 {
-			t.Fatalf("%q resolved to the symlink %s itself", src, resolved)
+		for _, m := range matches {
+			if r, err := resolvePath(c, m); err == nil {
+				checkConfined(t, c, dir, r)
+			}
 		}
 	})
+}
+
+// checkConfined fails when the context path resolved, with every host
+// symlink evaluated, is outside dir or is a symlink itself.
+func checkConfined(t *testing.T, c *contextFS, dir, resolved string) {
+	t.Helper()
+	host := filepath.Join(c.dir, resolved)
+	real, err := filepath.EvalSymlinks(host)
+	if err != nil {
+		// A missing path: what exists of it must be inside.
+		if real, err = filepath.EvalSymlinks(filepath.Dir(host)); err != nil {
+			return
+		}
+	}
+	root, _ := filepath.EvalSymlinks(dir)
+	if real != root && !strings.HasPrefix(real, root+string(filepath.Separator)) {
+		t.Fatalf("%s resolved to %s, outside %s", resolved, real, root)
+	}
+	if e, err := c.lstat(resolved); err == nil && e.info.Mode()&os.ModeSymlink != 0 {
+		t.Fatalf("resolved to the symlink %s itself", resolved)
+	}
 }

@@ -35,15 +35,25 @@ func needRoot(t testing.TB) {
 }
 
 // fakeRunner stands in for the sandbox: a shell-form command "write P C"
-// writes C to P in the upper dir, "fail N" exits with N. It counts runs.
+// writes C to P in the upper dir, "fail N" exits with N. It counts runs
+// and records what each bind mount showed while the step ran.
 type fakeRunner struct {
-	mu   sync.Mutex
-	runs []executor.Spec
+	mu    sync.Mutex
+	runs  []executor.Spec
+	binds map[string][]string // mount target -> files below its source
 }
 
 func (f *fakeRunner) Run(_ context.Context, spec executor.Spec) (executor.Result, error) {
 	f.mu.Lock()
 	f.runs = append(f.runs, spec)
+	if f.binds == nil {
+		f.binds = map[string][]string{}
+	}
+	for _, m := range spec.Mounts {
+		if m.Type == executor.MountBind {
+			f.binds[m.Target] = listTree(m.Source)
+		}
+	}
 	f.mu.Unlock()
 	cmd := spec.Args[len(spec.Args)-1]
 	fields := strings.Fields(cmd)
@@ -175,4 +185,17 @@ func readImageFile(t *testing.T, res *Result, p string) (string, error) {
 func ownerIDs(fi os.FileInfo) (uint32, uint32) {
 	st := fi.Sys().(*syscall.Stat_t)
 	return st.Uid, st.Gid
+}
+
+// listTree lists the paths below dir, relative and sorted.
+func listTree(dir string) []string {
+	var out []string
+	filepath.WalkDir(dir, func(p string, _ os.DirEntry, err error) error {
+		if err == nil && p != dir {
+			rel, _ := filepath.Rel(dir, p)
+			out = append(out, rel)
+		}
+		return nil
+	})
+	return out
 }

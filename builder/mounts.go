@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,36 +17,54 @@ import (
 	"github.com/strata-build/strata/executor"
 )
 
+// errBusy is a lock another build holds.
+var errBusy = errors.New("in use by another build")
+
 // runMounts turns RUN --mount flags into sandbox mounts: tmpfs as is,
 // cache as a directory kept in the store across builds, bind as the
-// context's or a stage's files, read-only.
-func (b *build) runMounts(ctx context.Context, st dockerfile.Step) ([]executor.Mount, error) {
-	var out []executor.Mount
+// context's or a stage's files, read-only. release drops the cache locks
+// taken for sharing=locked and private once the RUN is over.
+func (b *build) runMounts(ctx context.Context, st dockerfile.Step) (mounts []executor.Mount, release func(), err error) {
+	var locks []*os.File
+	release = func() {
+		for _, f := range locks {
+			f.Close()
+		}
+	}
 	for _, m := range st.Mounts {
 		var em executor.Mount
-		var err error
+		var lock *os.File
 		switch m.Type {
 		case instructions.MountTypeTmpfs:
 			em = executor.Mount{Type: executor.MountTmpfs, Target: m.Target, Size: m.SizeLimit}
 		case instructions.MountTypeCache:
-			em, err = b.cacheMount(m)
+			em, lock, err = b.cacheMount(ctx, m)
 		case instructions.MountTypeBind:
 			em, err = b.bindMount(ctx, m)
 		default:
 			err = fmt.Errorf("RUN --mount=type=%s: %w", m.Type, dockerfile.ErrNotSupported)
 		}
-		if err != nil {
-			return nil, err
+		if lock != nil {
+			locks = append(locks, lock)
 		}
-		out = append(out, em)
+		if err != nil {
+			release()
+			return nil, nil, err
+		}
+		mounts = append(mounts, em)
 	}
-	return out, nil
+	return mounts, release, nil
 }
 
 // cacheMount is a directory under the store root named by the cache id
 // (the target when none is given), created with the mount's owner and
-// mode. Concurrent builds share it, as sharing=shared.
-func (b *build) cacheMount(m dockerfile.Mount) (executor.Mount, error) {
+// mode. sharing=shared lets concurrent builds use it at once, locked
+// waits for the others, private takes a fresh directory when it is busy.
+// The lock returned, if any, is held until the RUN is over.
+func (b *build) cacheMount(ctx context.Context, m dockerfile.Mount) (executor.Mount, *os.File, error) {
+	if m.Mount.From != "" || m.Source != "" {
+		return executor.Mount{}, nil, fmt.Errorf("RUN --mount=type=cache with from= or source=: %w", dockerfile.ErrNotSupported)
+	}
 	id := m.CacheID
 	if id == "" {
 		id = m.Target
@@ -53,10 +73,36 @@ func (b *build) cacheMount(m dockerfile.Mount) (executor.Mount, error) {
 	dir := filepath.Join(b.opts.Store.Root(), "cache-mounts", hex.EncodeToString(sum[:]))
 	if _, err := os.Stat(dir); os.IsNotExist(err) {
 		if err := b.createCacheDir(dir, m); err != nil {
-			return executor.Mount{}, fmt.Errorf("creating cache mount %s: %w", id, err)
+			return executor.Mount{}, nil, fmt.Errorf("creating cache mount %s: %w", id, err)
 		}
 	}
-	return executor.Mount{Type: executor.MountBind, Source: dir, Target: m.Target, ReadOnly: m.ReadOnly}, nil
+	var lock *os.File
+	var err error
+	switch m.CacheSharing {
+	case instructions.MountSharingLocked:
+		lock, err = lockDir(ctx, dir, true)
+	case instructions.MountSharingPrivate:
+		if lock, err = lockDir(ctx, dir, false); errors.Is(err, errBusy) {
+			dir, err = b.privateCacheDir(m)
+		}
+	}
+	if err != nil {
+		return executor.Mount{}, nil, fmt.Errorf("cache mount %s: %w", id, err)
+	}
+	return executor.Mount{Type: executor.MountBind, Source: dir, Target: m.Target, ReadOnly: m.ReadOnly}, lock, nil
+}
+
+// privateCacheDir is an empty cache directory for this RUN alone, for
+// sharing=private when another build holds the shared one.
+func (b *build) privateCacheDir(m dockerfile.Mount) (string, error) {
+	dir, err := os.MkdirTemp(b.tmp, "cache-")
+	if err != nil {
+		return "", err
+	}
+	if err := setCacheDirMeta(dir, m); err != nil && !b.opts.IgnoreOwnership {
+		return "", err
+	}
+	return dir, nil
 }
 
 // createCacheDir makes the directory under a temporary name and renames
@@ -122,19 +168,40 @@ func (b *build) bindMount(ctx context.Context, m dockerfile.Mount) (executor.Mou
 	return executor.Mount{Type: executor.MountBind, Source: host, Target: m.Target, ReadOnly: true}, nil
 }
 
+// contextPath is the host path a bind of the context's src exposes. When
+// .dockerignore has rules, a directory is exposed as a filtered copy, so
+// RUN sees exactly the files its cache key covers.
 func (b *build) contextPath(src string) (string, error) {
-	p, err := checkInside(src)
+	resolved, e, err := b.resolveContext(src)
 	if err != nil {
 		return "", err
+	}
+	if b.context.ignore == nil || !e.info.IsDir() {
+		return e.host, nil
+	}
+	dir, err := os.MkdirTemp(b.tmp, "bind-")
+	if err != nil {
+		return "", err
+	}
+	if err := b.context.linkTree(resolved, dir); err != nil {
+		return "", fmt.Errorf("filtering the context for a bind mount: %w", err)
+	}
+	return dir, os.Chmod(dir, e.info.Mode().Perm())
+}
+
+// resolveContext resolves src in the context, refusing paths and
+// symlinks that leave it and files that .dockerignore excludes.
+func (b *build) resolveContext(src string) (string, entry, error) {
+	p, err := checkInside(src)
+	if err != nil {
+		return "", entry{}, err
 	}
 	resolved, err := resolvePath(b.context, p)
 	if err != nil {
-		return "", err
+		return "", entry{}, err
 	}
-	if _, err := b.context.lstat(resolved); err != nil {
-		return "", err
-	}
-	return filepath.Join(b.context.dir, resolved), nil
+	e, err := b.context.lstat(resolved)
+	return resolved, e, err
 }
 
 // stagePath flattens a stage or image once per build and resolves src in
@@ -175,7 +242,13 @@ func (b *build) stagePath(ctx context.Context, from dockerfile.Source, src strin
 func (b *build) mountsKey(ctx context.Context, st dockerfile.Step) (string, error) {
 	h := sha256.New()
 	for _, m := range st.Mounts {
-		fmt.Fprintf(h, "%+v %v\n", *m.Mount, m.From)
+		// JSON spells out the values behind the option pointers, with
+		// unambiguous separators.
+		opts, err := json.Marshal(m)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%d %s\n", len(opts), opts)
 		if m.Type != instructions.MountTypeBind {
 			continue
 		}
@@ -195,15 +268,7 @@ func (b *build) mountsKey(ctx context.Context, st dockerfile.Step) (string, erro
 }
 
 func (b *build) hashContextPath(h io.Writer, src string) error {
-	p, err := checkInside(src)
-	if err != nil {
-		return err
-	}
-	resolved, err := resolvePath(b.context, p)
-	if err != nil {
-		return err
-	}
-	e, err := b.context.lstat(resolved)
+	resolved, e, err := b.resolveContext(src)
 	if err != nil {
 		return err
 	}

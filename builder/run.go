@@ -87,9 +87,12 @@ func (b *build) run(ctx context.Context, s *state, st dockerfile.Step, c *instru
 	if spec.Lowers, err = b.lowers(ctx, s); err != nil {
 		return nil, err
 	}
-	if spec.Mounts, err = b.runMounts(ctx, st); err != nil {
+	mounts, release, err := b.runMounts(ctx, st)
+	if err != nil {
 		return nil, err
 	}
+	defer release()
+	spec.Mounts = mounts
 	res, err := b.opts.Runner.Run(ctx, spec)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -28,7 +29,7 @@ func (b *build) stage(ctx context.Context, st *dockerfile.Stage) error {
 	base, baseState, err := b.base(ctx, st)
 	if err != nil {
 		b.prog.vertexSince(b.label(st, 1, len(st.Steps)+1, from), start).fail(err)
-		return stepError(b.opts.Graph.File, st.Location.Line, err)
+		return stepError(b.opts.Graph.File, st.Location.Line, interruption(err))
 	}
 	x, err := st.Expand(baseState)
 	if err != nil {
@@ -41,7 +42,7 @@ func (b *build) stage(ctx context.Context, st *dockerfile.Stage) error {
 	for i, step := range x.Steps {
 		if err := b.step(ctx, r, i+2, step); err != nil {
 			text := b.commandText(step)
-			return stepError(b.opts.Graph.File, step.Location.Line, fmt.Errorf("step %d/%d %s: %w", i+2, r.total, text, err))
+			return stepError(b.opts.Graph.File, step.Location.Line, fmt.Errorf("step %d/%d %s: %w", i+2, r.total, text, interruption(err)))
 		}
 	}
 	b.setBuilt(st.Index, &built{state: r.state, end: x.End})
@@ -50,6 +51,21 @@ func (b *build) stage(ctx context.Context, st *dockerfile.Stage) error {
 
 func stepError(file string, line int, err error) error {
 	return &dockerfile.Error{File: file, Line: line, Err: err}
+}
+
+// interruptedError is a step stopped by the build's cancellation (Ctrl-C,
+// or a sibling stage's failure): "context canceled" would say neither.
+type interruptedError struct{ err error }
+
+func (e interruptedError) Error() string { return "interrupted" }
+
+func (e interruptedError) Unwrap() error { return e.err }
+
+func interruption(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return interruptedError{err}
+	}
+	return err
 }
 
 // label names a step in the progress output as BuildKit does.
@@ -72,7 +88,7 @@ func (b *build) step(ctx context.Context, r *stageRun, k int, st dockerfile.Step
 }
 
 func (b *build) doStep(ctx context.Context, r *stageRun, st dockerfile.Step, v *vertex) error {
-	createdBy, err := applyConfig(&r.state.config.Config, st, &r.meta)
+	createdBy, err := applyConfig(&r.state.config, st, &r.meta)
 	if err != nil {
 		return err
 	}
@@ -172,6 +188,8 @@ func (b *build) execute(ctx context.Context, s *state, st dockerfile.Step, cp *c
 		return b.run(ctx, s, st, c, v)
 	case *instructions.CopyCommand, *instructions.AddCommand:
 		return b.copy(ctx, cp)
+	case *instructions.WorkdirCommand:
+		return b.workdir(ctx, s)
 	}
 	return nil, nil
 }

@@ -36,11 +36,11 @@ type statEntry struct {
 
 const racyWindow = 2 * time.Second
 
-// loadStatCache reads the context's cache from the store; a missing or
-// unreadable one is empty.
+// loadStatCache reads the cache of the context at the absolute path
+// contextDir from the store; a missing or unreadable one is empty. Entries
+// are keyed by absolute host paths.
 func loadStatCache(st *layer.Store, contextDir string) *statCache {
-	abs, _ := filepath.Abs(contextDir)
-	sum := sha256.Sum256([]byte("statcache " + abs))
+	sum := sha256.Sum256([]byte("statcache " + contextDir))
 	c := &statCache{racy: racyWindow, key: hex.EncodeToString(sum[:]), entries: map[string]statEntry{}}
 	if b, err := st.CacheGet(c.key); err == nil {
 		json.Unmarshal(b, &c.entries)
@@ -86,9 +86,8 @@ func (c *statCache) save(st *layer.Store, contextDir string) error {
 	if !c.dirty {
 		return nil
 	}
-	abs, _ := filepath.Abs(contextDir)
 	for p := range c.entries {
-		if !strings.HasPrefix(p, abs+string(filepath.Separator)) {
+		if !strings.HasPrefix(p, contextDir+string(filepath.Separator)) {
 			delete(c.entries, p)
 		}
 	}

@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -122,6 +123,14 @@ func (w *writer) fileOwner(fi fs.FileInfo) owner {
 	return ownerOf(fi)
 }
 
+// modeOr is --chmod's mode, else def.
+func (w *writer) modeOr(def fs.FileMode) fs.FileMode {
+	if w.op.mode != nil {
+		return *w.op.mode
+	}
+	return def
+}
+
 func (w *writer) modeOf(fi fs.FileMode) fs.FileMode {
 	if w.op.mode != nil {
 		return *w.op.mode
@@ -224,20 +233,66 @@ func (w *writer) writeFile(host string, r io.Reader, m fileMeta) error {
 	return os.Chtimes(host, m.mtime, m.mtime)
 }
 
-// copyXattrs carries the file capability of a file copied from an image
-// (COPY --from) over, as on ping; chown cleared it, so it goes last.
+// copyXattrs carries the xattrs an image layer keeps (user.*, and the
+// file capability, as on ping) of a file copied from an image (COPY
+// --from) over; chown cleared the capability, so this goes last.
 func copyXattrs(src, dst string) error {
-	for _, name := range []string{"security.capability"} {
-		buf := make([]byte, 256)
-		n, err := unix.Lgetxattr(src, name, buf)
-		if err != nil {
+	names, err := listXattrs(src)
+	if err != nil {
+		return fmt.Errorf("listing xattrs of %s: %w", src, err)
+	}
+	for _, name := range names {
+		if !keptXattr(name) {
 			continue
 		}
-		if err := unix.Lsetxattr(dst, name, buf[:n], 0); err != nil {
+		val, err := getXattr(src, name)
+		if err != nil {
+			return fmt.Errorf("reading %s of %s: %w", name, src, err)
+		}
+		if err := unix.Lsetxattr(dst, name, val, 0); err != nil {
 			return fmt.Errorf("copying %s of %s: %w", name, dst, err)
 		}
 	}
 	return nil
+}
+
+// keptXattr is package layer's rule for the xattrs a layer carries.
+func keptXattr(name string) bool {
+	if strings.HasPrefix(name, "user.overlay.") {
+		return false
+	}
+	return name == "security.capability" || strings.HasPrefix(name, "user.")
+}
+
+func listXattrs(p string) ([]string, error) {
+	n, err := unix.Llistxattr(p, nil)
+	if errors.Is(err, unix.ENOTSUP) {
+		return nil, nil
+	}
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	buf := make([]byte, n)
+	if n, err = unix.Llistxattr(p, buf); err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, name := range strings.Split(string(buf[:n]), "\x00") {
+		if name != "" {
+			names = append(names, name)
+		}
+	}
+	return names, nil
+}
+
+func getXattr(p, name string) ([]byte, error) {
+	n, err := unix.Lgetxattr(p, name, nil)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, n)
+	n, err = unix.Lgetxattr(p, name, buf)
+	return buf[:n], err
 }
 
 func copySymlink(e entry, host string, own owner) error {
@@ -275,11 +330,7 @@ func (w *writer) writeData(p planned) error {
 	if err := os.RemoveAll(host); err != nil {
 		return err
 	}
-	mode := fs.FileMode(0o644)
-	if w.op.mode != nil {
-		mode = *w.op.mode
-	}
-	return w.writeFile(host, strings.NewReader(*p.data), fileMeta{mode, w.newOwner(), w.now})
+	return w.writeFile(host, strings.NewReader(*p.data), fileMeta{w.modeOr(0o644), w.newOwner(), w.now})
 }
 
 // extract unpacks an ADDed local archive into the destination directory,
@@ -293,8 +344,15 @@ func (w *writer) extract(ctx context.Context, p planned) error {
 		return err
 	}
 	defer f.Close()
+	name := displaySrc(p.srcPath)
+	if err := checkArchive(f, name); err != nil {
+		return err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
 	if _, err := layer.Extract(ctx, f, w.host(p.dst), layer.ExtractOptions{Mode: layer.Flatten}); err != nil {
-		return fmt.Errorf("extracting %s: %w", displaySrc(p.srcPath), err)
+		return fmt.Errorf("extracting %s: %w", name, hidePrefix{err, w.out})
 	}
 	if w.op.chown == nil {
 		return nil
@@ -324,16 +382,12 @@ func (w *writer) writeDownload(p planned) error {
 	if err := os.RemoveAll(host); err != nil {
 		return err
 	}
-	mode := fs.FileMode(0o600)
-	if w.op.mode != nil {
-		mode = *w.op.mode
-	}
 	f, err := os.Open(p.src.host)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return w.writeFile(host, f, fileMeta{mode, w.newOwner(), *p.mtime})
+	return w.writeFile(host, f, fileMeta{w.modeOr(0o600), w.newOwner(), *p.mtime})
 }
 
 // linkExisting hardlinks host to the copy of a file already copied under

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// errNeedsLinux is returned for COPY and ADD where layers cannot be
+// errNeedsLinux is returned for COPY, ADD and WORKDIR where layers cannot be
 // written.
 var errNeedsLinux = errors.New("COPY and ADD need Linux")
 
@@ -21,3 +21,5 @@ type writer struct {
 func (w *writer) apply(context.Context, planned) error { return errNeedsLinux }
 
 func (w *writer) finish() error { return errNeedsLinux }
+
+func (w *writer) ensureDir(string) error { return errNeedsLinux }

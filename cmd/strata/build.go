@@ -41,7 +41,8 @@ func newBuildCmd() *cobra.Command {
 		Use:   "build [flags] CONTEXT",
 		Short: "Build an image from a Dockerfile",
 		Long: `Build an image from the Dockerfile in CONTEXT (or the one -f names).
-CONTEXT "-" reads a tar archive (the context) or a Dockerfile from stdin.
+CONTEXT "-" reads a tar archive (the context, plain or compressed; -f then
+names a file inside it) or a Dockerfile from stdin.
 
 With -t and no --output the image is tagged in strata's store (see
 "strata images"). The image ID written by --iidfile and printed at the end

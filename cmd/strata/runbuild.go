@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -257,31 +259,69 @@ func readDockerfile(cmd *cobra.Command, name string) ([]byte, error) {
 	return os.ReadFile(name)
 }
 
+// stdinContext reads "-" through a temporary file, never whole in
+// memory. A tar archive, plain or compressed (told by its content, not by
+// whether it extracts), is the context, and its Dockerfile, or -f's path
+// inside it as docker takes it, is read from it; anything else is the
+// Dockerfile itself, with an empty context.
 func stdinContext(cmd *cobra.Command, o *buildOptions, dir string) ([]byte, error) {
-	data, err := io.ReadAll(cmd.InOrStdin())
+	f, err := os.CreateTemp(dir, ".stdin-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := io.Copy(f, cmd.InOrStdin()); err != nil {
+		return nil, fmt.Errorf("reading stdin: %w", err)
+	}
+	isTar, err := looksLikeTar(f)
 	if err != nil {
 		return nil, fmt.Errorf("reading stdin: %w", err)
 	}
-	archive := filepath.Join(dir, ".stdin")
-	if err := os.WriteFile(archive, data, 0o600); err != nil {
-		return nil, err
-	}
-	f, err := os.Open(archive)
-	if err != nil {
-		return nil, err
-	}
-	_, err = layer.Extract(cmd.Context(), f, filepath.Join(dir, "ctx"), layer.ExtractOptions{Mode: layer.Flatten, MaxSize: 8 << 30})
-	f.Close()
-	os.Remove(archive)
-	if err != nil {
-		if o.file != "" {
-			return nil, fmt.Errorf("reading the context from stdin: %w", err)
+	ctxDir := filepath.Join(dir, "ctx")
+	if !isTar {
+		if err := os.Mkdir(ctxDir, 0o755); err != nil {
+			return nil, err
 		}
-		// Not an archive: the input is the Dockerfile, the context empty.
-		os.RemoveAll(filepath.Join(dir, "ctx"))
-		return data, os.Mkdir(filepath.Join(dir, "ctx"), 0o755)
+		return io.ReadAll(f)
 	}
-	return os.ReadFile(o.dockerfileName(filepath.Join(dir, "ctx")))
+	if _, err := layer.Extract(cmd.Context(), f, ctxDir, layer.ExtractOptions{Mode: layer.Flatten, MaxSize: 8 << 30}); err != nil {
+		return nil, fmt.Errorf("reading the context from stdin: %w", err)
+	}
+	name := "Dockerfile"
+	if o.file != "" {
+		name = o.file
+	}
+	// Resolved inside the context: a symlinked Dockerfile cannot read host files.
+	p, err := layer.ResolvePath(ctxDir, name)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s from the context on stdin: %w", name, err)
+	}
+	src, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s from the context on stdin: %w", name, err)
+	}
+	return src, nil
+}
+
+// looksLikeTar reports whether f holds a compressed stream (layer's
+// detection, by content) or a tar header (the "ustar" magic at offset
+// 257), and rewinds f.
+func looksLikeTar(f *os.File) (bool, error) {
+	head := make([]byte, 512)
+	n, err := f.ReadAt(head, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, err
+	}
+	head = head[:n]
+	rc, format, _ := layer.Decompress(bytes.NewReader(head))
+	if rc != nil {
+		rc.Close()
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return false, err
+	}
+	return format != layer.FormatPlain || len(head) >= 262 && string(head[257:262]) == "ustar", nil
 }
 
 // isTerminal reports whether w is a character device (a terminal), where
