@@ -18,9 +18,18 @@ bench() { # dir pattern count
 		}'
 }
 
+# ratio prints copy-fallback time over overlay time per scratch location, from bench's lines.
+ratio() {
+	awk '{ split($1, n, "/"); med[n[2] " " $2] = $4; where[$2] = 1 }
+		END { for (w in where) if (med["overlay " w] > 0)
+			printf "%-32s %-10s copy/overlay %9.1fx (median)\n", "BenchmarkBase10k", w, med["copy " w] / med["overlay " w] }'
+}
+
 echo "# strata executor benchmarks ($(nproc) cores, kernel $(uname -r))"
 bench "${TMPDIR:-/tmp}" 'BenchmarkRunTrue$' "$runs"
-bench "${TMPDIR:-/tmp}" 'BenchmarkBase10k' 10
+base=$(bench "${TMPDIR:-/tmp}" 'BenchmarkBase10k' 10)
 if [ -d /dev/shm ]; then
-	bench /dev/shm 'BenchmarkBase10k' 10
+	base+=$'\n'$(bench /dev/shm 'BenchmarkBase10k' 10)
 fi
+echo "$base"
+echo "$base" | ratio

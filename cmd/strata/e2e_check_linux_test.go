@@ -283,7 +283,9 @@ func runImage(t *testing.T, archive string) string {
 	if err := noTerminal(filepath.Join(bundle, "config.json")); err != nil {
 		t.Fatal(err)
 	}
-	id := "strata-e2e-" + filepath.Base(dir)
+	// runc names the container's cgroup after its id, shared by every --root: the id must be
+	// unique across parallel subtests (t.TempDir's base name is not).
+	id := fmt.Sprintf("strata-e2e-%x", sha256.Sum256([]byte(t.Name()+dir)))[:27]
 	return tool(t, "runc", "--root", filepath.Join(dir, "runc"), "run", "--bundle", bundle, id)
 }
 

@@ -12,8 +12,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // DefaultBusybox is where Debian's busybox-static installs its binary.
@@ -243,8 +241,7 @@ func (m *maker) link(applet string) error {
 			return fmt.Errorf("chown %s: %w", applet, err)
 		}
 	}
-	t := unix.NsecToTimespec(m.modTime.UnixNano())
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{t, t}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := lchtimes(p, m.modTime); err != nil {
 		return fmt.Errorf("setting mtime of %s: %w", applet, err)
 	}
 	return nil
