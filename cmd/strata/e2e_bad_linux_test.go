@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -101,7 +102,8 @@ func (e *e2eEnv) testBadInput(t *testing.T) {
 		})
 	}
 	t.Run("full disk", func(t *testing.T) { e.testFullDisk(t) })
-	t.Run("interrupted RUN", func(t *testing.T) { e.testInterrupt(t) })
+	t.Run("interrupted RUN", func(t *testing.T) { e.testInterrupt(t, syscall.SIGINT) })
+	t.Run("killed builder", func(t *testing.T) { e.testInterrupt(t, syscall.SIGKILL) })
 }
 
 // checkFailure checks a build failed with exactly one `strata: ` line on stderr, matching every

@@ -12,14 +12,17 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // sleeperCmdline is the command line of the interrupted RUN's sleep, unique to this test.
 const sleeperCmdline = "sleep\x003117\x00"
 
-// testInterrupt sends SIGINT to a build while its RUN sleeps: strata must exit non-zero with
-// one error line, kill the RUN, unmount everything, and leave the store usable.
-func (e *e2eEnv) testInterrupt(t *testing.T) {
+// testInterrupt sends sig to a build while its RUN sleeps. On SIGINT strata must exit non-zero
+// with one error line; on SIGKILL it has no say, and the sandbox must die with it (its init's
+// parent-death signal). Either way the RUN is killed, nothing stays mounted, and the store is
+// usable by the next build.
+func (e *e2eEnv) testInterrupt(t *testing.T, sig syscall.Signal) {
 	store := filepath.Join(t.TempDir(), "store")
 	ctxDir := e.context(t, "interrupt", nil)
 	mounts := mountPoints(t)
@@ -39,18 +42,34 @@ func (e *e2eEnv) testInterrupt(t *testing.T) {
 	}
 	br := bufio.NewReader(stderrPipe)
 	stderr := waitForLine(t, br, "sleeper started")
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	rest, _ := io.ReadAll(br)
 	r := result{stdout: stdout.String(), stderr: stderr + string(rest), err: cmd.Wait()}
-	checkFailure(t, r, []string{`.`})
+	if sig == syscall.SIGKILL {
+		if r.err == nil {
+			t.Fatal("strata exited 0 after SIGKILL")
+		}
+		// The kernel delivers the parent-death signal as the builder dies; give the
+		// sandbox's processes a moment to go before looking.
+		waitGone(sleeperCmdline)
+	} else {
+		checkFailure(t, r, []string{`.`})
+	}
 	e.checkLeftovers(t, mounts)
 	if pids := processesWithCmdline(sleeperCmdline); len(pids) > 0 {
 		t.Errorf("the interrupted RUN's sleep is still running: pids %v", pids)
 		killAll(pids)
 	}
 	e.checkStoreUsable(t, store)
+}
+
+// waitGone polls for up to 10 seconds until no process has cmdline.
+func waitGone(cmdline string) {
+	for i := 0; i < 100 && len(processesWithCmdline(cmdline)) > 0; i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // waitForLine reads r until a line contains marker (and is not the step header that echoes it)
