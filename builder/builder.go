@@ -79,6 +79,8 @@ type build struct {
 	pullMu sync.Mutex
 	images map[string]*state
 	flat   map[string]string // RUN --mount sources: state key -> flattened tree
+	// prefetch extracts resolved bases' snapshots in the background.
+	prefetch *prefetcher
 }
 
 // built is a finished stage.
@@ -108,6 +110,11 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	}
 	defer work.remove()
 	b.tmp = work.path
+	pctx, cancel := context.WithCancel(ctx)
+	b.prefetch = newPrefetcher(pctx, opts.Store, layer.ExtractOptions{IgnoreOwnership: opts.IgnoreOwnership})
+	// A finished or failed build leaves no extraction running.
+	defer b.prefetch.stop()
+	defer cancel()
 	for _, level := range opts.Graph.Levels() {
 		if err := b.level(ctx, level); err != nil {
 			return nil, err

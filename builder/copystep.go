@@ -127,7 +127,7 @@ func (b *build) copy(ctx context.Context, cp *copyPlan) (*layer.Layer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating COPY directory: %w", err)
 	}
-	defer os.RemoveAll(out)
+	defer b.removeUnadopted(out)
 	w := &writer{op: cp.op, out: out, now: b.now()}
 	for _, p := range cp.files {
 		if err := w.apply(ctx, p); err != nil {

@@ -24,6 +24,13 @@
 // BuildKit does. An ADDed archive holding .wh.* names or a character
 // device 0:0 is refused: stored as files they would be whiteouts.
 //
+// Snapshots: a layer the build writes (COPY, ADD, WORKDIR, a RUN's upper
+// dir) keeps its directory, which becomes the layer's snapshot if a later
+// step needs the layer as a lower (rootless builds extract instead). The
+// snapshots of a resolved base are extracted in the background, one layer
+// at a time in order, while the build goes on; a step that needs them
+// waits, and meets any extraction error itself.
+//
 // The cache key of a step covers its parent's key, the expanded
 // instruction, the args and env it sees, the platform, how layers are
 // written, and for COPY and ADD a digest of the sources' names, modes,

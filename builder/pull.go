@@ -100,6 +100,8 @@ func (b *build) storePulled(ctx context.Context, ref string, img v1.Image) (*sta
 			return nil, fmt.Errorf("pulling %s: layer %s: %w", ref, d.Digest, err)
 		}
 		s.layers = append(s.layers, l)
+		// Extracting this layer overlaps with downloading the next.
+		b.prefetch.start([]*layer.Layer{l})
 	}
 	return s, nil
 }

@@ -90,6 +90,7 @@ func (b *build) image(ctx context.Context, ref, platform string) (*state, error)
 		return nil, err
 	}
 	b.images[ref+" "+platform] = s
+	b.prefetch.start(s.layers)
 	return s, nil
 }
 

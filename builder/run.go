@@ -80,7 +80,7 @@ func (b *build) run(ctx context.Context, s *state, st dockerfile.Step, c *instru
 	if err != nil {
 		return nil, fmt.Errorf("creating RUN directory: %w", err)
 	}
-	defer os.RemoveAll(dir)
+	defer b.removeUnadopted(dir)
 	out := v.output()
 	defer out.flush()
 	spec := b.runSpec(s, st, c, dir, out)
@@ -131,12 +131,27 @@ func isEmptyDir(dir string) (bool, error) {
 	return len(des) == 0, err
 }
 
+// writeLayer turns dir, a directory under b.tmp, into a layer. Unless the
+// build is rootless (its snapshots are extracted as the calling user), dir
+// becomes the layer's snapshot when a later step needs one, sparing the
+// extraction of the blob; it stays until then, or until the build ends.
 func (b *build) writeLayer(ctx context.Context, dir string, src layer.Source) (*layer.Layer, error) {
-	l, err := b.opts.Store.WriteLayer(ctx, dir, layer.WriteOptions{Source: src, Compression: b.opts.Compression, Epoch: b.opts.Epoch})
+	opts := layer.WriteOptions{Source: src, Compression: b.opts.Compression, Epoch: b.opts.Epoch, Adopt: b.adopts()}
+	l, err := b.opts.Store.WriteLayer(ctx, dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("writing layer: %w", err)
 	}
 	return l, nil
+}
+
+// adopts says whether layers written from the build's directories become
+// their snapshots; removeUnadopted removes such a directory otherwise.
+func (b *build) adopts() bool { return !b.opts.IgnoreOwnership }
+
+func (b *build) removeUnadopted(dir string) {
+	if !b.adopts() {
+		os.RemoveAll(dir)
+	}
 }
 
 // lowers are the snapshot directories of the state's layers, top-most
@@ -144,6 +159,9 @@ func (b *build) writeLayer(ctx context.Context, dir string, src layer.Source) (*
 func (b *build) lowers(ctx context.Context, s *state) ([]string, error) {
 	out := make([]string, len(s.layers))
 	for i, l := range s.layers {
+		if err := b.prefetch.wait(ctx, l); err != nil {
+			return nil, err
+		}
 		dir, err := b.opts.Store.Snapshot(ctx, l, layer.ExtractOptions{IgnoreOwnership: b.opts.IgnoreOwnership})
 		if err != nil {
 			return nil, fmt.Errorf("extracting layer: %w", err)

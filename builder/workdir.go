@@ -40,7 +40,7 @@ func (b *build) workdir(ctx context.Context, s *state) (*layer.Layer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating WORKDIR directory: %w", err)
 	}
-	defer os.RemoveAll(out)
+	defer b.removeUnadopted(out)
 	w := &writer{op: &copyOp{image: image, chown: own}, out: out, now: b.now()}
 	if err := w.ensureDir(dir); err != nil {
 		return nil, err

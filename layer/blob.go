@@ -31,7 +31,11 @@ func (s *Store) WriteLayer(ctx context.Context, dir string, opts WriteOptions) (
 	}
 	defer os.Remove(tmp.Name())
 	out := newBlobWriter(tmp, opts.Compression != None)
-	diffID, err := writeCompressedTar(ctx, out.w, dir, opts)
+	var plan *adoptPlan
+	if opts.Adopt {
+		plan = newAdoptPlan()
+	}
+	diffID, err := writeCompressedTar(ctx, out.w, dir, opts, plan)
 	digest, size, ferr := out.finish()
 	if err == nil {
 		err = ferr
@@ -46,10 +50,14 @@ func (s *Store) WriteLayer(ctx context.Context, dir string, opts WriteOptions) (
 	if err := s.commitBlob(tmp, digest); err != nil {
 		return nil, fmt.Errorf("storing layer from %s: %w", dir, err)
 	}
-	return &Layer{path: s.blobPath(digest), digest: digest, diffID: diffID, size: size, mediaType: mt}, nil
+	l := &Layer{path: s.blobPath(digest), digest: digest, diffID: diffID, size: size, mediaType: mt}
+	if plan != nil && plan.check() == nil {
+		l.adopt = &adoption{dir: dir, plan: plan}
+	}
+	return l, nil
 }
 
-func writeCompressedTar(ctx context.Context, w io.Writer, dir string, opts WriteOptions) (v1.Hash, error) {
+func writeCompressedTar(ctx context.Context, w io.Writer, dir string, opts WriteOptions, plan *adoptPlan) (v1.Hash, error) {
 	zw, err := newCompressor(w, opts.Compression)
 	if err != nil {
 		return v1.Hash{}, err
@@ -59,7 +67,7 @@ func writeCompressedTar(ctx context.Context, w io.Writer, dir string, opts Write
 	// The tar writer makes a write per 512-byte header; batching them
 	// keeps the hash and the compressor on large blocks.
 	tw := bufio.NewWriterSize(io.MultiWriter(hasher, zw), 256<<10)
-	err = WriteTar(ctx, tw, dir, opts)
+	err = writeTar(ctx, tw, dir, opts, plan)
 	if err == nil {
 		err = tw.Flush()
 	}

@@ -26,6 +26,7 @@ type tarWriter struct {
 	opts  WriteOptions
 	links map[inode]string // first name written for each multiply-linked inode
 	buf   []byte
+	adopt *adoptPlan // nil unless the tree becomes its snapshot
 }
 
 // WriteTar writes the canonical tar stream of the tree at dir to w: PAX
@@ -33,7 +34,14 @@ type tarWriter struct {
 // directory before its contents), relative names, no root entry. It is
 // what WriteLayer hashes and compresses.
 func WriteTar(ctx context.Context, w io.Writer, dir string, opts WriteOptions) error {
+	return writeTar(ctx, w, dir, opts, nil)
+}
+
+// writeTar is WriteTar recording in plan, when not nil, what adopting the
+// tree as its snapshot needs.
+func writeTar(ctx context.Context, w io.Writer, dir string, opts WriteOptions, plan *adoptPlan) error {
 	t := &tarWriter{
+		adopt: plan,
 		ctx:   ctx,
 		tw:    tar.NewWriter(w),
 		root:  dir,
@@ -106,6 +114,9 @@ func (t *tarWriter) readDir(d *os.File, rel string) ([]child, error) {
 
 func (t *tarWriter) entry(dirfd int, c child) error {
 	st := &c.st
+	if t.adopt != nil {
+		t.planEntry(&c)
+	}
 	if c.wh {
 		return t.writeHeader(markerHeader(path.Join(path.Dir(c.name), c.tarBase), t.mtime(st)))
 	}
@@ -120,6 +131,9 @@ func (t *tarWriter) entry(dirfd int, c child) error {
 	}
 	hdr := &tar.Header{Name: c.name, Mode: int64(st.Mode & 0o7777), Uid: int(st.Uid), Gid: int(st.Gid), ModTime: t.mtime(st)}
 	if ftype != unix.S_IFDIR && st.Nlink > 1 {
+		if t.adopt != nil {
+			t.adopt.link(st)
+		}
 		key := inode{uint64(st.Dev), st.Ino}
 		if first, ok := t.links[key]; ok {
 			hdr.Typeflag, hdr.Linkname = tar.TypeLink, first
@@ -135,6 +149,21 @@ func (t *tarWriter) entry(dirfd int, c child) error {
 		return t.dir(hdr, dirfd, c.base)
 	}
 	return t.special(hdr, dirfd, c.base, st)
+}
+
+// planEntry records what adopting c needs beyond its tar entry's content.
+func (t *tarWriter) planEntry(c *child) {
+	p := t.adopt
+	switch ftype := c.st.Mode & unix.S_IFMT; {
+	case c.wh:
+		p.fixes = append(p.fixes, fix{name: c.name, whiteout: true})
+	case ftype == unix.S_IFSOCK:
+		p.fixes = append(p.fixes, fix{name: c.name, remove: true})
+	case ftype == unix.S_IFCHR && c.st.Rdev == 0:
+		p.refuse(errors.New("character device 0:0 cannot be stored in an overlay lower directory"))
+	default:
+		p.entry(c, t.mtime(&c.st))
+	}
 }
 
 func (t *tarWriter) mtime(st *unix.Stat_t) time.Time {
@@ -186,6 +215,9 @@ func (t *tarWriter) dir(hdr *tar.Header, dirfd int, base string) error {
 	opaque, err := t.isOpaque(x)
 	if err != nil {
 		return err
+	}
+	if t.adopt != nil {
+		t.adopt.current().opaque = opaque
 	}
 	if err := t.xattrs(hdr, x); err != nil {
 		return err
@@ -274,6 +306,9 @@ func (t *tarWriter) xattrs(hdr *tar.Header, x xattrTarget) error {
 			return fmt.Errorf("overlay attribute %s found: mount overlays with redirect_dir=off,metacopy=off", name)
 		}
 		if !keepXattr(name) {
+			if t.adopt != nil {
+				t.adopt.dropXattr(name, hdr.Typeflag == tar.TypeDir && t.adopt.current().opaque)
+			}
 			continue
 		}
 		v, err := x.value(name)

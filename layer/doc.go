@@ -30,6 +30,14 @@
 // entries). ResolvePath applies the same chroot-style resolution to one
 // path, for callers that write into an image tree themselves.
 //
+// Adopting: with WriteOptions.Adopt the written directory itself becomes
+// the layer's snapshot when Store.Snapshot is first asked for it, instead
+// of the blob being decompressed and every file created again. The tar
+// walk records what differs between the tree and what extracting its
+// stream gives (times, dropped xattrs, overlay whiteouts and markers, the
+// root's mode and owner); Snapshot applies that, syncs and renames the
+// directory into place, so an adopted snapshot equals an extracted one.
+//
 // Overlay upper dirs must come from mounts with redirect_dir=off and
 // metacopy=off: the writer refuses the xattrs those features leave.
 //

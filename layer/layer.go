@@ -18,6 +18,15 @@ type Layer struct {
 	diffID    v1.Hash
 	size      int64
 	mediaType types.MediaType
+	// adopt is the directory the layer was written from, to become its
+	// snapshot when one is first needed (WriteOptions.Adopt).
+	adopt *adoption
+}
+
+// adoption is a written directory and what makes it a snapshot.
+type adoption struct {
+	dir  string
+	plan *adoptPlan
 }
 
 var _ v1.Layer = (*Layer)(nil)

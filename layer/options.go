@@ -22,6 +22,19 @@ type WriteOptions struct {
 	// Epoch, when set, is the latest mtime written (SOURCE_DATE_EPOCH):
 	// later mtimes are clamped to it so rebuilds give identical bytes.
 	Epoch *time.Time
+	// Adopt makes the written directory the layer's snapshot, once
+	// Store.Snapshot is first asked for it (without IgnoreOwnership),
+	// instead of extracting the blob again. The walk records what differs
+	// from the extracted form (sub-second or clamped times, xattrs the
+	// stream drops, overlay's own whiteouts and opaque markers, sockets,
+	// the root's mode and owner); Snapshot fixes that and renames the
+	// directory into snapshots/. The caller leaves the directory alone from
+	// then on, and removes it once the layer is no longer used if it is
+	// still there. Nothing is moved when it lies on another filesystem than
+	// the store, or when the tree cannot be a snapshot (a file also linked
+	// from outside it; a char device 0:0 in a FromDir tree, which Snapshot
+	// refuses too): the blob is extracted then.
+	Adopt bool
 }
 
 // ExtractMode says how the whiteouts of a layer are applied.

@@ -23,3 +23,17 @@ func Extract(ctx context.Context, r io.Reader, dst string, opts ExtractOptions) 
 }
 
 func syncFS(dir string) error { return errNeedsLinux }
+
+type adoptPlan struct{}
+
+func newAdoptPlan() *adoptPlan { return &adoptPlan{} }
+
+func writeTar(ctx context.Context, w io.Writer, dir string, opts WriteOptions, plan *adoptPlan) error {
+	return errNeedsLinux
+}
+
+func (p *adoptPlan) check() error { return errNeedsLinux }
+
+func (s *Store) adoptSnapshot(a *adoption, diffID v1.Hash, dst string) (bool, error) {
+	return false, errNeedsLinux
+}

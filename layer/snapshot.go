@@ -14,7 +14,9 @@ import (
 // directory, extracting it on first use. The directory is keyed by diffID
 // and is complete whenever it exists: extraction goes to a temporary
 // directory that is renamed into place once the content is verified to
-// hash to the diffID. Concurrent callers for one layer extract it once.
+// hash to the diffID. A layer written with WriteOptions.Adopt has its
+// directory moved here instead, unless IgnoreOwnership is set. Concurrent
+// callers for one layer extract it once.
 // opts.Mode is ignored (always OverlayLower). Callers must not modify the
 // returned directory.
 func (s *Store) Snapshot(ctx context.Context, l v1.Layer, opts ExtractOptions) (string, error) {
@@ -36,6 +38,15 @@ func (s *Store) Snapshot(ctx context.Context, l v1.Layer, opts ExtractOptions) (
 	defer lock.unlock()
 	if exists(dst) {
 		return dst, nil
+	}
+	if ours, ok := l.(*Layer); ok && ours.adopt != nil && !opts.IgnoreOwnership {
+		adopted, err := s.adoptSnapshot(ours.adopt, diffID, dst)
+		if err != nil {
+			return "", fmt.Errorf("snapshot %s: %w", diffID, err)
+		}
+		if adopted {
+			return dst, nil
+		}
 	}
 	if err := s.extractSnapshot(ctx, l, diffID, dst, opts); err != nil {
 		return "", fmt.Errorf("snapshot %s: %w", diffID, err)
