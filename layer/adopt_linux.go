@@ -40,7 +40,22 @@ type fix struct {
 	remove   bool       // not in the stream at all (sockets)
 }
 
+// maxAdoptEntries bounds the plan's memory (about 100 bytes an entry): a
+// larger tree is extracted from its blob like any other layer.
+const maxAdoptEntries = 200_000
+
 func newAdoptPlan() *adoptPlan { return &adoptPlan{links: map[inode]*linkCount{}} }
+
+// full refuses adoption once the tree has too many entries, and frees what
+// was recorded so far.
+func (p *adoptPlan) full() bool {
+	if len(p.fixes) < maxAdoptEntries {
+		return false
+	}
+	p.refuse(fmt.Errorf("more than %d entries", maxAdoptEntries))
+	p.fixes, p.dirs, p.links = nil, nil, nil
+	return true
+}
 
 // entry records what a written entry needs; the opaque marker and the
 // xattrs to drop are added while the entry's xattrs are read.
@@ -49,7 +64,9 @@ func (p *adoptPlan) entry(c *child, mtime time.Time) {
 	if c.st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		// Always: removing a socket or replacing a whiteout inside moves it.
 		p.dirs = append(p.dirs, fix{name: c.name, mtime: &mtime})
-	} else if mt := time.Unix(c.st.Mtim.Unix()); !mt.Equal(mtime) {
+	} else {
+		// Always, not only when the mtime differs: extraction sets atime to
+		// the mtime too, and reading the file for the tar moved its atime.
 		f.mtime = &mtime
 	}
 	p.fixes = append(p.fixes, f)
@@ -194,11 +211,15 @@ func adoptRoot(root string) error {
 // another filesystem or that cannot be changed as planned is left to
 // extraction.
 func (s *Store) adoptSnapshot(a *adoption, diffID v1.Hash, dst string) (bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	plan := a.plan
+	a.plan = nil
 	parent := filepath.Dir(dst)
-	if !exists(a.dir) || !sameFS(a.dir, parent) {
+	if plan == nil || !exists(a.dir) || !sameFS(a.dir, parent) {
 		return false, nil
 	}
-	if err := a.plan.apply(a.dir); err != nil {
+	if err := plan.apply(a.dir); err != nil {
 		// A change the host refuses (an xattr it will not remove, say)
 		// only costs the extraction adoption would have spared.
 		return false, nil

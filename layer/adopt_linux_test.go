@@ -64,6 +64,15 @@ func makeAdoptDir(t *testing.T, dir string) {
 	}
 	l.(*net.UnixListener).SetUnlinkOnClose(false)
 	l.Close()
+	// A whole-second mtime below the epoch needs no clamping, but its atime
+	// still differs from what extraction sets.
+	old := filepath.Join(dir, "etc", "old")
+	if err := os.WriteFile(old, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(old, treeTime.Add(-3*time.Hour), treeTime.Add(-2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	setXattr(t, filepath.Join(dir, "etc", "shadow"), "trusted.origin", "x")
 	setXattr(t, filepath.Join(dir, "data"), overlayOpaqueXattr, "y")
 	setXattr(t, dir, "trusted.root", "x")
@@ -140,6 +149,12 @@ func describeAdopted(p string, root bool, first map[uint64]string, rel string) (
 	if !root && !whiteout {
 		s += fmt.Sprintf(" mtime=%d.%09d", st.Mtim.Sec, st.Mtim.Nsec)
 	}
+	if _, seen := first[st.Ino]; !seen && !whiteout && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		// atime too, from before this walk read the inode: extraction sets it
+		// to the mtime, and a later step can see it. Directories are left out:
+		// listing them moves it under relatime; so are later names of a hardlink.
+		s += fmt.Sprintf(" atime=%d.%09d", st.Atim.Sec, st.Atim.Nsec)
+	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		if _, ok := first[st.Ino]; !ok {
 			first[st.Ino] = rel
@@ -200,5 +215,20 @@ func TestAdoptRefuses(t *testing.T) {
 				t.Errorf("the tree changed:\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestAdoptPlanIsBounded: a tree with more entries than the plan holds is
+// refused (and extracted later like any layer) and its plan freed, so a step
+// that makes millions of files cannot pin their names in memory.
+func TestAdoptPlanIsBounded(t *testing.T) {
+	p := newAdoptPlan()
+	p.fixes = make([]fix, maxAdoptEntries-1)
+	if p.full() {
+		t.Fatal("full below the bound")
+	}
+	p.fixes = append(p.fixes, fix{})
+	if !p.full() || p.check() == nil || p.fixes != nil {
+		t.Fatalf("at the bound: refused=%v, %d fixes kept", p.check(), len(p.fixes))
 	}
 }

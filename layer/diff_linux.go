@@ -154,6 +154,10 @@ func (t *tarWriter) entry(dirfd int, c child) error {
 // planEntry records what adopting c needs beyond its tar entry's content.
 func (t *tarWriter) planEntry(c *child) {
 	p := t.adopt
+	if p.full() {
+		t.adopt = nil
+		return
+	}
 	switch ftype := c.st.Mode & unix.S_IFMT; {
 	case c.wh:
 		p.fixes = append(p.fixes, fix{name: c.name, whiteout: true})

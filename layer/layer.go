@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -23,8 +24,10 @@ type Layer struct {
 	adopt *adoption
 }
 
-// adoption is a written directory and what makes it a snapshot.
+// adoption is a written directory and what makes it a snapshot. The plan is
+// dropped once tried: stages sharing a parent may ask for its snapshot at once.
 type adoption struct {
+	mu   sync.Mutex
 	dir  string
 	plan *adoptPlan
 }
