@@ -1,0 +1,279 @@
+#!/usr/bin/env bash
+# Strata against Buildah and Docker (BuildKit) on the same workloads, in one run.
+#
+# Installs what it needs (Debian packages, idempotent), starts a docker-registry on
+# 127.0.0.1 with temporary storage, seeds it with a busybox and a Debian (mmdebstrap
+# minbase) base image, generates the workloads W1-W4 deterministically, then, for each run,
+# workload and builder (builders interleaved, their order rotated every run): a cold build to
+# an OCI tarball from empty caches, a warm rebuild with no change, and a rebuild after one
+# COPY'd file changes. Each build is timed and its process tree's RSS sampled every 50 ms by
+# `benchtool measure`; the table gives medians and Strata's ratio to the fastest peer, and
+# W3's machine limits (tar, gzip -1, zstd -3 of the same data). See bench/README.md.
+#
+# Usage: bench/run.sh [--quick] [--runs N] [--workloads "w1 w2 w3 w4"]
+#                     [--builders "strata buildah docker"] [--port N] [--cache DIR] [--keep]
+#   --quick   one run and small sizes (W1 a tenth, W3 64 MiB + 64 MiB, W2 the busybox rootfs)
+#   --cache   where the Debian rootfs and results are kept (default /var/tmp/strata-bench-cache)
+#   --keep    keep the work directory (contexts, outputs, logs) for inspection
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+cmdline="bench/run.sh $*"
+quick=0 runs="" keep=0 port=5055 epoch=1700000000
+workloads="w1 w2 w3 w4" builders="strata buildah docker"
+cache=/var/tmp/strata-bench-cache
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) quick=1 ;;
+	--runs) runs=$2; shift ;;
+	--workloads) workloads=$2; shift ;;
+	--builders) builders=$2; shift ;;
+	--port) port=$2; shift ;;
+	--cache) cache=$2; shift ;;
+	--keep) keep=1 ;;
+	*) echo "bench/run.sh: unknown argument $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+[ -n "$runs" ] || runs=$([ "$quick" = 1 ] && echo 1 || echo 3)
+registry=127.0.0.1:$port
+[ "$(id -u)" = 0 ] || { echo "bench/run.sh: run as root (buildah, dockerd and Strata's RUN need it)" >&2; exit 1; }
+
+mkdir -p "$cache"
+work=$(mktemp -d /var/tmp/strata-bench.XXXXXX)
+bin=$work/bin results=$work/results.jsonl logs=$work/logs
+mkdir -p "$bin" "$logs"
+registry_pid="" dockerd_pid=""
+
+log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+cleanup() {
+	stop_dockerd
+	[ -z "$registry_pid" ] || kill "$registry_pid" 2>/dev/null || true
+	umount_under "$work"
+	if [ "$keep" = 1 ]; then log "kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+# umount_under DIR: lazily unmounts whatever a builder left mounted below DIR.
+umount_under() {
+	local m
+	for m in $(findmnt -rn -o TARGET | grep "^$1/" | sort -r || true); do umount -l "$m" 2>/dev/null || true; done
+}
+
+# install_deps: the Debian packages for the peers, the registry and the bases, if missing.
+install_deps() {
+	local need=() pair
+	for pair in buildah:buildah dockerd:docker.io docker-registry:docker-registry \
+		mmdebstrap:mmdebstrap zstd:zstd gzip:gzip curl:curl; do
+		command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
+	done
+	file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' || need+=(busybox-static)
+	[ ${#need[@]} -eq 0 ] && return
+	log "installing ${need[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+}
+
+# build_tools: strata, the static benchtool (also put in the bases) and seedimage.
+build_tools() {
+	log "building strata, benchtool, seedimage"
+	go build -o "$bin/strata" ./cmd/strata || log "strata does not build: its builds will be recorded as failed"
+	CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "$bin/benchtool" ./bench/benchtool
+	go build -o "$bin/seedimage" ./bench/seedimage
+}
+
+start_registry() {
+	if curl -fs "http://$registry/v2/" >/dev/null; then
+		echo "bench/run.sh: $registry is taken (another bench run?); pass --port N" >&2
+		exit 1
+	fi
+	mkdir -p "$work/registry"
+	cat >"$work/registry.yml" <<-EOF
+		version: 0.1
+		storage:
+		  filesystem:
+		    rootdirectory: $work/registry
+		http:
+		  addr: $registry
+	EOF
+	docker-registry serve "$work/registry.yml" >"$logs/registry.log" 2>&1 &
+	registry_pid=$!
+	for _ in $(seq 50); do
+		curl -fs "http://$registry/v2/" >/dev/null && return
+		sleep 0.1
+	done
+	echo "bench/run.sh: registry did not start, see $logs/registry.log" >&2
+	exit 1
+}
+
+# seed_bases: debian:bookworm (mmdebstrap minbase, cached) and busybox:bench (cmd/mkrootfs),
+# each with the static benchtool in /usr/local/bin for the workloads' RUN steps.
+seed_bases() {
+	local deb=$cache/debian-bookworm-minbase.tar
+	if [ ! -s "$deb" ]; then
+		log "mmdebstrap --variant=minbase bookworm (cached in $cache)"
+		SOURCE_DATE_EPOCH=$epoch mmdebstrap --quiet --variant=minbase --format=tar bookworm "$deb.partial"
+		mv "$deb.partial" "$deb"
+	fi
+	go run ./cmd/mkrootfs -epoch "$epoch" "$work/busybox.tar.gz"
+	gzip -dc "$work/busybox.tar.gz" >"$work/busybox.tar"
+	log "seeding $registry with debian:bookworm and busybox:bench"
+	"$bin/seedimage" -ref "$registry/debian:bookworm" -rootfs "$deb" -cmd bash \
+		-add "/usr/local/bin/benchtool=$bin/benchtool"
+	"$bin/seedimage" -ref "$registry/busybox:bench" -rootfs "$work/busybox.tar.gz" -cmd sh \
+		-add "/usr/local/bin/benchtool=$bin/benchtool"
+}
+
+gen_workloads() {
+	local rootfs=$cache/debian-bookworm-minbase.tar flags=()
+	if [ "$quick" = 1 ]; then rootfs=$work/busybox.tar flags=(-quick); fi
+	log "generating workloads"
+	"$bin/benchtool" workloads "${flags[@]}" -registry "$registry" -rootfs "$rootfs" "$work/w"
+}
+
+start_dockerd() {
+	local d=$work/docker
+	mkdir -p "$d"
+	dockerd -H "unix://$d/docker.sock" --data-root "$d/data" --exec-root "$d/exec" \
+		--pidfile "$d/docker.pid" --storage-driver overlay2 --bridge none --iptables=false \
+		--ip6tables=false --insecure-registry "$registry" >>"$logs/dockerd.log" 2>&1 &
+	dockerd_pid=$!
+	for _ in $(seq 100); do
+		docker_cli info >/dev/null 2>&1 && return
+		sleep 0.2
+	done
+	echo "bench/run.sh: dockerd did not start, see $logs/dockerd.log" >&2
+	exit 1
+}
+
+stop_dockerd() {
+	[ -n "$dockerd_pid" ] || return 0
+	kill "$dockerd_pid" 2>/dev/null || true
+	while kill -0 "$dockerd_pid" 2>/dev/null; do sleep 0.2; done
+	dockerd_pid=""
+	umount_under "$work/docker"
+	rm -rf "$work/docker"
+}
+
+# docker_cli: Debian's docker client (a newer one elsewhere on PATH may want buildx).
+docker_cli() { DOCKER_HOST="unix://$work/docker/docker.sock" DOCKER_BUILDKIT=1 /usr/bin/docker "$@"; }
+
+# build_argv BUILDER W OUT: sets argv to the command that builds W's context into the
+# tarball OUT (for the peers, build and export in one shell, timed together).
+build_argv() {
+	local b=$1 w=$2 out=$3 ctx=$work/w/$2/ctx state=$work/state/$1-$2
+	case $b in
+	strata)
+		argv=("$bin/strata" build --root "$state" -t "bench/$w" -o "type=oci,dest=$out"
+			--source-date-epoch "$epoch" --insecure-registry "$registry" --progress plain "$ctx") ;;
+	buildah)
+		local g="buildah --root $state/root --runroot $state/run --storage-driver overlay"
+		argv=(sh -c "$g build --isolation chroot --layers --tls-verify=false --timestamp $epoch -t bench/$w $ctx && $g push bench/$w oci-archive:$out") ;;
+	docker)
+		argv=(env "DOCKER_HOST=unix://$work/docker/docker.sock" DOCKER_BUILDKIT=1 sh -c
+			"/usr/bin/docker build --network host --build-arg SOURCE_DATE_EPOCH=$epoch -t bench/$w $ctx && /usr/bin/docker save -o $out bench/$w") ;;
+	esac
+}
+
+# measure BUILDER W PHASE RUN: one timed, sampled build, recorded in results.jsonl.
+measure() {
+	local b=$1 w=$2 phase=$3 run=$4 out=$work/out/$1-$2.tar kind=oci extra=() argv=()
+	local logf=$logs/$w-$b-$phase-$run.log
+	mkdir -p "$work/out"
+	rm -f "$out"
+	if [ "$b" = docker ]; then kind=docker extra=(-also-pid "$dockerd_pid"); fi
+	build_argv "$b" "$w" "$out"
+	if "$bin/benchtool" measure -record "$results" -workload "$w" -builder "$b" -phase "$phase" \
+		-run "$run" -image "$kind:$out" "${extra[@]}" -- "${argv[@]}" >"$logf" 2>&1; then
+		log "$w $b $phase run $run: $(tail -1 "$results" | grep -o '"seconds":[0-9.]*' | cut -d: -f2) s"
+	else
+		log "$w $b $phase run $run: FAILED, see $logf"
+	fi
+}
+
+# clear_state BUILDER W: drops the builder's caches (for docker: its daemon and data root).
+clear_state() {
+	umount_under "$work/state/$1-$2"
+	rm -rf "$work/state/$1-$2"
+	[ "$1" != docker ] || stop_dockerd
+}
+
+# apply W DIR: copy the workload's orig/ or change/ files over its context.
+apply() { [ ! -d "$work/w/$1/$2" ] || cp -a "$work/w/$1/$2/." "$work/w/$1/ctx/"; }
+
+# bench_one BUILDER W RUN: cold, warm, and (where W has a COPY'd file to change) change.
+bench_one() {
+	local b=$1 w=$2 run=$3
+	apply "$w" orig
+	clear_state "$b" "$w"
+	[ "$b" != docker ] || start_dockerd
+	measure "$b" "$w" cold "$run"
+	measure "$b" "$w" warm "$run"
+	if [ -d "$work/w/$w/change" ]; then
+		apply "$w" change
+		measure "$b" "$w" change "$run"
+		apply "$w" orig
+	fi
+	clear_state "$b" "$w"
+}
+
+# limits: W3's data written once, then tar, gzip -1 and zstd -3 of it, each $runs times.
+limits() {
+	local d=$work/limits n
+	n=$(grep -o 'bytes [0-9]*' "$work/w/w3/ctx/Dockerfile" | head -1 | cut -d' ' -f2)
+	rm -rf "$d" && mkdir -p "$d/data"
+	for run in $(seq "$runs"); do
+		rm -f "$d/data/"*
+		"$bin/benchtool" measure -record "$results" -workload w3 -builder "write the data (RUN's floor)" -phase limit -run "$run" -- \
+			sh -c "'$bin/benchtool' fill -seed 3 -kind random -bytes $n '$d/data/random.bin' && '$bin/benchtool' fill -kind zero -bytes $n '$d/data/zeros.bin'"
+		for ref in "tar -c >/dev/null:cat" "tar -c, gzip -1:gzip -1" "tar -c, zstd -3:zstd -3 -q"; do
+			"$bin/benchtool" measure -record "$results" -workload w3 -builder "${ref%%:*}" -phase limit -run "$run" -- \
+				sh -c "tar -C '$d' -cf - data | ${ref#*:} >/dev/null"
+		done
+	done
+	rm -rf "$d"
+}
+
+machine() {
+	echo "- $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -h | awk '/^Mem:/ { print $2 }') RAM, no swap: $(free -h | awk '/^Swap:/ { print $2 }')"
+	echo "- kernel $(uname -r); $(. /etc/os-release && echo "$PRETTY_NAME")"
+	echo "- disk: $(df -hT "$work" | awk 'NR == 2 { print $1 ", " $2 ", " $3 " (" $5 " used)" }')"
+	echo "- $(buildah --version); $(dockerd --version); $(go version)"
+	echo "- strata built from the work tree at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' plus uncommitted changes')"
+}
+
+main() {
+	install_deps
+	build_tools
+	start_registry
+	seed_bases
+	gen_workloads
+	local run w b order
+	read -r -a order <<<"$builders"
+	for run in $(seq "$runs"); do
+		for w in $workloads; do
+			for b in "${order[@]}"; do bench_one "$b" "$w" "$run"; done
+		done
+		order=("${order[@]:1}" "${order[0]}")
+	done
+	[[ " $workloads " != *" w3 "* ]] || limits
+	local stamp out
+	stamp=$(date -u +%Y%m%dT%H%M%SZ)
+	out=$cache/results/$stamp
+	mkdir -p "$out"
+	cp "$results" "$out/results.jsonl"
+	cp -r "$logs" "$out/logs"
+	{
+		echo "Run $stamp: $([ "$quick" = 1 ] && echo quick || echo full) mode, $runs run(s), medians."
+		echo "Command: $cmdline"
+		echo
+		machine
+		echo
+		"$bin/benchtool" report "$results"
+	} | tee "$out/table.md"
+	log "results in $out"
+}
+
+main
