@@ -1,62 +1,27 @@
 package executor
 
 import (
-	"errors"
-	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
-	"syscall"
+
+	"github.com/strata-build/strata/layer"
 )
 
-// maxSymlinks bounds symlink hops like the kernel's ELOOP limit.
-const maxSymlinks = 40
-
 // resolveInRoot resolves the absolute sandbox path p against the directory root the way the
-// kernel would after a chroot to root: symlinks are followed, absolute targets and ".." are
-// clamped at root, so a hostile image cannot point a mount target at a host path. The result
-// is relative to root ("" for root itself); missing components are kept as written.
+// kernel would after a chroot to root, so a hostile image cannot point a mount target at a
+// host path. It is layer.ResolvePath (one resolver for the whole project: the extractor's
+// rules are the sandbox's), made relative to root ("" for root itself).
 func resolveInRoot(root, p string) (string, error) {
-	pending := splitPath(p)
-	resolved := ""
-	hops := 0
-	for len(pending) > 0 {
-		c := pending[0]
-		pending = pending[1:]
-		if c == ".." {
-			resolved = parentOf(resolved)
-			continue
-		}
-		next := path.Join(resolved, c)
-		fi, err := os.Lstat(filepath.Join(root, next))
-		if errors.Is(err, fs.ErrNotExist) {
-			// Walk on instead of appending the rest as text: a later ".." then a
-			// symlink (say from a link target missing/../s) must still resolve
-			// inside root. A missing directory holds no symlink to follow.
-			resolved = next
-			continue
-		}
-		if err != nil {
-			return "", err
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			resolved = next
-			continue
-		}
-		if hops++; hops > maxSymlinks {
-			return "", &fs.PathError{Op: "resolve", Path: p, Err: syscall.ELOOP}
-		}
-		target, err := os.Readlink(filepath.Join(root, next))
-		if err != nil {
-			return "", err
-		}
-		if path.IsAbs(target) {
-			resolved = ""
-		}
-		pending = append(splitPath(target), pending...)
+	host, err := layer.ResolvePath(root, p)
+	if err != nil {
+		return "", err
 	}
-	return resolved, nil
+	rel, err := filepath.Rel(root, host)
+	if err != nil || rel == "." {
+		return "", err
+	}
+	return filepath.ToSlash(rel), nil
 }
 
 // splitPath returns the components of p without empty and "." ones; ".." is kept.
