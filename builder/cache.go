@@ -36,14 +36,47 @@ type keyInput struct {
 	Network  string
 }
 
+// key is the SHA-256 of k's json.Marshal encoding. The encoding holds the
+// whole environment, so it is streamed into the hash rather than built
+// in a buffer per step: json.Encoder writes json.Marshal's bytes and a
+// newline, which dropLast keeps out of the hash. Hashing a running digest
+// of the environment instead would change every key, as the env's bytes
+// come after the parent key's.
 func (k keyInput) key() (string, error) {
 	k.Version = cacheVersion
-	b, err := json.Marshal(k)
-	if err != nil {
+	h := sha256.New()
+	w := &dropLast{w: h}
+	if err := json.NewEncoder(w).Encode(k); err != nil {
 		return "", fmt.Errorf("encoding cache key: %w", err)
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:]), nil
+	if !w.has || w.last != '\n' {
+		return "", errors.New("encoding cache key: no final newline")
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// dropLast writes everything written to it but the last byte, which it
+// keeps in last.
+type dropLast struct {
+	w    io.Writer
+	last byte
+	has  bool
+}
+
+func (d *dropLast) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if d.has {
+		if _, err := d.w.Write([]byte{d.last}); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := d.w.Write(p[:len(p)-1]); err != nil {
+		return 0, err
+	}
+	d.last, d.has = p[len(p)-1], true
+	return len(p), nil
 }
 
 // cacheEntry is what a hit reuses: the layer (none for a metadata step)

@@ -176,14 +176,3 @@ func (l argList) envGetter() shell.EnvGetter {
 	}
 	return shell.EnvsFromSlice(env)
 }
-
-// setEnv replaces key's entry in env or appends one, keeping the order.
-func setEnv(env []string, key, value string) []string {
-	for i, kv := range env {
-		if k, _, _ := strings.Cut(kv, "="); k == key {
-			env[i] = key + "=" + value
-			return env
-		}
-	}
-	return append(env, key+"="+value)
-}

@@ -19,9 +19,11 @@ const DefaultPathEnv = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
 // expansion and RUN see, the build args in scope, and the ONBUILD triggers
 // a stage built on it runs first.
 type State struct {
-	// Env is "K=V" in order, each key once: ENV and ARG values.
+	// Env is "K=V" in order, each key once: ENV and ARG values. In an
+	// Expanded's End it shares its array with the steps': read-only.
 	Env []string
-	// Args are the build args in scope with their values.
+	// Args are the build args in scope with their values; read-only, as
+	// Env.
 	Args []Arg
 	// OnBuild are ONBUILD trigger instructions, as in an image config.
 	OnBuild []string
@@ -65,8 +67,8 @@ type Expanded struct {
 func (s *Stage) Expand(base State) (*Expanded, error) {
 	x := &expansion{
 		stage: s,
-		env:   slices.Clone(base.Env),
-		args:  slices.Clone(base.Args),
+		env:   newEnvList(base.Env),
+		args:  newArgSet(base.Args),
 		lex:   s.graph.scope.lex(base.keepUnset),
 	}
 	var out Expanded
@@ -84,15 +86,15 @@ func (s *Stage) Expand(base State) (*Expanded, error) {
 		}
 		out.Steps = append(out.Steps, st)
 	}
-	out.End = State{Env: x.env, Args: x.args, OnBuild: x.onBuild, keepUnset: base.keepUnset}
+	out.End = State{Env: x.env.snapshot(), Args: x.args.snapshot(), OnBuild: x.onBuild, keepUnset: base.keepUnset}
 	return &out, nil
 }
 
 // expansion is the running state of one Stage.Expand.
 type expansion struct {
 	stage   *Stage
-	env     []string
-	args    argList
+	env     *envList
+	args    *argSet
 	onBuild []string
 	lex     *shell.Lex
 }
@@ -142,8 +144,8 @@ func (x *expansion) step(node *parser.Node, onBuild bool) (Step, error) {
 	st := Step{
 		Command:  cmd,
 		Location: Location{Line: node.StartLine, EndLine: node.EndLine},
-		Env:      slices.Clone(x.env),
-		Args:     slices.Clone(x.args),
+		Env:      x.env.snapshot(),
+		Args:     x.args.snapshot(),
 		OnBuild:  onBuild,
 	}
 	if run, ok := cmd.(*instructions.RunCommand); ok {
@@ -238,7 +240,7 @@ func (x *expansion) checkMount(flag string) error {
 }
 
 func (x *expansion) word(w string) (string, error) {
-	v, _, err := x.lex.ProcessWord(w, shell.EnvsFromSlice(x.env))
+	v, _, err := x.lex.ProcessWord(w, x.env)
 	return v, err
 }
 
@@ -247,14 +249,14 @@ func (x *expansion) rawWord(w string) (string, error) {
 	lex := shell.NewLex('\\')
 	lex.SkipProcessQuotes = true
 	lex.SkipUnsetEnv = x.lex.SkipUnsetEnv
-	v, _, err := lex.ProcessWord(w, shell.EnvsFromSlice(x.env))
+	v, _, err := lex.ProcessWord(w, x.env)
 	return v, err
 }
 
 func (x *expansion) expose(c *instructions.ExposeCommand) error {
 	var ports []string
 	for _, p := range c.Ports {
-		words, err := x.lex.ProcessWords(p, shell.EnvsFromSlice(x.env))
+		words, err := x.lex.ProcessWords(p, x.env)
 		if err != nil {
 			return err
 		}
@@ -284,7 +286,7 @@ func (x *expansion) arg(c *instructions.ArgCommand) error {
 		}
 		if a.HasValue {
 			c.Args[i].Value = &a.Value
-			x.env = setEnv(x.env, a.Key, a.Value)
+			x.env.set(a.Key, a.Value)
 		}
 		x.args.set(a)
 	}
@@ -296,7 +298,7 @@ func (x *expansion) apply(cmd instructions.Command) {
 	switch c := cmd.(type) {
 	case *instructions.EnvCommand:
 		for _, kv := range c.Env {
-			x.env = setEnv(x.env, kv.Key, kv.Value)
+			x.env.set(kv.Key, kv.Value)
 		}
 	case *instructions.OnbuildCommand:
 		x.onBuild = append(x.onBuild, c.Expression)

@@ -182,10 +182,12 @@ type Step struct {
 	Mode *fs.FileMode
 	// Env is the environment visible to the step, "K=V" in order: the
 	// base's ENV, then ARG values and ENV as the stage set them. It is
-	// what RUN runs with (plus Graph.ProxyEnv).
+	// what RUN runs with (plus Graph.ProxyEnv). Steps share Env's array
+	// (a step that adds a key extends its predecessor's), so it is
+	// read-only: copy it to change it.
 	Env []string
 	// Args are the build args in scope, for the history entry and the
-	// cache key (Docker's `RUN |N A=1 ...`).
+	// cache key (Docker's `RUN |N A=1 ...`). Read-only, shared as Env.
 	Args []Arg
 	// OnBuild marks a trigger inherited from the base's ONBUILD.
 	OnBuild bool

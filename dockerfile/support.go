@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	"github.com/moby/buildkit/frontend/dockerfile/shell"
 )
 
 // checkParsed rejects flags that Docker accepts but Strata cannot honour
@@ -91,7 +90,7 @@ func (x *expansion) unknown(raw string) bool {
 		return false
 	}
 	lex := x.stage.graph.scope.lex(false)
-	_, unmatched, err := lex.ProcessWord(raw, shell.EnvsFromSlice(x.env))
+	_, unmatched, err := lex.ProcessWord(raw, x.env)
 	return err == nil && len(unmatched) > 0
 }
 
@@ -120,7 +119,7 @@ func (x *expansion) addSources(c, raw *instructions.AddCommand) error {
 func (x *expansion) ports(raw []string) ([]string, error) {
 	var out []string
 	for _, spec := range raw {
-		words, err := x.lex.ProcessWords(spec, shell.EnvsFromSlice(x.env))
+		words, err := x.lex.ProcessWords(spec, x.env)
 		if err != nil {
 			return nil, fmt.Errorf("EXPOSE %s: %w", spec, err)
 		}
