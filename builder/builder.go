@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
 	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/executor"
@@ -98,6 +99,9 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		opts.HTTPClient = http.DefaultClient
 	}
 	b := &build{opts: opts, prog: newProgress(opts.Progress, opts.ProgressLive), stages: map[int]*built{}, images: map[string]*state{}, flat: map[string]string{}}
+	if err := b.preflight(); err != nil {
+		return nil, err
+	}
 	defer b.prog.close()
 	var err error
 	if b.context, err = openContext(opts.ContextDir); err != nil {
@@ -125,6 +129,33 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	}
 	target, _ := b.builtStage(opts.Graph.Target.Index)
 	return b.finish(ctx, target.state)
+}
+
+// networkChecker is a Runner that can tell before the build whether steps
+// on a network mode can run (the default network needs a helper program).
+type networkChecker interface {
+	CheckNetwork(executor.NetworkMode) error
+}
+
+// preflight refuses, before any work, a build whose RUN steps cannot run
+// here, naming the first such step.
+func (b *build) preflight() error {
+	nc, ok := b.opts.Runner.(networkChecker)
+	if !ok {
+		return nil
+	}
+	for _, st := range b.opts.Graph.Stages {
+		for _, step := range st.Steps {
+			c, ok := step.Command.(*instructions.RunCommand)
+			if !ok {
+				continue
+			}
+			if err := nc.CheckNetwork(b.network(c)); err != nil {
+				return stepError(b.opts.Graph.File, step.Location.Line, err)
+			}
+		}
+	}
+	return nil
 }
 
 // level builds stages that do not depend on each other concurrently, as

@@ -175,10 +175,11 @@ func TestBackgroundProcessIsKilled(t *testing.T) {
 
 func TestInitReapsOrphans(t *testing.T) {
 	// The subshell exits at once, so its background child is reparented to PID 1; a PID 1
-	// that does not reap would leave it a zombie for good.
-	script := `(true &); for i in $(seq 300); do
-		grep -q '^State:.*Z' /proc/[0-9]*/status || { echo reaped; exit 0; }; sleep 0.1
-	done; echo zombie`
+	// that does not reap would leave it a zombie for good. The orphan's own pid is watched
+	// until it is gone: a zombie keeps its /proc entry.
+	script := `orphan=$( (sleep 0.2 >/dev/null & echo $!) ); for i in $(seq 300); do
+		[ -e /proc/$orphan ] || { echo reaped; exit 0; }; sleep 0.1
+	done; echo zombie; grep State /proc/$orphan/status`
 	if got := newStep(t, []string{newBase(t)}, script).mustRun(t, New(Options{})).out(); got != "reaped" {
 		t.Errorf("output %q, want reaped", got)
 	}

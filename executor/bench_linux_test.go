@@ -11,10 +11,19 @@ import (
 )
 
 // BenchmarkRunTrue measures a step's fixed cost: `RUN true` from Run to its result, on the
-// busybox base, reporting the median besides the mean.
+// busybox base, reporting the median besides the mean, on each network: the default one
+// pays for starting slirp4netns.
 func BenchmarkRunTrue(b *testing.B) {
 	base := newBase(b)
-	benchRun(b, New(Options{}), []string{base})
+	for _, n := range []NetworkMode{NetworkNone, NetworkHost, NetworkDefault} {
+		name := string(n)
+		if n == NetworkDefault {
+			name = "default"
+		}
+		b.Run(name, func(b *testing.B) {
+			benchRun(b, New(Options{}), []string{base}, n)
+		})
+	}
 }
 
 // BenchmarkBase10k compares the overlay with the copy fallback on a base of 10,000 files.
@@ -26,12 +35,12 @@ func BenchmarkBase10k(b *testing.B) {
 		copy bool
 	}{{"overlay", false}, {"copy", true}} {
 		b.Run(mode.name, func(b *testing.B) {
-			benchRun(b, New(Options{ForceCopy: mode.copy}), []string{files, base})
+			benchRun(b, New(Options{ForceCopy: mode.copy}), []string{files, base}, NetworkNone)
 		})
 	}
 }
 
-func benchRun(b *testing.B, e *Executor, lowers []string) {
+func benchRun(b *testing.B, e *Executor, lowers []string, network NetworkMode) {
 	dir := b.TempDir()
 	durations := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
@@ -42,6 +51,7 @@ func benchRun(b *testing.B, e *Executor, lowers []string) {
 			UpperDir: filepath.Join(dir, fmt.Sprint("upper", i)),
 			WorkDir:  filepath.Join(dir, fmt.Sprint("work", i)),
 			Args:     []string{"/bin/true"},
+			Network:  network,
 		}
 		res, err := e.Run(context.Background(), spec)
 		if err != nil || res.ExitCode != 0 {

@@ -36,6 +36,8 @@ func IsChild() bool {
 func ChildMain() {
 	// Capabilities and no_new_privs are per thread, and the command is forked from this one.
 	runtime.LockOSThread()
+	// runc's default: the caller's umask must not change what the step writes (or its digest).
+	unix.Umask(0o022)
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		fmt.Fprintln(os.Stderr, "strata sandbox: making the init non-dumpable:", err)
 		os.Exit(125)
@@ -79,6 +81,12 @@ func childRun() childReport {
 	if err := json.NewDecoder(os.NewFile(configFD, "config")).Decode(&cfg); err != nil {
 		return childReport{Err: setupErr("reading config", "", err)}
 	}
+	// The config comes once the host has put the init in the step's cgroup: a cgroup
+	// namespace made now is rooted there, so the command sees "/" and none of the host's
+	// cgroup paths. Namespaces are per thread; the command is forked from this one.
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil && err != unix.EINVAL {
+		return childReport{Err: setupErr("creating cgroup namespace", "", err)}
+	}
 	s := &sandbox{cfg: cfg}
 	err := s.setup()
 	rep := childReport{Stubs: s.stubs, Parents: s.parents, OverlayFailed: s.overlayFailed}
@@ -121,7 +129,7 @@ func (s *sandbox) setup() error {
 	if err := unix.Sethostname([]byte(s.cfg.Hostname)); err != nil {
 		return setupErr("sethostname", s.cfg.Hostname, err)
 	}
-	if s.cfg.NoNetwork {
+	if s.cfg.PrivateNetwork {
 		return loopbackUp()
 	}
 	return nil
@@ -162,7 +170,7 @@ func pivot(root string) error {
 	return nil
 }
 
-// loopbackUp brings lo up in the new network namespace, as docker build --network=none.
+// loopbackUp brings lo up in the step's own network namespace, as docker build does.
 func loopbackUp() error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -206,6 +214,10 @@ func (s *sandbox) runCommand(u execUser) (code, sig int, err error) {
 	}
 	defer devnull.Close()
 	if err := dropPrivileges(); err != nil {
+		return 0, 0, err
+	}
+	// Last, once nothing the init still does needs a call the profile forbids.
+	if err := installSeccomp(s.cfg.Seccomp); err != nil {
 		return 0, 0, err
 	}
 	argv0, lookErr := lookPath(s.cfg.Args[0], lookupEnv(env, "PATH"))

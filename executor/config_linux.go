@@ -28,15 +28,18 @@ type childConfig struct {
 	// Copy mode: Rootfs is a plain directory to run on.
 	Rootfs string
 
-	Args      []string
-	Env       []string
-	Cwd       string
-	User      string
-	Hostname  string
-	NoNetwork bool
-	Mounts    []Mount
+	Args     []string
+	Env      []string
+	Cwd      string
+	User     string
+	Hostname string
+	// PrivateNetwork: the init is in a network namespace of its own and brings lo up.
+	PrivateNetwork bool
+	Mounts         []Mount
 	// EtcFiles are the generated /etc/hosts, /etc/resolv.conf and /etc/hostname.
 	EtcFiles []etcFile
+	// Seccomp is the compiled filter the command runs under (struct sock_filter entries).
+	Seccomp []byte
 }
 
 type etcFile struct {

@@ -2,8 +2,10 @@
 // previous layers, and hands back the overlay upper directory: exactly what the command changed.
 //
 // The sandbox is the strata binary itself, re-executed through a hidden entry point in new
-// mount, PID, UTS and IPC namespaces (and a network namespace holding only lo for
-// NetworkNone). A program using this package must call
+// mount, PID, UTS, IPC and network namespaces (the host's network only for NetworkHost; on
+// the default network slirp4netns connects the namespace to the host's network in user
+// mode) and, once the host has put it in a cgroup of its own with a pids limit, a cgroup
+// namespace. A program using this package must call
 //
 //	if executor.IsChild() { executor.ChildMain() }
 //
@@ -14,7 +16,8 @@
 // read-only paths, a minimal nodev /dev holding binds of the host's harmless devices, a
 // read-only /sys and generated /etc/hosts, /etc/resolv.conf and /etc/hostname, pivots into
 // the new root and detaches the old one, keeps Docker's default capabilities only with
-// no_new_privs set, and runs the command as PID 1's child. PID 1 reaps orphans, forwards
+// no_new_privs set, installs Docker's default seccomp profile on all its threads, sets the
+// umask to 0022, and runs the command as PID 1's child. PID 1 reaps orphans, forwards
 // signals and kills whatever the command leaves behind. The command keeps CAP_MKNOD, as in
 // Docker: a node it makes goes into the layer but cannot be opened in the sandbox. An image
 // whose /proc, /sys or /dev is a symlink is refused.

@@ -14,7 +14,9 @@ var ErrNeedsLinux = errors.New("running a build step needs Linux (namespaces and
 // NetworkMode is the network a step sees, as docker build's --network.
 type NetworkMode string
 
-// The network modes. The zero value (NetworkDefault) means the host network, as docker build.
+// The network modes. The zero value (NetworkDefault) is a network namespace of the step's own
+// with outbound connectivity through slirp4netns, as docker build gives a step its own
+// namespace; NetworkNone has loopback only; NetworkHost shares the host's namespace.
 const (
 	NetworkDefault NetworkMode = ""
 	NetworkHost    NetworkMode = "host"
@@ -88,6 +90,11 @@ type Result struct {
 	CopyFallback string
 }
 
+// DefaultPidsLimit bounds the processes and threads of one step (a fork bomb stops there).
+// Podman's default is 2048; parallel builds (make -j with many compilers, a JVM's threads)
+// can use more, and nothing legitimate needs ten thousands.
+const DefaultPidsLimit = 4096
+
 // Options configure an Executor.
 type Options struct {
 	// Warnings receives a line when the executor falls back from overlayfs to copying.
@@ -97,6 +104,13 @@ type Options struct {
 	// ResolvConf is the host file copied into the sandbox as /etc/resolv.conf;
 	// /etc/resolv.conf when empty. A missing file gives an empty one.
 	ResolvConf string
+	// NetworkHelper is the slirp4netns program for the default network, looked up in PATH;
+	// "slirp4netns" when empty.
+	NetworkHelper string
+	// PidsLimit bounds the processes and threads of a step: DefaultPidsLimit when zero, no
+	// limit when negative. It needs a cgroup, which needs root; without one, the executor
+	// warns once through Warnings and runs steps unbounded.
+	PidsLimit int64
 }
 
 // Executor runs steps. It is safe for concurrent use.
@@ -106,12 +120,20 @@ type Executor struct {
 	mu sync.Mutex
 	// noOverlay is why overlayfs failed once; later steps go straight to the copy.
 	noOverlay string
+
+	cgroupsOnce sync.Once
+	// cgroups is where steps' cgroups go, nil when they cannot be used, and noCgroupsWhy why.
+	cgroups      *cgroups
+	noCgroupsWhy string
 }
 
 // New returns an Executor.
 func New(opts Options) *Executor {
 	if opts.ResolvConf == "" {
 		opts.ResolvConf = "/etc/resolv.conf"
+	}
+	if opts.PidsLimit == 0 {
+		opts.PidsLimit = DefaultPidsLimit
 	}
 	return &Executor{opts: opts}
 }

@@ -14,3 +14,6 @@ func ChildMain() {}
 func (e *Executor) Run(ctx context.Context, spec Spec) (Result, error) {
 	return Result{}, ErrNeedsLinux
 }
+
+// cgroups are Linux's.
+type cgroups struct{}

@@ -3,7 +3,6 @@ package executor
 import (
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 )
@@ -31,6 +30,8 @@ func TestIsolation(t *testing.T) {
 		// Docker's default set, 0xa80425fb, and no way to gain more.
 		{name: "capabilities", script: "grep -E '^(CapEff|CapBnd|CapInh|NoNewPrivs)' /proc/self/status", want: "CapInh:\t0000000000000000\nCapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nNoNewPrivs:\t1"},
 		{name: "no mounting", script: "mkdir -p /mnt; mount -t tmpfs none /mnt 2>/dev/null && echo mounted || echo refused", want: "refused"},
+		// Through a user namespace of its own, the step would hold every capability there.
+		{name: "no mounting in a user namespace", script: "mkdir -p /mnt; unshare -Urm mount -t tmpfs none /mnt 2>/dev/null && echo mounted || echo refused", want: "refused"},
 	}
 	e := New(Options{})
 	for _, tt := range tests {
@@ -63,23 +64,6 @@ func maskWant(t *testing.T) string {
 		t.Log("the host has none of the masked /proc files")
 	}
 	return strings.Join(lines, "\n")
-}
-
-func TestHostNetworkByDefault(t *testing.T) {
-	base := newBase(t)
-	entries, err := os.ReadDir("/sys/class/net")
-	if err != nil {
-		t.Skipf("cannot list the host's interfaces: %v", err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	sort.Strings(names)
-	got := newStep(t, []string{base}, "ls /sys/class/net").mustRun(t, New(Options{})).out()
-	if want := strings.Join(names, "\n"); got != want {
-		t.Errorf("interfaces in the sandbox:\n%s\nwant the host's:\n%s", got, want)
-	}
 }
 
 // escapeSource is the classic chroot escape: chroot into a subdirectory without entering it,

@@ -101,7 +101,11 @@ func (e *Executor) baseConfig(spec Spec) (childConfig, error) {
 	}
 	cfg := childConfig{
 		Args: spec.Args, Env: spec.Env, Cwd: spec.Cwd, User: spec.User, Hostname: hostname,
-		NoNetwork: spec.Network == NetworkNone, Mounts: spec.Mounts,
+		PrivateNetwork: spec.Network != NetworkHost, Mounts: spec.Mounts,
+	}
+	var err error
+	if cfg.Seccomp, err = seccompProgram(); err != nil {
+		return cfg, err
 	}
 	resolv, err := os.ReadFile(e.opts.ResolvConf)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -112,7 +116,7 @@ func (e *Executor) baseConfig(spec Spec) (childConfig, error) {
 		data   []byte
 	}{
 		{"/etc/hosts", []byte("127.0.0.1\tlocalhost " + hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n")},
-		{"/etc/resolv.conf", resolv},
+		{"/etc/resolv.conf", resolvConfFor(spec.Network, resolv)},
 		{"/etc/hostname", []byte(hostname + "\n")},
 	}
 	for _, f := range files {
@@ -190,6 +194,14 @@ func (e *Executor) spawn(ctx context.Context, spec Spec, cfg childConfig) (child
 		return childReport{}, fmt.Errorf("creating report pipe: %w", err)
 	}
 	defer repR.Close()
+	helper := ""
+	if spec.Network == NetworkDefault {
+		if helper, err = e.networkHelper(); err != nil {
+			cfgR.Close()
+			repW.Close()
+			return childReport{}, err
+		}
+	}
 	cmd := initCommand(ctx, spec, cfgR, repW)
 	err = cmd.Start()
 	cfgR.Close()
@@ -199,6 +211,22 @@ func (e *Executor) spawn(ctx context.Context, spec Spec, cfg childConfig) (child
 	}
 	reports := make(chan reportOrErr, 1)
 	go readReport(repR, reports)
+	// Before the config goes out: the init starts nothing until it has it, so every process
+	// of the step is born in the cgroup.
+	if cg := e.stepCgroup(cmd.Process.Pid); cg != nil {
+		defer cg.killAll()
+	}
+	// The init waits for its config before it does anything, so the network is up before
+	// the command can run.
+	if helper != "" {
+		net, err := startUserNet(ctx, helper, cmd.Process.Pid)
+		if err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return childReport{}, err
+		}
+		defer net.stop()
+	}
 	// A write error means the init died early; its exit status tells why.
 	_ = json.NewEncoder(cfgW).Encode(cfg)
 	cfgW.Close()
@@ -219,6 +247,52 @@ func (e *Executor) spawn(ctx context.Context, spec Spec, cfg childConfig) (child
 	return got.rep, nil
 }
 
+// stepCgroup puts pid in a new cgroup with the pids limit, or returns nil when cgroups
+// cannot be used here (said once through Options.Warnings).
+func (e *Executor) stepCgroup(pid int) *stepCgroup {
+	cgs := e.usableCgroups()
+	if cgs == nil {
+		return nil
+	}
+	cg, err := cgs.create(e.opts.PidsLimit)
+	if err == nil {
+		if err = cg.add(pid); err != nil {
+			cg.remove()
+		}
+	}
+	if err != nil {
+		e.noCgroups(err.Error())
+		return nil
+	}
+	return cg
+}
+
+// usableCgroups finds the cgroups once; nil when steps run without.
+func (e *Executor) usableCgroups() *cgroups {
+	e.cgroupsOnce.Do(func() {
+		if c := detectCgroups(); c.base != "" {
+			e.mu.Lock()
+			e.cgroups = c
+			e.mu.Unlock()
+		} else {
+			e.noCgroups(c.why)
+		}
+	})
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cgroups
+}
+
+// noCgroups stops using cgroups, saying why once.
+func (e *Executor) noCgroups(why string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.noCgroupsWhy == "" && e.opts.Warnings != nil {
+		fmt.Fprintf(e.opts.Warnings, "strata: warning: RUN steps run without a cgroup of their own (%s): no pids limit\n", why)
+	}
+	e.cgroups, e.noCgroupsWhy = nil, why
+}
+
 func initCommand(ctx context.Context, spec Spec, cfgR, repW *os.File) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "/proc/self/exe")
 	cmd.Args = []string{childArg0}
@@ -230,7 +304,7 @@ func initCommand(ctx context.Context, spec Spec, cfgR, repW *os.File) *exec.Cmd 
 	// close-on-exec before the command runs.
 	cmd.ExtraFiles = []*os.File{cfgR, repW} // configFD, reportFD
 	flags := syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
-	if spec.Network == NetworkNone {
+	if spec.Network != NetworkHost {
 		flags |= syscall.CLONE_NEWNET
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: uintptr(flags), Pdeathsig: syscall.SIGKILL}

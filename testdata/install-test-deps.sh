@@ -8,7 +8,8 @@ set -euo pipefail
 # docker-registry: the real registry for end-to-end tests (started by the tests, 127.0.0.1 only).
 # zstd, xz-utils, bzip2, gzip, tar: reference compressors and archive formats for tests and benches.
 # libc6-dev: static libc for the small C probes the sandbox tests compile with gcc (escape attempts).
-packages=(umoci skopeo runc busybox-static docker-registry zstd xz-utils bzip2 gzip tar iproute2 procps libc6-dev)
+# slirp4netns: the user-mode network of RUN steps on the default network (strata needs it at run time).
+packages=(umoci skopeo runc busybox-static docker-registry zstd xz-utils bzip2 gzip tar iproute2 procps libc6-dev slirp4netns)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/strata/dockerfile"
+	"github.com/strata-build/strata/executor"
 )
 
 // buildOptions are `strata build`'s flags, named as docker build names them.
@@ -33,6 +34,7 @@ type buildOptions struct {
 	platform        string
 	print           bool
 	insecure        []string
+	pidsLimit       int64
 }
 
 func newBuildCmd() *cobra.Command {
@@ -66,7 +68,7 @@ dependencies, expanded instructions) instead of building.`,
 	f.StringArrayVar(&o.buildArgs, "build-arg", nil, "build-time variable KEY=VALUE (KEY alone takes it from the environment); repeatable")
 	f.StringVar(&o.target, "target", "", "stage to build (default the last)")
 	f.StringArrayVar(&o.labels, "label", nil, "image label KEY=VALUE; repeatable")
-	f.StringVar(&o.network, "network", "default", "network for RUN: default, none or host")
+	f.StringVar(&o.network, "network", "default", "network for RUN: default (a namespace of its own, out through slirp4netns), none or host")
 	f.BoolVar(&o.noCache, "no-cache", false, "do not use the build cache")
 	f.StringArrayVarP(&o.outputs, "output", "o", nil, "output: type=oci|oci-layout|docker|registry|local|tar[,dest=PATH]")
 	f.BoolVar(&o.push, "push", false, "push the image to its registry (same as --output=type=registry)")
@@ -78,6 +80,7 @@ dependencies, expanded instructions) instead of building.`,
 	f.StringVar(&o.sourceDateEpoch, "source-date-epoch", "", "timestamp for the image and new files (default $SOURCE_DATE_EPOCH)")
 	f.StringVar(&o.platform, "platform", "", "target platform os/arch[/variant] (default the host's)")
 	f.BoolVar(&o.print, "print", false, "print the parsed stage graph instead of building")
+	f.Int64Var(&o.pidsLimit, "pids-limit", executor.DefaultPidsLimit, "most processes and threads a RUN step may have at once (0 or -1: no limit)")
 	f.StringArrayVar(&o.insecure, "insecure-registry", nil, "registry host:port to reach over plain HTTP (localhost and 127.0.0.1 always are); repeatable")
 	return cmd
 }

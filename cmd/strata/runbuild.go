@@ -148,7 +148,11 @@ func (o *buildOptions) builderOptions(cmd *cobra.Command) (builder.Options, erro
 	opts.Registry = registry(o.insecure)
 	opts.Progress = cmd.ErrOrStderr()
 	opts.ProgressLive = o.progress == "tty" || (o.progress == "auto" && isTerminal(opts.Progress))
-	opts.Runner = executor.New(executor.Options{Warnings: cmd.ErrOrStderr()})
+	pids := o.pidsLimit
+	if pids <= 0 {
+		pids = -1
+	}
+	opts.Runner = executor.New(executor.Options{Warnings: cmd.ErrOrStderr(), PidsLimit: pids})
 	opts.IgnoreOwnership = os.Geteuid() != 0
 	return opts, nil
 }

@@ -1,0 +1,169 @@
+package executor
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// A step on the default network gets a network namespace of its own, with loopback and one
+// tap device that slirp4netns (Debian's slirp4netns package) connects to the host's network
+// in user mode: the step reaches out through a NAT made of ordinary sockets of the helper
+// process, sees none of the host's interfaces or packets, and with --disable-host-loopback
+// cannot reach a service listening on the host's 127.0.0.1. slirp4netns rather than pasta:
+// it forwards nothing into the namespace unless asked through its API socket, while pasta
+// forwards the host's bound ports both ways by default (-t/-u/-T/-U auto), so a step would
+// reach the host's loopback services unless every option is turned off; slirp4netns is what
+// rootless BuildKit, Podman and Docker have used for years.
+
+// NetworkHelper is the program that gives a step on the default network its connectivity.
+const NetworkHelper = "slirp4netns"
+
+// The addresses slirp4netns --configure gives: the step is 10.0.2.100 behind gateway
+// 10.0.2.2, and 10.0.2.3 forwards DNS to the host's resolvers.
+const slirpDNS = "10.0.2.3"
+
+// ErrNoNetworkHelper is returned when the default network needs slirp4netns and it is missing.
+var ErrNoNetworkHelper = errors.New("RUN's default network needs slirp4netns (Debian package slirp4netns); install it, or build with --network=none or --network=host")
+
+// CheckNetwork says whether steps on network mode can run here: the default network needs the
+// helper program. Callers check before a build starts, so a missing helper is reported before
+// any work.
+func (e *Executor) CheckNetwork(mode NetworkMode) error {
+	if mode != NetworkDefault {
+		return nil
+	}
+	_, err := e.networkHelper()
+	return err
+}
+
+func (e *Executor) networkHelper() (string, error) {
+	name := e.opts.NetworkHelper
+	if name == "" {
+		name = NetworkHelper
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", ErrNoNetworkHelper
+	}
+	return p, nil
+}
+
+// userNet is a running slirp4netns serving one step's network namespace.
+type userNet struct {
+	cmd  *exec.Cmd
+	exit *os.File // closing it makes slirp4netns exit
+}
+
+// startUserNet connects the network namespace of pid to the host through slirp4netns and
+// returns once the namespace's tap device is configured.
+func startUserNet(ctx context.Context, helper string, pid int) (*userNet, error) {
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("starting %s: %w", NetworkHelper, err)
+	}
+	defer readyR.Close()
+	exitR, exitW, err := os.Pipe()
+	if err != nil {
+		readyW.Close()
+		return nil, fmt.Errorf("starting %s: %w", NetworkHelper, err)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(helper, "--configure", "--mtu=65520", "--disable-host-loopback",
+		"--enable-sandbox", "--enable-seccomp", "--ready-fd=3", "--exit-fd=4", strconv.Itoa(pid), "tap0")
+	cmd.ExtraFiles = []*os.File{readyW, exitR}
+	cmd.Stderr = &stderr
+	cmd.Env = []string{}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	err = cmd.Start()
+	readyW.Close()
+	exitR.Close()
+	if err != nil {
+		exitW.Close()
+		return nil, fmt.Errorf("starting %s: %w", NetworkHelper, err)
+	}
+	n := &userNet{cmd: cmd, exit: exitW}
+	if err := waitReady(ctx, readyR); err != nil {
+		n.stop()
+		return nil, fmt.Errorf("%s did not configure the step's network: %w: %s", NetworkHelper, err, strings.TrimSpace(stderr.String()))
+	}
+	return n, nil
+}
+
+// waitReady waits for slirp4netns to write "1" on its ready descriptor.
+func waitReady(ctx context.Context, r *os.File) error {
+	done := make(chan error, 1)
+	go func() {
+		var b [1]byte
+		_, err := io.ReadFull(r, b[:])
+		if err == nil && b[0] != '1' {
+			err = fmt.Errorf("unexpected ready byte %q", b[0])
+		}
+		done <- err
+	}()
+	timeout := time.NewTimer(30 * time.Second)
+	defer timeout.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timeout.C:
+		return errors.New("timed out")
+	}
+}
+
+// stop ends slirp4netns and reaps it.
+func (n *userNet) stop() {
+	n.exit.Close()
+	done := make(chan struct{})
+	go func() {
+		n.cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		n.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// resolvConfFor is the step's /etc/resolv.conf: the host's for the host network; on the
+// default network, the host's with every loopback nameserver (a local resolver such as
+// systemd-resolved's 127.0.0.53, unreachable from the namespace) replaced by slirp4netns'
+// DNS forwarder, which asks the host's resolvers from the host's side.
+func resolvConfFor(mode NetworkMode, host []byte) []byte {
+	if mode != NetworkDefault {
+		return host
+	}
+	var out bytes.Buffer
+	servers := 0
+	sc := bufio.NewScanner(bytes.NewReader(host))
+	for sc.Scan() {
+		line := sc.Text()
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "nameserver" {
+			if addr, err := netip.ParseAddr(f[1]); err != nil || addr.IsLoopback() || addr.Is6() {
+				// IPv6 is not enabled in the namespace either.
+				continue
+			}
+			servers++
+		}
+		out.WriteString(line + "\n")
+	}
+	if servers == 0 {
+		out.WriteString("nameserver " + slirpDNS + "\n")
+	}
+	return out.Bytes()
+}
