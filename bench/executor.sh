@@ -5,6 +5,8 @@
 #     on the disk ($TMPDIR, /tmp by default) and on tmpfs (/dev/shm).
 # Usage: bench/executor.sh [runs]   (default 50 runs for `RUN true`, 10 for the 10k base)
 set -euo pipefail
+# Static binaries, as shipped: the sandbox drops privileges on every thread only without cgo.
+export CGO_ENABLED=0
 cd "$(dirname "$0")/.."
 runs="${1:-50}"
 [ "$(id -u)" -eq 0 ] || { echo "bench/executor.sh: needs root (namespaces, mounts)" >&2; exit 1; }

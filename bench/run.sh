@@ -16,6 +16,8 @@
 #   --cache   where the Debian rootfs and results are kept (default /var/tmp/strata-bench-cache)
 #   --keep    keep the work directory (contexts, outputs, logs) for inspection
 set -euo pipefail
+# Static binaries, as shipped: the sandbox drops privileges on every thread only without cgo.
+export CGO_ENABLED=0
 cd "$(dirname "$0")/.."
 repo=$PWD
 
@@ -80,7 +82,7 @@ install_deps() {
 build_tools() {
 	log "building strata, benchtool, seedimage"
 	go build -o "$bin/strata" ./cmd/strata || log "strata does not build: its builds will be recorded as failed"
-	CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "$bin/benchtool" ./bench/benchtool
+	go build -trimpath -ldflags=-s -o "$bin/benchtool" ./bench/benchtool
 	go build -o "$bin/seedimage" ./bench/seedimage
 }
 

@@ -40,8 +40,9 @@
 // The caller opens the layer.Store, parses the Dockerfile, and passes both in
 // Options together with everything read from the environment
 // (SOURCE_DATE_EPOCH, credentials through an authn.Keychain). Build returns
-// the image; Tag, Export and Push put it where the user asked. Prune must
-// not run while a build uses the store.
+// the image; Tag, Export and Push put it where the user asked. Prune needs
+// the store opened exclusively (layer.OpenExclusive), so no build is using
+// it.
 //
 // Filesystem work needs Linux; elsewhere COPY and ADD return an error.
 package builder

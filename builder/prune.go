@@ -19,9 +19,8 @@ type PruneReport struct {
 }
 
 // Prune empties the build cache and removes the blobs and snapshots no
-// tagged image uses, plus temporary files of dead builds. It must not run
-// while a build uses the store: the layer package has no lock that spans
-// a whole build.
+// tagged image uses, plus temporary files of dead builds. st must be open
+// exclusively (layer.OpenExclusive), so no build is using what it removes.
 func Prune(st *layer.Store) (PruneReport, error) {
 	var r PruneReport
 	blobs, diffIDs, err := reachable(st)

@@ -1,6 +1,7 @@
 package layer
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -24,10 +26,20 @@ import (
 // Several processes may use one store at once. Every file becomes visible
 // by rename(2) after fsync, so a blob, snapshot, cache entry or index is
 // either complete or absent, whenever a build was killed.
+//
+// The root and every directory holding image trees (snapshots, temporary
+// trees, cache mounts) are 0700, fixed on every Open: a snapshot holds what
+// a RUN step made as root (a setuid shell, a device node, a file
+// capability) and what pulled images carry, which no other local user may
+// reach. An open Store holds a shared lock on the whole store, so that
+// OpenExclusive (prune) never removes what a build is using.
 type Store struct {
 	root    string
 	session string
 	lock    *fileLock
+	// shared is the store-wide lock: shared by every Store, exclusive for
+	// OpenExclusive.
+	shared *fileLock
 }
 
 var errLocked = errors.New("locked by another process")
@@ -35,23 +47,66 @@ var errLocked = errors.New("locked by another process")
 // ErrNotFound is returned for a tag, blob or cache key the store lacks.
 var ErrNotFound = errors.New("not found")
 
+// privateDirs are the store's directories no other user may enter: the
+// root, and below it those holding image trees. Builders keep their own
+// temporary trees and cache mounts in the last two.
+var privateDirs = []string{".", "snapshots", "tmp", "build-tmp", "cache-mounts"}
+
+// ErrStoreInUse is returned by OpenExclusive without waiting when another
+// process has the store open.
+var ErrStoreInUse = errors.New("the store is in use by another strata process (a build?)")
+
 // Open opens the store at root, creating it if needed, and cleans the
-// temporary files of builds that died. Close it when done.
+// temporary files of builds that died. It waits while a process holds the
+// store exclusively (prune). Close it when done.
 func Open(root string) (*Store, error) {
+	return open(root, func(p string) (*fileLock, error) { return lockFile(p, false, true) })
+}
+
+// OpenExclusive opens the store at root once no other process has it open,
+// for work that removes what others may use (prune). Without wait it fails
+// with ErrStoreInUse at once when the store is busy; with wait, it calls
+// waiting once and retries until the store is free or ctx ends.
+func OpenExclusive(ctx context.Context, root string, wait bool, waiting func()) (*Store, error) {
+	return open(root, func(p string) (*fileLock, error) {
+		for first := true; ; first = false {
+			l, err := lockFile(p, true, false)
+			if !errors.Is(err, errLocked) {
+				return l, err
+			}
+			if !wait {
+				return nil, ErrStoreInUse
+			}
+			if first && waiting != nil {
+				waiting()
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+}
+
+func open(root string, lock func(string) (*fileLock, error)) (*Store, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("opening store %s: %w", root, err)
 	}
 	s := &Store{root: abs}
-	for _, d := range []string{"blobs/sha256", "snapshots/sha256", "cache", "tmp", "locks"} {
-		if err := os.MkdirAll(s.path(d), 0o755); err != nil {
-			return nil, fmt.Errorf("opening store %s: %w", root, err)
-		}
+	if err := s.makeDirs(); err != nil {
+		return nil, fmt.Errorf("opening store %s: %w", root, err)
+	}
+	if s.shared, err = lock(s.path("locks", "store.lock")); err != nil {
+		return nil, fmt.Errorf("opening store %s: %w", root, err)
 	}
 	if err := s.cleanTemp(); err != nil {
+		s.shared.unlock()
 		return nil, fmt.Errorf("cleaning temporary files of store %s: %w", root, err)
 	}
 	if err := s.newSession(); err != nil {
+		s.shared.unlock()
 		return nil, fmt.Errorf("opening store %s: %w", root, err)
 	}
 	if err := s.initLayout(); err != nil {
@@ -61,10 +116,29 @@ func Open(root string) (*Store, error) {
 	return s, nil
 }
 
+// makeDirs creates the layout and sets the private directories to 0700,
+// also when an older strata (or the caller's umask) left them open.
+func (s *Store) makeDirs() error {
+	for _, d := range privateDirs {
+		if err := os.MkdirAll(s.path(d), 0o700); err != nil {
+			return err
+		}
+		if err := os.Chmod(s.path(d), 0o700); err != nil {
+			return err
+		}
+	}
+	for _, d := range []string{"blobs/sha256", "snapshots/sha256", "cache", "locks"} {
+		if err := os.MkdirAll(s.path(d), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Root is the absolute path of the store (and of its OCI layout).
 func (s *Store) Root() string { return s.root }
 
-// Close removes this store's temporary files and releases its lock.
+// Close removes this store's temporary files and releases its locks.
 func (s *Store) Close() error {
 	if s.lock == nil {
 		return nil
@@ -74,6 +148,9 @@ func (s *Store) Close() error {
 		err = rerr
 	}
 	if uerr := s.lock.unlock(); err == nil {
+		err = uerr
+	}
+	if uerr := s.shared.unlock(); err == nil {
 		err = uerr
 	}
 	s.lock = nil

@@ -116,7 +116,9 @@ func TestBuildHelp(t *testing.T) {
 // does, and checks the exit status and the message of a failed parse.
 func TestBinaryExitStatus(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "strata")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	if out, err := exec.Command(bin, "build", "--print", "../../testdata/examples/hello").CombinedOutput(); err != nil {

@@ -72,6 +72,18 @@ func TestE2E(t *testing.T) {
 			t.Parallel()
 			e.testPullOnce(t)
 		})
+		t.Run("store-private", func(t *testing.T) {
+			t.Parallel()
+			e.testStorePrivate(t)
+		})
+		t.Run("umask", func(t *testing.T) {
+			t.Parallel()
+			e.testUmask(t)
+		})
+		t.Run("prune-during-build", func(t *testing.T) {
+			t.Parallel()
+			e.testPruneDuringBuild(t)
+		})
 	})
 	t.Logf("end-to-end suite took %v", time.Since(start).Round(time.Millisecond))
 }

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/layer"
 )
 
 // refNameAnnotation is where the store keeps an image's name.
@@ -108,12 +110,27 @@ func newSaveCmd() *cobra.Command {
 
 func newPruneCmd() *cobra.Command {
 	var root string
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "prune",
-		Short: "Empty the build cache and remove blobs no tagged image uses (not while a build runs)",
-		Args:  cobra.NoArgs,
+		Short: "Empty the build cache and remove blobs no tagged image uses",
+		Long: `Empty the build cache and remove the blobs and snapshots no tagged image uses.
+
+Builds hold the store open; prune waits until none does (and new builds wait
+for prune), so it never removes what a running build uses. With --force it
+fails at once instead of waiting.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := openStore(root)
+			if root == "" {
+				root = defaultRoot()
+			}
+			waiting := func() {
+				fmt.Fprintln(cmd.ErrOrStderr(), "strata: waiting for the builds using the store to finish (Ctrl-C to stop; --force fails instead)")
+			}
+			st, err := layer.OpenExclusive(cmd.Context(), root, !force, waiting)
+			if errors.Is(err, layer.ErrStoreInUse) {
+				return fmt.Errorf("prune --force: %w", err)
+			}
 			if err != nil {
 				return err
 			}
@@ -127,5 +144,6 @@ func newPruneCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&root, "root", "", "directory of strata's store and cache")
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "fail at once when a build is using the store, instead of waiting")
 	return cmd
 }

@@ -21,6 +21,9 @@ fi
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
+# Static, with no cgo: the sandbox drops privileges on every thread only then, and the binary
+# runs in any image.
+export CGO_ENABLED=0
 go build -o ./strata ./cmd/strata
 go build -o "$tmp/mkrootfs" ./cmd/mkrootfs
 "$tmp/mkrootfs" testdata/examples/hello/rootfs.tar.gz
