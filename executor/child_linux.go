@@ -213,6 +213,9 @@ func (s *sandbox) runCommand(u execUser) (code, sig int, err error) {
 		return 0, 0, setupErr("open", "/dev/null", err)
 	}
 	defer devnull.Close()
+	if err := s.waitNetwork(); err != nil {
+		return 0, 0, err
+	}
 	if err := dropPrivileges(); err != nil {
 		return 0, 0, err
 	}
@@ -249,6 +252,23 @@ func (s *sandbox) runCommand(u execUser) (code, sig int, err error) {
 		return 128 + int(ws.Signal()), int(ws.Signal()), nil
 	}
 	return ws.ExitStatus(), 0, nil
+}
+
+const opWaitNetwork = "waiting for the network"
+
+// waitNetwork waits until the host says the step's network is up; EOF means it failed
+// (the host reports why).
+func (s *sandbox) waitNetwork() error {
+	if !s.cfg.WaitNetwork {
+		return nil
+	}
+	f := os.NewFile(netReadyFD, "network ready")
+	defer f.Close()
+	var b [1]byte
+	if _, err := io.ReadFull(f, b[:]); err != nil {
+		return &SetupError{Op: opWaitNetwork, Msg: "the network helper did not start"}
+	}
+	return nil
 }
 
 // superviseUntilExit forwards signals to the command and reaps every process until the

@@ -10,10 +10,12 @@ import (
 // childArg0 is the argv[0] that makes the re-executed binary the sandbox init.
 const childArg0 = "strata-sandbox-init"
 
-// The descriptors the init inherits: its config in, its report out.
+// The descriptors the init inherits: its config in, its report out, and on the default
+// network one byte once the network is up.
 const (
-	configFD = 3
-	reportFD = 4
+	configFD   = 3
+	reportFD   = 4
+	netReadyFD = 5
 )
 
 // childConfig is everything the init needs, sent as JSON over configFD.
@@ -35,6 +37,8 @@ type childConfig struct {
 	Hostname string
 	// PrivateNetwork: the init is in a network namespace of its own and brings lo up.
 	PrivateNetwork bool
+	// WaitNetwork: the command starts only after a byte arrives on netReadyFD.
+	WaitNetwork bool
 	Mounts         []Mount
 	// EtcFiles are the generated /etc/hosts, /etc/resolv.conf and /etc/hostname.
 	EtcFiles []etcFile

@@ -340,6 +340,11 @@ func TestMissingNetworkHelperIsNamed(t *testing.T) {
 	if err := e.CheckNetwork(NetworkNone); err != nil {
 		t.Errorf("CheckNetwork(none): %v", err)
 	}
+	// A helper that dies at once: the step fails naming it, and leaves no mount behind.
+	s = newStep(t, []string{base}, "echo should not run").run(context.Background(), New(Options{NetworkHelper: "/bin/false"}))
+	if s.err == nil || !strings.Contains(s.err.Error(), "slirp4netns did not configure") || s.out() != "" {
+		t.Errorf("with a failing helper: error %v, output %q", s.err, s.out())
+	}
 }
 
 // TestUmaskDoesNotReachTheStep runs the same step under the caller's umask 077 and 022: what

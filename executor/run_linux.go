@@ -194,18 +194,27 @@ func (e *Executor) spawn(ctx context.Context, spec Spec, cfg childConfig) (child
 		return childReport{}, fmt.Errorf("creating report pipe: %w", err)
 	}
 	defer repR.Close()
+	var netR, netW *os.File
 	helper := ""
 	if spec.Network == NetworkDefault {
-		if helper, err = e.networkHelper(); err != nil {
+		if helper, err = e.networkHelper(); err == nil {
+			netR, netW, err = os.Pipe()
+		}
+		if err != nil {
 			cfgR.Close()
 			repW.Close()
 			return childReport{}, err
 		}
+		defer netW.Close()
+		cfg.WaitNetwork = true
 	}
-	cmd := initCommand(ctx, spec, cfgR, repW)
+	cmd := initCommand(ctx, spec, cfgR, repW, netR)
 	err = cmd.Start()
 	cfgR.Close()
 	repW.Close()
+	if netR != nil {
+		netR.Close()
+	}
 	if err != nil {
 		return childReport{}, fmt.Errorf("starting sandbox (needs root for namespaces and mounts): %w", err)
 	}
@@ -216,20 +225,22 @@ func (e *Executor) spawn(ctx context.Context, spec Spec, cfg childConfig) (child
 	if cg := e.stepCgroup(cmd.Process.Pid); cg != nil {
 		defer cg.killAll()
 	}
-	// The init waits for its config before it does anything, so the network is up before
-	// the command can run.
-	if helper != "" {
-		net, err := startUserNet(ctx, helper, cmd.Process.Pid)
-		if err != nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-			return childReport{}, err
-		}
-		defer net.stop()
-	}
 	// A write error means the init died early; its exit status tells why.
 	_ = json.NewEncoder(cfgW).Encode(cfg)
 	cfgW.Close()
+	// The network comes up while the init builds the rootfs; the init starts the command
+	// once it reads the byte that says so.
+	var netErr error
+	if helper != "" {
+		var net *userNet
+		if net, netErr = startUserNet(ctx, helper, cmd.Process.Pid); netErr == nil {
+			defer net.stop()
+			netW.Write([]byte{1})
+		}
+		// Without the byte the init reports a setup error and ends; one of its own, if it
+		// failed first (and the helper then found no namespace), is the cause.
+		netW.Close()
+	}
 	waitErr := cmd.Wait()
 	got := <-reports
 	if ctx.Err() != nil {
@@ -237,6 +248,9 @@ func (e *Executor) spawn(ctx context.Context, spec Spec, cfg childConfig) (child
 	}
 	if got.err != nil {
 		return childReport{}, fmt.Errorf("sandbox init ended without a report (%v): %w", waitErr, got.err)
+	}
+	if netErr != nil && (got.rep.Err == nil || got.rep.Err.Op == opWaitNetwork) {
+		return got.rep, netErr
 	}
 	if got.rep.Err != nil {
 		if got.rep.OverlayFailed && overlayErrnoFallsBack(got.rep.Err.Errno) {
@@ -293,7 +307,7 @@ func (e *Executor) noCgroups(why string) {
 	e.cgroups, e.noCgroupsWhy = nil, why
 }
 
-func initCommand(ctx context.Context, spec Spec, cfgR, repW *os.File) *exec.Cmd {
+func initCommand(ctx context.Context, spec Spec, cfgR, repW, netR *os.File) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "/proc/self/exe")
 	cmd.Args = []string{childArg0}
 	cmd.Env = []string{}
@@ -303,6 +317,9 @@ func initCommand(ctx context.Context, spec Spec, cfgR, repW *os.File) *exec.Cmd 
 	// Exactly these two besides stdio; the init marks them and anything else it inherited
 	// close-on-exec before the command runs.
 	cmd.ExtraFiles = []*os.File{cfgR, repW} // configFD, reportFD
+	if netR != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, netR) // netReadyFD
+	}
 	flags := syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
 	if spec.Network != NetworkHost {
 		flags |= syscall.CLONE_NEWNET
