@@ -39,7 +39,7 @@ type childConfig struct {
 	PrivateNetwork bool
 	// WaitNetwork: the command starts only after a byte arrives on netReadyFD.
 	WaitNetwork bool
-	Mounts         []Mount
+	Mounts      []Mount
 	// EtcFiles are the generated /etc/hosts, /etc/resolv.conf and /etc/hostname.
 	EtcFiles []etcFile
 	// Seccomp is the compiled filter the command runs under (struct sock_filter entries).
