@@ -78,7 +78,7 @@ func (p *parsing) resolveFrom(s *Stage) error {
 		return nil
 	}
 	if err := checkImageRef(base); err != nil {
-		return fmt.Errorf("FROM %s: %w", base, err)
+		return fmt.Errorf("FROM %s: %w%s", base, err, p.all[:s.Index].caseHint(base))
 	}
 	s.Base = Source{Kind: SourceImage, Image: base}
 	return nil
@@ -133,6 +133,24 @@ func (all stageList) named(n string) int {
 		}
 	}
 	return -1
+}
+
+// caseHint explains why FROM did not find a stage whose name differs from
+// base only in case. BuildKit lower-cases a stage's name (parseBuildStageName)
+// and finds COPY --from, RUN --mount from= and --target case-insensitively
+// (dispatchStates.findStateByName), but FROM's base with its exact spelling
+// (dispatchStates.addState), so `FROM Builder` after `AS Builder` is an
+// image, and an invalid one: an image name must be lower-case. Strata
+// refuses it too; the hint says why, since COPY --from=Builder in the same
+// Dockerfile does find the stage.
+func (all stageList) caseHint(base string) string {
+	lower := strings.ToLower(base)
+	i := all.named(lower)
+	if lower == base || i < 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (FROM matches stage names case-sensitively, as BuildKit does, and AS "+
+		"lower-cases them: use the name %s to build on the stage of line %d)", lower, all[i].Location.Line)
 }
 
 // laterStage explains why a stage cannot use itself or a later stage: the
