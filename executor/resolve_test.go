@@ -1,9 +1,14 @@
 package executor
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/strata-build/strata/layer"
 )
 
 func TestResolveInRoot(t *testing.T) {
@@ -59,28 +64,88 @@ func TestResolveInRoot(t *testing.T) {
 	}
 }
 
-// FuzzResolveInRoot checks that no input path, through any of the tree's symlinks, resolves
-// to somewhere outside the root.
+// FuzzResolveInRoot checks that resolveInRoot is layer.ResolvePath made relative, whatever the
+// path: layer's FuzzResolvePath holds ResolvePath to a reference walk and to the kernel's
+// RESOLVE_IN_ROOT, so agreeing with it carries those checks over. Each result must also be local
+// to the root and have no symlink among its existing components (those but the last being real
+// directories), so a mount target built from it cannot land outside the root.
 func FuzzResolveInRoot(f *testing.F) {
 	root := f.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, "a/b"), 0o755); err != nil {
+	for _, d := range []string{"a/b", "etc"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			f.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/file"), nil, 0o644); err != nil {
 		f.Fatal(err)
 	}
-	for name, target := range map[string]string{"up": "../../..", "abs": "/a", "a/b/back": "../../up/x", "a/self": "."} {
+	links := map[string]string{
+		"up":         "../../..",
+		"abs":        "/a",
+		"a/b/back":   "../../up/x",
+		"a/self":     ".",
+		"loop":       "loop",
+		"ping":       "pong/x",
+		"pong":       "ping/..",
+		"host":       root + "/etc",
+		"via-gone":   "missing/../../up/etc",
+		"etc/chain":  "../abs/b/back/../../etc/file",
+		"etc/dotdot": "../../../../..",
+	}
+	for name, target := range links {
 		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
 			f.Fatal(err)
 		}
 	}
-	for _, seed := range []string{"/", "/up/etc", "/abs/b/back/y", "/a/self/self/b", "/../..", "a//./b/../.."} {
+	for _, seed := range []string{"/", "", "/up/etc", "/abs/b/back/y", "/a/self/self/b", "/../..", "a//./b/../..",
+		"/loop/x", "/ping", "/host/file", "/via-gone/file/..", "/etc/chain", "/etc/dotdot/etc/dotdot/a"} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
 		got, err := resolveInRoot(root, p)
+		host, herr := layer.ResolvePath(root, p)
+		if (err != nil) != (herr != nil) {
+			t.Fatalf("resolveInRoot(%q) = %q, %v; layer.ResolvePath gives %q, %v", p, got, err, host, herr)
+		}
 		if err != nil {
 			return
 		}
+		want, _ := filepath.Rel(root, host)
+		if want == "." {
+			want = ""
+		}
+		if got != want {
+			t.Fatalf("resolveInRoot(%q) = %q; layer.ResolvePath gives %q, so %q", p, got, host, want)
+		}
 		if got != "" && !filepath.IsLocal(got) {
-			t.Errorf("resolveInRoot(%q) = %q, outside the root", p, got)
+			t.Fatalf("resolveInRoot(%q) = %q, outside the root", p, got)
+		}
+		if err := realDirsTo(root, got); err != nil {
+			t.Fatalf("resolveInRoot(%q) = %q: %v", p, got, err)
 		}
 	})
+}
+
+// realDirsTo fails if an existing component of rel (below root) is a symlink, or is not a
+// directory while more components follow it.
+func realDirsTo(root, rel string) error {
+	comps := splitPath(rel)
+	p := root
+	for i, c := range comps {
+		p = filepath.Join(p, c)
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("%s is a symlink", p)
+		}
+		if i < len(comps)-1 && !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", p)
+		}
+	}
+	return nil
 }

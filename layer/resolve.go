@@ -21,8 +21,12 @@ func cleanName(name string) string {
 
 // ResolvePath returns the host path of p inside root as a chroot at root
 // sees it: symlinks under root are followed but never out of it, and ".."
-// stops at root. Missing components are kept as they are, so the result
-// can name something to create. Use it for destinations inside an image
+// stops at root. p itself is first cleaned as text (path.Clean), as tar
+// names and Docker's destination paths are, so a ".." in p drops the
+// component before it even when that is a symlink; a ".." in a link
+// target is walked after the link. Missing components are kept as they
+// are (and the walk goes on past them), so the result can name something
+// to create. Use it for destinations inside an image
 // tree (COPY to a path that is a symlink in the image).
 func ResolvePath(root, p string) (string, error) {
 	return resolveIn(root, cleanName(p))
