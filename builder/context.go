@@ -206,6 +206,11 @@ func copyRegular(src, dst string, perm fs.FileMode) error {
 	if err != nil {
 		return err
 	}
+	// The RUN that sees the copy must not see the caller's umask.
+	if err := out.Chmod(perm); err != nil {
+		out.Close()
+		return err
+	}
 	if _, err := io.Copy(out, in); err != nil {
 		out.Close()
 		return err

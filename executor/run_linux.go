@@ -78,7 +78,11 @@ func prepareDirs(spec Spec) error {
 			return fmt.Errorf("running step: lower %s is not a directory", l)
 		}
 	}
+	// The upper dir's root is the root directory the step sees: 0755 whatever the umask.
 	if err := os.MkdirAll(spec.UpperDir, 0o755); err != nil {
+		return fmt.Errorf("creating upper dir: %w", err)
+	}
+	if err := os.Chmod(spec.UpperDir, 0o755); err != nil {
 		return fmt.Errorf("creating upper dir: %w", err)
 	}
 	if !isEmptyDir(spec.UpperDir) {

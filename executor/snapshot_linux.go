@@ -38,6 +38,9 @@ func materialize(lowers []string, dst string) (*tree, error) {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return nil, fmt.Errorf("creating rootfs copy: %w", err)
 	}
+	if err := os.Chmod(dst, 0o755); err != nil {
+		return nil, fmt.Errorf("creating rootfs copy: %w", err)
+	}
 	for i := len(lowers) - 1; i >= 0; i-- {
 		if err := applyLower(lowers[i], dst); err != nil {
 			return nil, fmt.Errorf("copying lower %s: %w", lowers[i], err)

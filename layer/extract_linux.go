@@ -73,6 +73,27 @@ func Extract(ctx context.Context, r io.Reader, dst string, opts ExtractOptions) 
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
+// mkdirAll creates p and its missing parents 0755 whatever the umask: an
+// implied directory of an archive (a/b/c with no a/ entry) reaches a layer
+// or a RUN's view, so its mode must not depend on the caller.
+func mkdirAll(p string) error {
+	if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+		return nil
+	}
+	if parent := filepath.Dir(p); parent != p {
+		if err := mkdirAll(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(p, 0o755); err != nil {
+		if fi, serr := os.Stat(p); serr == nil && fi.IsDir() {
+			return nil
+		}
+		return err
+	}
+	return os.Chmod(p, 0o755)
+}
+
 func prepareRoot(dst string) (string, error) {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return "", fmt.Errorf("creating extraction target: %w", err)
@@ -140,8 +161,8 @@ func (e *extractor) parent(dir string) (string, error) {
 		return "", fmt.Errorf("resolving parent directory: %w", err)
 	}
 	// Every existing component of p is a real directory (resolveIn
-	// followed the symlinks), so MkdirAll only adds missing ones.
-	if err := os.MkdirAll(p, 0o755); err != nil {
+	// followed the symlinks), so only missing ones are added.
+	if err := mkdirAll(p); err != nil {
 		return "", fmt.Errorf("creating parent directory: %w", err)
 	}
 	e.lastDir, e.lastParent = dir, p

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // ent is one entry of a crafted archive.
@@ -190,6 +192,23 @@ func TestResolvePath(t *testing.T) {
 		got, err := ResolvePath(sb.root, in)
 		if err != nil || got != filepath.Join(sb.root, want) {
 			t.Errorf("ResolvePath(%q) = %q, %v; want %q", in, got, err, filepath.Join(sb.root, want))
+		}
+	}
+}
+
+// TestImpliedDirsIgnoreUmask extracts a file whose parents the archive never names, under
+// umask 077: the implied directories are 0755 all the same.
+func TestImpliedDirsIgnoreUmask(t *testing.T) {
+	old := unix.Umask(0o077)
+	defer unix.Umask(old)
+	dst := t.TempDir()
+	if _, err := Extract(context.Background(), bytes.NewReader(makeArchive(t, file("a/b/c", "x"))), dst, ExtractOptions{Mode: Flatten}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"a", "a/b"} {
+		fi, err := os.Stat(filepath.Join(dst, d))
+		if err != nil || fi.Mode().Perm() != 0o755 {
+			t.Errorf("%s: mode %v (%v), want 0755", d, fi.Mode().Perm(), err)
 		}
 	}
 }
