@@ -1,57 +1,70 @@
 package builder
 
 import (
-	"bufio"
-	"bytes"
+	"errors"
 	"fmt"
-	"strconv"
-	"strings"
+	"io"
+	"io/fs"
+	"os"
+
+	"github.com/strata-build/strata/internal/userdb"
 )
 
-// resolveChown turns a --chown value into ids, looking names up in the
-// image's own /etc/passwd and /etc/group as Docker does. A user without a
-// group gets the same number as gid (Docker's documented rule).
+// resolveChown turns a --chown value into ids (see ownerFor).
 func resolveChown(spec string, image mergedFS) (*owner, error) {
-	if spec == "" {
-		return nil, nil
-	}
-	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
-	uid, err := lookupID(userPart, image, "/etc/passwd", 2)
+	own, err := ownerFor(spec, image)
 	if err != nil {
 		return nil, fmt.Errorf("--chown=%s: %w", spec, err)
 	}
-	gid := uid
-	if hasGroup {
-		if gid, err = lookupID(groupPart, image, "/etc/group", 2); err != nil {
-			return nil, fmt.Errorf("--chown=%s: %w", spec, err)
-		}
-	}
-	return &owner{uid: uid, gid: gid}, nil
+	return own, nil
 }
 
-// lookupID returns name as a number, or the number in field idField of
-// the line of file (a passwd or group file) whose first field is name.
-func lookupID(name string, image mergedFS, file string, idField int) (int, error) {
-	if id, err := strconv.Atoi(name); err == nil {
-		if id < 0 {
-			return 0, fmt.Errorf("invalid id %d", id)
-		}
-		return id, nil
+// ownerFor turns a --chown value, or the USER a WORKDIR creates its
+// directory for, into ids the way BuildKit's file operations do (see
+// userdb.FileOwner): a name takes its uid and primary gid from the image's
+// /etc/passwd, a number N is N:N, and a missing file or name gives 0
+// rather than an error. RUN resolves its user by other rules, in the
+// sandbox. An empty spec is nil: no chown.
+func ownerFor(spec string, image mergedFS) (*owner, error) {
+	if spec == "" {
+		return nil, nil
 	}
-	data, err := image.readFile(file)
+	o, err := userdb.FileOwner(spec, image.openUserFile)
 	if err != nil {
-		return 0, fmt.Errorf("looking up %s: reading %s: %w", name, file, err)
+		return nil, err
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		fields := strings.Split(sc.Text(), ":")
-		if len(fields) > idField && fields[0] == name {
-			id, err := strconv.Atoi(fields[idField])
-			if err != nil {
-				return 0, fmt.Errorf("bad id for %s in %s: %w", name, file, err)
-			}
-			return id, nil
-		}
-	}
-	return 0, fmt.Errorf("no entry for %s in the image's %s", name, file)
+	return &owner{uid: o.UID, gid: o.GID}, nil
 }
+
+// openUserFile opens the image's /etc/passwd or /etc/group, following
+// symlinks inside the image as a chroot would. Like BuildKit's
+// openfile.Regular it refuses anything but a regular file: a RUN can leave
+// a FIFO or a device node there, and opening one from the host would block
+// or reach a host device.
+func (m mergedFS) openUserFile(name string) (io.ReadCloser, error) {
+	p, err := resolvePath(m, name)
+	if err != nil {
+		return nil, err
+	}
+	e, err := m.lstat(p)
+	if err != nil {
+		return nil, err // fs.ErrNotExist for a missing file: no entries
+	}
+	if !e.info.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errNotRegular}
+	}
+	f, err := os.Open(e.host)
+	if err != nil {
+		return nil, err
+	}
+	// The same inode lstat saw: nothing swapped it for something else.
+	if fi, err := f.Stat(); err != nil || !os.SameFile(fi, e.info) {
+		f.Close()
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errNotRegular}
+	}
+	return f, nil
+}
+
+// errNotRegular is BuildKit's refusal of a passwd or group file that is
+// not a regular file.
+var errNotRegular = errors.New("not a regular file")

@@ -10,8 +10,11 @@ import (
 
 // workdir creates a missing WORKDIR as BuildKit does (mkdir -p, owned by
 // the current USER), in a layer of its own, so a RUN as that user can
-// write there. An existing directory, or /, adds no layer: BuildKit's
-// mkdir changes nothing then and its exporter drops the empty layer.
+// write there. The owner follows BuildKit's mkdir (llb.WithUser): a name
+// gets its uid and primary gid from passwd, the ids a RUN as that user
+// gets too; a name the image lacks, or no /etc/passwd at all, is 0:0. An
+// existing directory, or /, adds no layer: BuildKit's mkdir changes
+// nothing then and its exporter drops the empty layer.
 func (b *build) workdir(ctx context.Context, s *state) (*layer.Layer, error) {
 	cfg := s.config.Config
 	if cfg.WorkingDir == "/" {
@@ -32,7 +35,7 @@ func (b *build) workdir(ctx context.Context, s *state) (*layer.Layer, error) {
 		}
 		return nil, nil
 	}
-	own, err := resolveChown(cfg.User, image)
+	own, err := ownerFor(cfg.User, image)
 	if err != nil {
 		return nil, fmt.Errorf("USER %s: %w", cfg.User, err)
 	}

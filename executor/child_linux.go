@@ -193,8 +193,10 @@ func loopbackUp() error {
 
 // user resolves the step's user from the image's own files, now at /etc.
 func (s *sandbox) user() (execUser, error) {
-	passwd, _ := os.Open("/etc/passwd")
-	group, _ := os.Open("/etc/group")
+	// O_NONBLOCK: a fifo an earlier step left at /etc/passwd must not hang the init
+	// (resolveUser takes anything but a regular file as missing).
+	passwd, _ := os.OpenFile("/etc/passwd", os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	group, _ := os.OpenFile("/etc/group", os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	defer closeIfOpen(passwd)
 	defer closeIfOpen(group)
 	return resolveUser(s.cfg.User, readerOrNil(passwd), readerOrNil(group))
