@@ -125,6 +125,8 @@ type Executor struct {
 	// cgroups is where steps' cgroups go, nil when they cannot be used, and noCgroupsWhy why.
 	cgroups      *cgroups
 	noCgroupsWhy string
+	// onCgroup, for tests, learns each step's cgroup directory.
+	onCgroup func(dir string)
 }
 
 // New returns an Executor.

@@ -282,6 +282,9 @@ func (e *Executor) stepCgroup(pid int) *stepCgroup {
 		e.noCgroups(err.Error())
 		return nil
 	}
+	if e.onCgroup != nil {
+		e.onCgroup(cg.dir)
+	}
 	return cg
 }
 
