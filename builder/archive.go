@@ -5,22 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"strings"
 
 	"github.com/strata-build/strata/layer"
 )
 
-// isArchive reports whether ADD extracts the local file at host: a tar,
-// plain or compressed, recognised from its content as Docker does.
-func isArchive(host string) bool {
-	f, err := os.Open(host)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	rc, format, err := layer.Decompress(f)
+// isArchive reports whether ADD extracts the local file r: a tar, plain or
+// compressed, recognised from its content as Docker does.
+func isArchive(r io.Reader) bool {
+	rc, format, err := layer.Decompress(r)
 	if format == layer.FormatXz {
 		return true
 	}

@@ -45,6 +45,10 @@ type Options struct {
 	ProgressLive bool
 	// IgnoreOwnership extracts snapshots as the calling user (rootless).
 	IgnoreOwnership bool
+
+	// afterKey, for tests, runs once a step's key is known and before the
+	// step runs: it can change the context between the two.
+	afterKey func(dockerfile.Step)
 }
 
 // Registry configures pulls.

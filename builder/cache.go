@@ -7,76 +7,87 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"path"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/strata-build/strata/dockerfile"
+	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/layer"
 )
 
 // cacheVersion changes whenever what a key covers or an entry holds
 // changes, so entries from an older strata are never misread.
-const cacheVersion = "strata-cache-v1"
+// v2: COPY keys every attribute the writer copies (owners, devices, hard
+// links, xattrs); metadata steps no longer advance the filesystem chain.
+const cacheVersion = "strata-cache-v2"
 
-// keyInput is everything a step's result depends on. The parent key
-// covers the base and every earlier step, hence the whole config the step
-// starts from.
+// What a step's key covers. Each input is read by the same code that
+// uses it, so nothing can change a step's output without changing its key:
+//
+//   - Parent: the key of the filesystem the step starts from: the base
+//     (scratch and the platform, or an image's manifest digest, or the
+//     parent stage's key) and every earlier RUN, COPY, ADD and WORKDIR.
+//     Metadata steps (ENV, ARG, LABEL, USER, ...) do not change it: a step
+//     that depends on them keys what it reads of them itself, as BuildKit's
+//     operations do, so a new LABEL or an unused build arg keeps later
+//     COPYs cached.
+//   - Platform, Kind, Command (the instruction with its words expanded:
+//     sources, destination, --chown, --chmod, --from, flags) and Layer (the
+//     compression and SOURCE_DATE_EPOCH layers are written with), for all.
+//   - RUN (Run): the executor.Spec it runs with (runSpec: argv through the
+//     stage's SHELL, environment, working directory, user, network,
+//     hostname) less what cannot change its result (the step's own
+//     directories, the output writers, the --build-arg proxy variables,
+//     which Docker keeps out of keys too); the mounts' flags and the
+//     content their binds expose (mountsKey); and the history text (it
+//     lists the build args).
+//   - COPY and ADD (Copy): the plan the writer executes, field by field
+//     (planned and srcFile: destination, kind, mode, owner where kept,
+//     size, sha256, link target, device number, kept xattrs, hard-link
+//     identity; heredoc text; a download's content and Last-Modified), the
+//     resolved destination, --chown's ids, --chmod's mode; for --from the
+//     source stage's or image's key instead of its files.
+//   - WORKDIR (Workdir): the directory and the USER that owns it.
+//   - Metadata steps: the step before them (Prev) and the environment and
+//     args they see; their entries hold only history, so a cached build
+//     repeats the history times.
+//
+// Read but deliberately not keyed: a copied file's mtime (a touch keeps
+// the cache, as in BuildKit; SOURCE_DATE_EPOCH clamps times in new layers)
+// and the value of a secret.
 type keyInput struct {
 	Version  string
 	Parent   string
+	Prev     string `json:",omitempty"`
 	Platform string
 	Kind     string
 	Command  any
-	Env      []string
-	Args     []dockerfile.Arg
-	Content  string // COPY/ADD: digest of the sources
-	Layer    string // how new layers are written (compression, epoch)
-	Network  string
+	Layer    string
+	Env      []string         `json:",omitempty"`
+	Args     []dockerfile.Arg `json:",omitempty"`
+	Run      *runKey          `json:",omitempty"`
+	Copy     string           `json:",omitempty"`
+	Workdir  *workdirKey      `json:",omitempty"`
 }
 
-// key is the SHA-256 of k's json.Marshal encoding. The encoding holds the
-// whole environment, so it is streamed into the hash rather than built
-// in a buffer per step: json.Encoder writes json.Marshal's bytes and a
-// newline, which dropLast keeps out of the hash. Hashing a running digest
-// of the environment instead would change every key, as the env's bytes
-// come after the parent key's.
+// runKey is what a RUN's key covers beyond the common inputs.
+type runKey struct {
+	Spec      executor.Spec
+	Mounts    string
+	CreatedBy string
+}
+
+type workdirKey struct {
+	Dir, User string
+}
+
+// key is the sha256 of k's JSON encoding, streamed into the hash: the
+// encoding holds the whole environment.
 func (k keyInput) key() (string, error) {
 	k.Version = cacheVersion
-	h := sha256.New()
-	w := &dropLast{w: h}
-	if err := json.NewEncoder(w).Encode(k); err != nil {
-		return "", fmt.Errorf("encoding cache key: %w", err)
-	}
-	if !w.has || w.last != '\n' {
-		return "", errors.New("encoding cache key: no final newline")
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// dropLast writes everything written to it but the last byte, which it
-// keeps in last.
-type dropLast struct {
-	w    io.Writer
-	last byte
-	has  bool
-}
-
-func (d *dropLast) Write(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	if d.has {
-		if _, err := d.w.Write([]byte{d.last}); err != nil {
-			return 0, err
-		}
-	}
-	if _, err := d.w.Write(p[:len(p)-1]); err != nil {
-		return 0, err
-	}
-	d.last, d.has = p[len(p)-1], true
-	return len(p), nil
+	return digestJSON(k)
 }
 
 // cacheEntry is what a hit reuses: the layer (none for a metadata step)
@@ -129,72 +140,32 @@ func cachePut(s *layer.Store, key string, l *layer.Layer, h v1.History) error {
 	return s.CachePut(key, b)
 }
 
-// contentDigest hashes what a COPY or ADD reads, file by file: path,
-// mode, owner, size, link target and content, never the mtime, so
-// touching a file keeps the cache and editing one misses it.
-func contentDigest(op *copyOp, plan []planned) (string, error) {
+// copyKey is what a COPY or ADD's key covers beyond the common inputs:
+// its plan as the writer will carry it out, and the options the writer
+// applies to every file.
+func copyKey(op *copyOp, plan []planned, fromKey string) (string, error) {
+	in := struct {
+		Dest    string
+		Chown   *keyOwner
+		Mode    *fs.FileMode
+		Add     bool
+		Context bool
+		From    string `json:",omitempty"`
+		Plan    []planned
+	}{Dest: op.dest, Mode: op.mode, Add: op.add, Context: op.context, From: fromKey, Plan: plan}
+	if op.chown != nil {
+		in.Chown = &keyOwner{UID: op.chown.uid, GID: op.chown.gid}
+	}
+	return digestJSON(in)
+}
+
+// digestJSON is the sha256 of v's JSON encoding, streamed into the hash.
+func digestJSON(v any) (string, error) {
 	h := sha256.New()
-	for _, p := range plan {
-		fmt.Fprintf(h, "dst %s extract=%t\n", p.dst, p.extract)
-		if p.data != nil {
-			fmt.Fprintf(h, "data %d %s\n", len(*p.data), *p.data)
-			continue
-		}
-		if !p.src.info.IsDir() || p.mtime != nil {
-			if err := hashEntry(h, op.from, "", p.src); err != nil {
-				return "", err
-			}
-			continue
-		}
-		if err := hashTree(h, op.from, p.srcPath, "."); err != nil {
-			return "", err
-		}
+	if err := json.NewEncoder(h).Encode(v); err != nil {
+		return "", fmt.Errorf("encoding cache key: %w", err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func hashTree(h io.Writer, t srcTree, dir, rel string) error {
-	names, err := t.readDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, n := range names {
-		e, err := t.lstat(path.Join(dir, n))
-		if err != nil {
-			return err
-		}
-		if err := hashEntry(h, t, path.Join(rel, n), e); err != nil {
-			return err
-		}
-		if e.info.IsDir() {
-			if err := hashTree(h, t, path.Join(dir, n), path.Join(rel, n)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// hashEntry hashes one source file's metadata and content. Context files
-// land as 0:0 (or --chown's ids, in the instruction), so their host owner
-// is left out; an image's files keep theirs.
-func hashEntry(h io.Writer, t srcTree, rel string, e entry) error {
-	var own owner
-	if _, context := t.(*contextFS); !context {
-		own = ownerOf(e.info)
-	}
-	var link, sum string
-	switch {
-	case e.info.Mode()&os.ModeSymlink != 0:
-		link, _ = os.Readlink(e.host)
-	case e.info.Mode().IsRegular():
-		var err error
-		if sum, err = sumOf(t, e); err != nil {
-			return err
-		}
-	}
-	_, err := fmt.Fprintf(h, "%q %o %d:%d %d %q %s\n", rel, uint32(e.info.Mode()), own.uid, own.gid, e.info.Size(), link, sum)
-	return err
 }
 
 func fileSHA256(p string) (string, error) {
@@ -203,9 +174,13 @@ func fileSHA256(p string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
+	return readerSHA256(f, p)
+}
+
+func readerSHA256(r io.Reader, name string) (string, error) {
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hashing %s: %w", p, err)
+	if _, err := io.Copy(h, r); err != nil {
+		return "", fmt.Errorf("hashing %s: %w", name, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

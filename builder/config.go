@@ -21,7 +21,7 @@ func applyConfig(file *v1.ConfigFile, st dockerfile.Step, sm *stageMeta) (string
 	cfg := &file.Config
 	switch c := st.Command.(type) {
 	case *instructions.RunCommand:
-		return "RUN " + runCommandString(runArgs(c, cfg.Shell), st.Args) + " # buildkit", nil
+		return "RUN " + runCommandString(runArgs(c, cfg.Shell), st.Args, st.Env) + " # buildkit", nil
 	case *instructions.CopyCommand:
 		return copyHistory("COPY", c.SourcesAndDest, c.Chown, c.Chmod), nil
 	case *instructions.AddCommand:
@@ -205,14 +205,33 @@ func copyHistory(name string, sd instructions.SourcesAndDest, chown, chmod strin
 }
 
 // runCommandString is BuildKit's history text for RUN: the build args in
-// scope as "|N K=V ..." before the command.
-func runCommandString(args []string, buildArgs []dockerfile.Arg) string {
-	var env []string
+// scope as "|N K=V ..." before the command. As in BuildKit, an arg's value
+// is the one in the RUN's environment env ("K=V") when the key is there,
+// so an ENV after the ARG wins and an ARG without a value keeps the value
+// of the one before it; the arg's own value otherwise.
+func runCommandString(args []string, buildArgs []dockerfile.Arg, env []string) string {
+	values := envValues(env)
+	var pairs []string
 	for _, a := range buildArgs {
-		env = append(env, a.Key+"="+a.Value)
+		v, ok := values[a.Key]
+		if !ok {
+			v = a.Value
+		}
+		pairs = append(pairs, a.Key+"="+v)
 	}
-	if len(env) > 0 {
-		env = append([]string{fmt.Sprintf("|%d", len(env))}, env...)
+	if len(pairs) > 0 {
+		pairs = append([]string{fmt.Sprintf("|%d", len(pairs))}, pairs...)
 	}
-	return strings.Join(append(env, args...), " ")
+	return strings.Join(append(pairs, args...), " ")
+}
+
+// envValues maps the keys of "K=V" entries to their values; a later entry
+// wins, as in an environment.
+func envValues(env []string) map[string]string {
+	m := make(map[string]string, len(env))
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return m
 }

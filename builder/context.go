@@ -3,12 +3,14 @@ package builder
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
@@ -16,9 +18,14 @@ import (
 
 // contextFS is the build context directory as COPY sees it: files that
 // .dockerignore excludes do not exist, and nothing outside the directory
-// can be reached, not even through a symlink.
+// can be reached, not even through a symlink. Every access goes through a
+// descriptor of the directory with the kernel refusing symlinks and ".."
+// on the way (see at), so a context changed while the build reads it (a
+// directory swapped for a symlink to /root) never leads a root build to
+// files outside it.
 type contextFS struct {
 	dir    string
+	root   *os.File // the directory, held open for the build
 	ignore *patternmatcher.PatternMatcher
 	sums   *statCache // nil: hash every file every time
 }
@@ -31,31 +38,32 @@ func openContext(dir string) (*contextFS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build context: %w", err)
 	}
-	fi, err := os.Stat(dir)
+	root, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|oPath, 0)
 	if err != nil {
 		return nil, fmt.Errorf("build context: %w", err)
 	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("build context %s is not a directory", dir)
-	}
-	c := &contextFS{dir: dir}
-	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
+	c := &contextFS{dir: dir, root: root}
+	f, err := c.openPath("/.dockerignore")
 	if errors.Is(err, fs.ErrNotExist) {
 		return c, nil
 	}
 	if err != nil {
+		c.close()
 		return nil, fmt.Errorf("reading .dockerignore: %w", err)
 	}
 	defer f.Close()
 	patterns, err := ignorefile.ReadAll(f)
-	if err != nil {
-		return nil, fmt.Errorf("reading .dockerignore: %w", err)
+	if err == nil {
+		c.ignore, err = patternmatcher.New(patterns)
 	}
-	if c.ignore, err = patternmatcher.New(patterns); err != nil {
+	if err != nil {
+		c.close()
 		return nil, fmt.Errorf(".dockerignore: %w", err)
 	}
 	return c, nil
 }
+
+func (c *contextFS) close() { c.root.Close() }
 
 // ignored reports whether .dockerignore excludes the context path p. An
 // excluded directory stays visible when a "!" pattern re-includes something
@@ -77,7 +85,13 @@ func (c *contextFS) ignored(p string, isDir bool) bool {
 
 // hasVisible reports whether some file below dir is not ignored.
 func (c *contextFS) hasVisible(dir string) bool {
-	des, err := os.ReadDir(filepath.Join(c.dir, dir))
+	fd, err := c.at(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
+	if err != nil {
+		return false
+	}
+	f := os.NewFile(uintptr(fd), dir)
+	defer f.Close()
+	des, err := f.ReadDir(-1)
 	if err != nil {
 		return false
 	}
@@ -90,22 +104,33 @@ func (c *contextFS) hasVisible(dir string) bool {
 }
 
 func (c *contextFS) lstat(p string) (entry, error) {
-	host := filepath.Join(c.dir, p)
-	fi, err := os.Lstat(host)
+	fd, err := c.at(p, oPath|unix.O_NOFOLLOW)
+	if err != nil {
+		return entry{}, err
+	}
+	defer unix.Close(fd)
+	fi, err := fstatInfo(fd, path.Base(p))
 	if err != nil {
 		return entry{}, err
 	}
 	if c.ignored(p, fi.IsDir()) {
 		return entry{}, &fs.PathError{Op: "lstat", Path: p, Err: fs.ErrNotExist}
 	}
-	return entry{host: host, info: fi}, nil
+	return entry{host: filepath.Join(c.dir, p), info: fi, rel: p}, nil
 }
 
 func (c *contextFS) readDir(p string) ([]string, error) {
-	des, err := os.ReadDir(filepath.Join(c.dir, p))
+	fd, err := c.at(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
 	if err != nil {
 		return nil, err
 	}
+	f := os.NewFile(uintptr(fd), filepath.Join(c.dir, p))
+	defer f.Close()
+	des, err := f.ReadDir(-1)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(des, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	names := make([]string, 0, len(des))
 	for _, de := range des {
 		if !c.ignored(path.Join(p, de.Name()), de.IsDir()) {
@@ -113,6 +138,25 @@ func (c *contextFS) readDir(p string) ([]string, error) {
 		}
 	}
 	return names, nil
+}
+
+// open opens the regular file e for reading.
+func (c *contextFS) open(e entry) (*os.File, error) { return c.openPath(e.rel) }
+
+// openPath opens the regular file at the clean absolute context path p for
+// reading.
+func (c *contextFS) openPath(p string) (*os.File, error) {
+	// O_NONBLOCK: a fifo swapped in for a file must not hang the build.
+	fd, err := c.at(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), filepath.Join(c.dir, p))
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, &fs.PathError{Op: "open", Path: p, Err: errors.New("not a regular file")}
+	}
+	return f, nil
 }
 
 // checkInside refuses a source path that leaves the context, before any
@@ -128,92 +172,29 @@ func checkInside(src string) (string, error) {
 // it, naming the link: inside the context a symlink is not clamped the way
 // it is inside an image, because following it would read host files.
 func (c *contextFS) readlink(e entry) (string, error) {
-	target, err := os.Readlink(e.host)
+	target, err := c.linkTarget(e)
 	if err != nil {
 		return "", err
 	}
-	rel, err := filepath.Rel(c.dir, e.host)
-	if err != nil {
-		return "", err
-	}
-	rel = filepath.ToSlash(rel)
+	rel := strings.TrimPrefix(e.rel, "/")
 	if path.IsAbs(target) || escapes(path.Join(path.Dir(rel), target)) {
 		return "", fmt.Errorf("symlink %s points outside the build context (%s)", rel, target)
 	}
 	return path.Join("/", path.Dir(rel), target), nil
 }
 
+// linkTarget is the target of the symlink e, as written.
+func (c *contextFS) linkTarget(e entry) (string, error) {
+	fd, err := c.at(e.rel, oPath|unix.O_NOFOLLOW)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(fd)
+	return readlinkFD(fd)
+}
+
 // escapes reports whether the relative path p climbs above its root.
 func escapes(p string) bool {
 	c := path.Clean(p)
 	return c == ".." || strings.HasPrefix(c, "../")
-}
-
-// linkTree recreates the visible part of the context directory p at dst:
-// directories and symlinks anew, files as hard links (copies across
-// filesystems), so ignored files are absent from a RUN bind mount.
-func (c *contextFS) linkTree(p, dst string) error {
-	names, err := c.readDir(p)
-	if err != nil {
-		return err
-	}
-	for _, n := range names {
-		e, err := c.lstat(path.Join(p, n))
-		if err != nil {
-			return err
-		}
-		if err := linkEntry(e, filepath.Join(dst, n)); err != nil {
-			return err
-		}
-		if e.info.IsDir() {
-			if err := c.linkTree(path.Join(p, n), filepath.Join(dst, n)); err != nil {
-				return err
-			}
-			if err := os.Chmod(filepath.Join(dst, n), e.info.Mode().Perm()); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func linkEntry(e entry, dst string) error {
-	switch mt := e.info.Mode(); {
-	case mt.IsDir():
-		return os.Mkdir(dst, 0o700)
-	case mt&fs.ModeSymlink != 0:
-		target, err := os.Readlink(e.host)
-		if err != nil {
-			return err
-		}
-		return os.Symlink(target, dst)
-	case mt.IsRegular():
-		if os.Link(e.host, dst) == nil {
-			return nil
-		}
-		return copyRegular(e.host, dst, mt.Perm())
-	}
-	return nil
-}
-
-func copyRegular(src, dst string, perm fs.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
-	if err != nil {
-		return err
-	}
-	// The RUN that sees the copy must not see the caller's umask.
-	if err := out.Chmod(perm); err != nil {
-		out.Close()
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

@@ -16,6 +16,12 @@ import (
 type srcTree interface {
 	tree
 	readDir(p string) ([]string, error)
+	// open opens the regular file e for reading its content.
+	open(e entry) (*os.File, error)
+	// linkTarget is the symlink e's target as written.
+	linkTarget(e entry) (string, error)
+	// xattrs are the extended attributes of e a layer keeps, sorted.
+	xattrs(e entry) ([]xattr, error)
 }
 
 // owner is a numeric uid:gid.
@@ -43,14 +49,27 @@ type heredoc struct {
 }
 
 // planned is one thing a COPY writes: a file or tree, an archive to
-// extract, or literal content.
+// extract, a download or literal content. Its exported fields, with its
+// Files', are what the cache key covers; the writer reads nothing else.
 type planned struct {
-	src     entry
-	srcPath string // in the source tree
-	dst     string // absolute path in the image, destination resolved
-	extract bool
-	data    *string    // heredoc content
-	mtime   *time.Time // a downloaded URL's Last-Modified time
+	// Dst is where it lands: the file's path, or the directory that a
+	// directory source's contents or an archive's entries go into.
+	Dst string `json:"dst"`
+	// Dir: a directory source, whose contents (Files) land in Dst.
+	Dir bool `json:"dir,omitempty"`
+	// Extract: ADD of a local archive (Files[0]), unpacked into Dst.
+	Extract bool `json:"extract,omitempty"`
+	// Data is a heredoc's content.
+	Data *string `json:"data,omitempty"`
+	// URLTime is a download's Last-Modified time, which the file gets.
+	URLTime *time.Time `json:"urlTime,omitempty"`
+	// Files are the source files in write order; for a context source
+	// they are described when planning, for a stage's or image's when the
+	// step runs (its key covers them).
+	Files []srcFile `json:"files,omitempty"`
+
+	src     entry  // the source itself
+	srcPath string // in the source tree, for messages
 }
 
 // destination resolves op.dest in the image as a chroot would and says
@@ -106,9 +125,38 @@ func (op *copyOp) plan(ctx context.Context) ([]planned, error) {
 		if destIsDir {
 			dst = path.Join(dest, h.name)
 		}
-		out = append(out, planned{dst: dst, data: &h.data})
+		out = append(out, planned{Dst: dst, Data: &h.data})
 	}
 	return out, nil
+}
+
+// describeFiles fills each planned source's Files, in plan order, so hard
+// links across sources point at the first path written.
+func (op *copyOp) describeFiles(plan []planned) error {
+	d := &describer{from: op.from, context: op.context}
+	for i := range plan {
+		p := &plan[i]
+		if p.Data != nil || p.URLTime != nil || p.Files != nil {
+			continue
+		}
+		if p.Dir {
+			files, err := d.walk(p.srcPath, p.Dst, nil)
+			if err != nil {
+				return err
+			}
+			p.Files = files
+			continue
+		}
+		f, err := d.describe(p.src, p.Dst)
+		if err == errSkip {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", displaySrc(p.srcPath), err)
+		}
+		p.Files = []srcFile{f}
+	}
+	return nil
 }
 
 // match expands one source (wildcards per path component, as BuildKit)
@@ -124,14 +172,9 @@ func (op *copyOp) match(src string) ([]string, error) {
 	if !hasMeta(p) {
 		return []string{p}, nil
 	}
-	matches, err := glob(op.from, "/", splitPath(p))
-	if err != nil {
-		return nil, err
-	}
-	if len(matches) == 0 {
-		return nil, fmt.Errorf("%s: no source files were specified: %w", src, fs.ErrNotExist)
-	}
-	return matches, nil
+	// A wildcard that matches nothing copies nothing, as BuildKit's
+	// converter asks (AllowEmptyWildcard); a missing plain path still fails.
+	return glob(op.from, "/", splitPath(p))
 }
 
 func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
@@ -195,21 +238,33 @@ func (op *copyOp) planSource(src, dest string, destIsDir bool) (planned, error) 
 	if err != nil {
 		return planned{}, fmt.Errorf("%s: %w", displaySrc(src), err)
 	}
-	p := planned{src: e, srcPath: resolved, dst: dest}
+	p := planned{src: e, srcPath: resolved, Dst: dest}
 	switch {
 	case e.info.IsDir():
-	case op.add && op.context && e.info.Mode().IsRegular() && isArchive(e.host):
-		p.extract = true
+		p.Dir = true
+	case op.add && op.context && e.info.Mode().IsRegular() && op.isArchive(e):
+		p.Extract = true
 	case destIsDir:
-		p.dst = path.Join(dest, path.Base(src))
+		p.Dst = path.Join(dest, path.Base(src))
 	}
 	return p, nil
 }
 
 func displaySrc(src string) string { return strings.TrimPrefix(src, "/") }
 
+// isArchive reports whether the context file e is an archive ADD unpacks.
+func (op *copyOp) isArchive(e entry) bool {
+	f, err := op.from.open(e)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return isArchive(f)
+}
+
 // planURL downloads an ADD URL; it lands as the URL's file name in a
-// destination directory.
+// destination directory. The download is a file of this build's, so it is
+// described (and hashed) at once.
 func (op *copyOp) planURL(ctx context.Context, rawURL, dest string, destIsDir bool) (planned, error) {
 	file, mtime, err := op.dl.fetch(ctx, rawURL, op.checksum)
 	if err != nil {
@@ -222,5 +277,11 @@ func (op *copyOp) planURL(ctx context.Context, rawURL, dest string, destIsDir bo
 	if destIsDir {
 		dest = path.Join(dest, urlBase(rawURL))
 	}
-	return planned{src: entry{host: file, info: fi}, srcPath: rawURL, dst: dest, mtime: &mtime}, nil
+	sum, err := fileSHA256(file)
+	if err != nil {
+		return planned{}, err
+	}
+	e := entry{host: file, info: fi}
+	f := srcFile{Dst: dest, Kind: kindReg, Mode: 0o600, Size: fi.Size(), Sum: sum, Mtime: mtime, entry: e}
+	return planned{src: e, srcPath: rawURL, Dst: dest, URLTime: &mtime, Files: []srcFile{f}}, nil
 }

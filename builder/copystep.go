@@ -31,14 +31,21 @@ func (b *build) planCopy(ctx context.Context, s *state, st dockerfile.Step) (*co
 		return nil, err
 	}
 	cp := &copyPlan{op: op, files: files}
-	if st.From.Kind == dockerfile.SourceContext {
-		cp.content, err = contentDigest(op, files)
+	fromKey := ""
+	if op.context {
+		// The context's files are read now, for the key; the writer copies
+		// exactly these and checks their content.
+		err = op.describeFiles(files)
 	} else {
 		var src *state
 		if src, err = b.source(ctx, st.From); err == nil {
-			cp.content = "from " + src.key
+			fromKey = src.key
 		}
 	}
+	if err != nil {
+		return nil, err
+	}
+	cp.content, err = copyKey(op, files, fromKey)
 	return cp, err
 }
 
@@ -128,6 +135,12 @@ func (b *build) copy(ctx context.Context, cp *copyPlan) (*layer.Layer, error) {
 		return nil, fmt.Errorf("creating COPY directory: %w", err)
 	}
 	defer b.removeUnadopted(out)
+	// A stage's or image's files are listed only now that they are needed.
+	if !cp.op.context {
+		if err := cp.op.describeFiles(cp.files); err != nil {
+			return nil, err
+		}
+	}
 	w := &writer{op: cp.op, out: out, now: b.now()}
 	for _, p := range cp.files {
 		if err := w.apply(ctx, p); err != nil {

@@ -41,6 +41,8 @@ type fakeRunner struct {
 	mu    sync.Mutex
 	runs  []executor.Spec
 	binds map[string][]string // mount target -> files below its source
+	// inspect, when set, sees each spec while its mounts exist.
+	inspect func(executor.Spec)
 }
 
 func (f *fakeRunner) Run(_ context.Context, spec executor.Spec) (executor.Result, error) {
@@ -55,6 +57,9 @@ func (f *fakeRunner) Run(_ context.Context, spec executor.Spec) (executor.Result
 		}
 	}
 	f.mu.Unlock()
+	if f.inspect != nil {
+		f.inspect(spec)
+	}
 	cmd := spec.Args[len(spec.Args)-1]
 	fields := strings.Fields(cmd)
 	res := executor.Result{UpperDir: spec.UpperDir}

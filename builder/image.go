@@ -19,11 +19,14 @@ import (
 type state struct {
 	layers []*layer.Layer
 	config v1.ConfigFile
-	key    string
+	// key is the cache key of the filesystem: the base and the steps that
+	// may change files; prev is the key of the last step of any kind.
+	key  string
+	prev string
 }
 
 func (s *state) clone() *state {
-	c := &state{layers: append([]*layer.Layer(nil), s.layers...), key: s.key}
+	c := &state{layers: append([]*layer.Layer(nil), s.layers...), key: s.key, prev: s.prev}
 	c.config = cloneConfig(s.config)
 	return c
 }

@@ -24,10 +24,12 @@ type mergedFS struct {
 	lowers []string
 }
 
-// entry is a file found in a tree: where it is on the host and what it is.
+// entry is a file found in a tree: where it is on the host, what it is,
+// and its clean absolute path in the tree.
 type entry struct {
 	host string
 	info fs.FileInfo
+	rel  string
 }
 
 // lstat finds the clean absolute path p, not following a symlink at p.
@@ -46,7 +48,7 @@ func (m mergedFS) lstat(p string) (entry, error) {
 			if isWhiteout(fi) {
 				break
 			}
-			return entry{host: host, info: fi}, nil
+			return entry{host: host, info: fi, rel: p}, nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 			return entry{}, err
@@ -158,6 +160,14 @@ func (m mergedFS) readFile(p string) ([]byte, error) {
 }
 
 func (m mergedFS) readlink(e entry) (string, error) { return os.Readlink(e.host) }
+
+func (m mergedFS) linkTarget(e entry) (string, error) { return os.Readlink(e.host) }
+
+// open opens a file of the tree; snapshots are strata's own, so host paths
+// are safe to use, but a symlink is still never followed.
+func (m mergedFS) open(e entry) (*os.File, error) {
+	return os.OpenFile(e.host, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+}
 
 // tree is what path resolution needs from a filesystem.
 type tree interface {

@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -24,14 +22,14 @@ var errBusy = errors.New("in use by another build")
 // cache as a directory kept in the store across builds, bind as the
 // context's or a stage's files, read-only. release drops the cache locks
 // taken for sharing=locked and private once the RUN is over.
-func (b *build) runMounts(ctx context.Context, st dockerfile.Step) (mounts []executor.Mount, release func(), err error) {
+func (b *build) runMounts(ctx context.Context, st dockerfile.Step, binds []*bindPlan) (mounts []executor.Mount, release func(), err error) {
 	var locks []*os.File
 	release = func() {
 		for _, f := range locks {
 			f.Close()
 		}
 	}
-	for _, m := range st.Mounts {
+	for i, m := range st.Mounts {
 		var em executor.Mount
 		var lock *os.File
 		switch m.Type {
@@ -40,7 +38,11 @@ func (b *build) runMounts(ctx context.Context, st dockerfile.Step) (mounts []exe
 		case instructions.MountTypeCache:
 			em, lock, err = b.cacheMount(ctx, m)
 		case instructions.MountTypeBind:
-			em, err = b.bindMount(ctx, m)
+			var bp *bindPlan
+			if i < len(binds) {
+				bp = binds[i]
+			}
+			em, err = b.bindMount(ctx, m, bp)
 		default:
 			err = fmt.Errorf("RUN --mount=type=%s: %w", m.Type, dockerfile.ErrNotSupported)
 		}
@@ -151,14 +153,14 @@ func setCacheDirMeta(dir string, m dockerfile.Mount) error {
 
 // bindMount binds files of the context (never outside it) or of a stage
 // or image, read-only: a writable bind would let RUN change them.
-func (b *build) bindMount(ctx context.Context, m dockerfile.Mount) (executor.Mount, error) {
+func (b *build) bindMount(ctx context.Context, m dockerfile.Mount, bp *bindPlan) (executor.Mount, error) {
 	if !m.ReadOnly {
 		return executor.Mount{}, fmt.Errorf("RUN --mount=type=bind,rw: %w", dockerfile.ErrNotSupported)
 	}
 	var host string
 	var err error
 	if m.From.Kind == dockerfile.SourceContext {
-		host, err = b.contextPath(m.Source)
+		host, err = b.contextCopy(ctx, bp)
 	} else {
 		host, err = b.stagePath(ctx, m.From, m.Source)
 	}
@@ -168,25 +170,29 @@ func (b *build) bindMount(ctx context.Context, m dockerfile.Mount) (executor.Mou
 	return executor.Mount{Type: executor.MountBind, Source: host, Target: m.Target, ReadOnly: true}, nil
 }
 
-// contextPath is the host path a bind of the context's src exposes. When
-// .dockerignore has rules, a directory is exposed as a filtered copy, so
-// RUN sees exactly the files its cache key covers.
-func (b *build) contextPath(src string) (string, error) {
+// bindPlan is a context bind mount's source as its key describes it: the
+// file, or the directory and the files below it.
+type bindPlan struct {
+	root  srcFile
+	files []srcFile
+}
+
+// planContextBind describes a bind of the context's src: only files
+// .dockerignore lets through, with their content hashed.
+func (b *build) planContextBind(src string) (*bindPlan, error) {
 	resolved, e, err := b.resolveContext(src)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if b.context.ignore == nil || !e.info.IsDir() {
-		return e.host, nil
+	d := &describer{from: b.context, context: true}
+	bp := &bindPlan{}
+	if bp.root, err = d.describe(e, "/"); err != nil {
+		return nil, err
 	}
-	dir, err := os.MkdirTemp(b.tmp, "bind-")
-	if err != nil {
-		return "", err
+	if bp.root.Kind == kindDir {
+		bp.files, err = d.walk(resolved, "/", nil)
 	}
-	if err := b.context.linkTree(resolved, dir); err != nil {
-		return "", fmt.Errorf("filtering the context for a bind mount: %w", err)
-	}
-	return dir, os.Chmod(dir, e.info.Mode().Perm())
+	return bp, err
 }
 
 // resolveContext resolves src in the context, refusing paths and
@@ -237,43 +243,37 @@ func (b *build) stagePath(ctx context.Context, from dockerfile.Source, src strin
 }
 
 // mountsKey is what a RUN's mounts add to its cache key: the flags, and
-// the content of what binds expose (cache and tmpfs mounts add nothing,
+// what binds expose: a stage's or image's key, or the described context
+// files, which it returns for the run (cache and tmpfs mounts add nothing,
 // as in BuildKit).
-func (b *build) mountsKey(ctx context.Context, st dockerfile.Step) (string, error) {
-	h := sha256.New()
-	for _, m := range st.Mounts {
-		// JSON spells out the values behind the option pointers, with
-		// unambiguous separators.
-		opts, err := json.Marshal(m)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "%d %s\n", len(opts), opts)
+func (b *build) mountsKey(ctx context.Context, st dockerfile.Step) (string, []*bindPlan, error) {
+	type mountKey struct {
+		Flags dockerfile.Mount
+		From  string    `json:",omitempty"`
+		Root  *srcFile  `json:",omitempty"`
+		Files []srcFile `json:",omitempty"`
+	}
+	keys := make([]mountKey, len(st.Mounts))
+	binds := make([]*bindPlan, len(st.Mounts))
+	for i, m := range st.Mounts {
+		keys[i].Flags = m
 		if m.Type != instructions.MountTypeBind {
 			continue
 		}
 		if m.From.Kind != dockerfile.SourceContext {
 			s, err := b.source(ctx, m.From)
 			if err != nil {
-				return "", err
+				return "", nil, err
 			}
-			fmt.Fprintf(h, "from %s\n", s.key)
+			keys[i].From = s.key
 			continue
 		}
-		if err := b.hashContextPath(h, m.Source); err != nil {
-			return "", fmt.Errorf("RUN --mount source %s: %w", m.Source, err)
+		bp, err := b.planContextBind(m.Source)
+		if err != nil {
+			return "", nil, fmt.Errorf("RUN --mount source %s: %w", m.Source, err)
 		}
+		binds[i], keys[i].Root, keys[i].Files = bp, &bp.root, bp.files
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func (b *build) hashContextPath(h io.Writer, src string) error {
-	resolved, e, err := b.resolveContext(src)
-	if err != nil {
-		return err
-	}
-	if err := hashEntry(h, b.context, ".", e); err != nil || !e.info.IsDir() {
-		return err
-	}
-	return hashTree(h, b.context, resolved, ".")
+	sum, err := digestJSON(keys)
+	return sum, binds, err
 }

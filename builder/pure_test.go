@@ -54,13 +54,28 @@ func TestInsecureRegistries(t *testing.T) {
 }
 
 func TestRunHistoryText(t *testing.T) {
-	args := []dockerfile.Arg{{Key: "A", Value: "1", HasValue: true}, {Key: "B", Value: "x y", HasValue: true}}
-	got := runCommandString([]string{"/bin/sh", "-c", "echo hi"}, args)
-	if want := "|2 A=1 B=x y /bin/sh -c echo hi"; got != want {
-		t.Errorf("got %q, want %q", got, want)
+	sh := []string{"/bin/sh", "-c", "echo hi"}
+	a1 := dockerfile.Arg{Key: "A", Value: "1", HasValue: true}
+	cases := []struct {
+		name string
+		args []string
+		bArg []dockerfile.Arg
+		env  []string
+		want string
+	}{
+		{"args", sh, []dockerfile.Arg{a1, {Key: "B", Value: "x y", HasValue: true}}, nil, "|2 A=1 B=x y /bin/sh -c echo hi"},
+		{"exec form", []string{"echo", "hi"}, nil, nil, "echo hi"},
+		// BuildKit's runCommandString reads each value from the RUN's
+		// environment first.
+		{"ENV after ARG wins", sh, []dockerfile.Arg{a1}, []string{"PATH=/bin", "A=2"}, "|1 A=2 /bin/sh -c echo hi"},
+		{"ARG without a value keeps the env's", sh, []dockerfile.Arg{{Key: "A"}}, []string{"A=1"}, "|1 A=1 /bin/sh -c echo hi"},
+		{"unset arg is empty", sh, []dockerfile.Arg{{Key: "A"}}, []string{"PATH=/bin"}, "|1 A= /bin/sh -c echo hi"},
+		{"later env entry wins", sh, []dockerfile.Arg{a1}, []string{"A=2", "A=3"}, "|1 A=3 /bin/sh -c echo hi"},
 	}
-	if got := runCommandString([]string{"echo", "hi"}, nil); got != "echo hi" {
-		t.Errorf("exec form: %q", got)
+	for _, c := range cases {
+		if got := runCommandString(c.args, c.bArg, c.env); got != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -92,18 +93,21 @@ func (b *build) doStep(ctx context.Context, r *stageRun, st dockerfile.Step, v *
 	if err != nil {
 		return err
 	}
-	op, key, err := b.prepare(ctx, r.state, st)
+	plan, key, err := b.prepare(ctx, r.state, st, createdBy)
 	if err != nil {
 		return err
 	}
+	if b.opts.afterKey != nil {
+		b.opts.afterKey(st)
+	}
 	if entry, l, err := b.cached(key); err != nil || entry != nil {
 		if err == nil {
-			r.state.commit(l, entry.History, key)
+			r.state.commit(l, entry.History, key, changesFiles(st.Command))
 			v.cached()
 		}
 		return err
 	}
-	l, err := b.execute(ctx, r.state, st, op, v)
+	l, err := b.execute(ctx, r.state, st, plan, v)
 	if err != nil {
 		return err
 	}
@@ -114,20 +118,33 @@ func (b *build) doStep(ctx context.Context, r *stageRun, st dockerfile.Step, v *
 	if err := cachePut(b.opts.Store, key, l, h); err != nil {
 		return err
 	}
-	r.state.commit(l, h, key)
+	r.state.commit(l, h, key, changesFiles(st.Command))
 	v.done()
 	return nil
 }
 
 // commit appends a step's result; an empty history means none (ONBUILD).
-func (s *state) commit(l *layer.Layer, h v1.History, key string) {
+// Only steps that may change the filesystem advance the state's key.
+func (s *state) commit(l *layer.Layer, h v1.History, key string, fsStep bool) {
 	if l != nil {
 		s.layers = append(s.layers, l)
 	}
 	if h.CreatedBy != "" || l != nil {
 		s.config.History = append(s.config.History, h)
 	}
-	s.key = key
+	if fsStep {
+		s.key = key
+	}
+	s.prev = key
+}
+
+// changesFiles reports the instructions that can change the filesystem.
+func changesFiles(cmd any) bool {
+	switch cmd.(type) {
+	case *instructions.RunCommand, *instructions.CopyCommand, *instructions.AddCommand, *instructions.WorkdirCommand:
+		return true
+	}
+	return false
 }
 
 func (b *build) cached(key string) (*cacheEntry, *layer.Layer, error) {
@@ -137,40 +154,72 @@ func (b *build) cached(key string) (*cacheEntry, *layer.Layer, error) {
 	return cacheGet(b.opts.Store, key)
 }
 
-// prepare computes the step's cache key; for COPY and ADD it plans the
-// copy (resolving sources, downloading URLs) and hashes the sources.
-func (b *build) prepare(ctx context.Context, s *state, st dockerfile.Step) (*copyPlan, string, error) {
+// prepare computes the step's cache key (see keyInput for what it
+// covers); for COPY and ADD it plans the copy (resolving sources,
+// downloading URLs) and hashes the sources.
+func (b *build) prepare(ctx context.Context, s *state, st dockerfile.Step, createdBy string) (*stepPlan, string, error) {
 	in := keyInput{
 		Parent:   s.key,
 		Platform: platformString(b.opts.Graph.Platform),
 		Kind:     fmt.Sprintf("%T", st.Command),
 		Command:  st.Command,
-		Env:      st.Env,
-		Args:     st.Args,
 		Layer:    b.layerKey(),
 	}
-	var cp *copyPlan
+	plan := &stepPlan{}
+	var err error
 	switch c := st.Command.(type) {
 	case *instructions.RunCommand:
-		if err := checkRun(c); err != nil {
-			return nil, "", err
-		}
-		in.Network = string(b.network(c))
-		if len(st.Mounts) > 0 {
-			var err error
-			if in.Content, err = b.mountsKey(ctx, st); err != nil {
-				return nil, "", err
-			}
-		}
+		in.Run, plan.binds, err = b.runKey(ctx, s, st, c, createdBy)
 	case *instructions.CopyCommand, *instructions.AddCommand:
-		var err error
-		if cp, err = b.planCopy(ctx, s, st); err != nil {
-			return nil, "", err
+		if plan.copy, err = b.planCopy(ctx, s, st); err == nil {
+			in.Copy = plan.copy.content
 		}
-		in.Content = cp.content
+	case *instructions.WorkdirCommand:
+		in.Workdir = &workdirKey{Dir: s.config.Config.WorkingDir, User: s.config.Config.User}
+	default:
+		in.Prev, in.Env, in.Args = s.prev, st.Env, st.Args
+	}
+	if err != nil {
+		return nil, "", err
 	}
 	key, err := in.key()
-	return cp, key, err
+	return plan, key, err
+}
+
+// stepPlan is what prepare learned of a step beyond its key, for execute:
+// the exact files a COPY or a RUN's context binds were keyed on.
+type stepPlan struct {
+	copy  *copyPlan
+	binds []*bindPlan // by index in the step's mounts; nil for other kinds
+}
+
+// runKey is what a RUN's key covers: the spec the executor gets, less the
+// fields that cannot change the result, and the mounts.
+func (b *build) runKey(ctx context.Context, s *state, st dockerfile.Step, c *instructions.RunCommand, createdBy string) (*runKey, []*bindPlan, error) {
+	if err := checkRun(c); err != nil {
+		return nil, nil, err
+	}
+	spec := b.runSpec(s, st, c, "", nil)
+	// The step's own directories, its output, its lowers (the parent key
+	// covers them) and its mounts' host paths (mountsKey covers what they
+	// show) say nothing about the result.
+	spec.UpperDir, spec.WorkDir, spec.Lowers, spec.Mounts = "", "", nil, nil
+	spec.Stdout, spec.Stderr = nil, nil
+	// Docker keeps the proxy build args out of keys: a different proxy
+	// fetches the same packages. runSpec appends them last.
+	proxy := b.opts.Graph.ProxyEnv
+	if n := len(spec.Env) - len(proxy); n >= 0 && slices.Equal(spec.Env[n:], proxy) {
+		spec.Env = spec.Env[:n]
+	}
+	k := &runKey{Spec: spec, CreatedBy: createdBy}
+	var binds []*bindPlan
+	if len(st.Mounts) > 0 {
+		var err error
+		if k.Mounts, binds, err = b.mountsKey(ctx, st); err != nil {
+			return nil, nil, err
+		}
+	}
+	return k, binds, nil
 }
 
 func (b *build) layerKey() string {
@@ -182,12 +231,12 @@ func (b *build) layerKey() string {
 }
 
 // execute does the filesystem work of a step that missed the cache.
-func (b *build) execute(ctx context.Context, s *state, st dockerfile.Step, cp *copyPlan, v *vertex) (*layer.Layer, error) {
+func (b *build) execute(ctx context.Context, s *state, st dockerfile.Step, plan *stepPlan, v *vertex) (*layer.Layer, error) {
 	switch c := st.Command.(type) {
 	case *instructions.RunCommand:
-		return b.run(ctx, s, st, c, v)
+		return b.run(ctx, s, st, c, plan.binds, v)
 	case *instructions.CopyCommand, *instructions.AddCommand:
-		return b.copy(ctx, cp)
+		return b.copy(ctx, plan.copy)
 	case *instructions.WorkdirCommand:
 		return b.workdir(ctx, s)
 	}

@@ -48,12 +48,12 @@ func loadStatCache(st *layer.Store, contextDir string) *statCache {
 	return c
 }
 
-// sum returns the sha256 of the file e, from the cache when its stat
+// sum returns the sha256 of the file e of t, from the cache when its stat
 // matches.
-func (c *statCache) sum(e entry) (string, error) {
+func (c *statCache) sum(t srcTree, e entry) (string, error) {
 	cur, ok := statOf(e.info)
 	if !ok {
-		return fileSHA256(e.host)
+		return treeSHA256(t, e)
 	}
 	c.mu.Lock()
 	old, hit := c.entries[e.host]
@@ -61,7 +61,7 @@ func (c *statCache) sum(e entry) (string, error) {
 	if hit && old.Sum != "" && sameStat(old, cur) {
 		return old.Sum, nil
 	}
-	s, err := fileSHA256(e.host)
+	s, err := treeSHA256(t, e)
 	if err != nil {
 		return "", err
 	}
@@ -101,7 +101,17 @@ func (c *statCache) save(st *layer.Store, contextDir string) error {
 // sumOf hashes a file of t, through the context's stat cache if any.
 func sumOf(t srcTree, e entry) (string, error) {
 	if c, ok := t.(*contextFS); ok && c.sums != nil {
-		return c.sums.sum(e)
+		return c.sums.sum(t, e)
 	}
-	return fileSHA256(e.host)
+	return treeSHA256(t, e)
+}
+
+// treeSHA256 hashes the content of the file e of t, opened through t.
+func treeSHA256(t srcTree, e entry) (string, error) {
+	f, err := t.open(e)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	return readerSHA256(f, e.rel)
 }

@@ -26,7 +26,7 @@ func TestStatCacheNeverStale(t *testing.T) {
 		return entry{host: p, info: fi}
 	}
 	c := &statCache{entries: map[string]statEntry{}}
-	first, err := c.sum(write("aaaa"))
+	first, err := c.sum(mergedFS{}, write("aaaa"))
 	if err != nil || len(c.entries) != 1 {
 		t.Fatalf("first sum %q, %v, %d entries", first, err, len(c.entries))
 	}
@@ -36,18 +36,18 @@ func TestStatCacheNeverStale(t *testing.T) {
 	e := c.entries[p]
 	e.Sum = "poisoned"
 	c.entries[p] = e
-	if got, _ := c.sum(entry{host: p, info: fi}); got != "poisoned" {
+	if got, _ := c.sum(mergedFS{}, entry{host: p, info: fi}); got != "poisoned" {
 		t.Errorf("unchanged file hashed again: %q", got)
 	}
 	time.Sleep(10 * time.Millisecond)
-	got, err := c.sum(write("bbbb"))
+	got, err := c.sum(mergedFS{}, write("bbbb"))
 	want, _ := fileSHA256(p)
 	if err != nil || got != want {
 		t.Errorf("edited file (same size and mtime): %q, want %q", got, want)
 	}
 	c.racy = time.Hour
 	delete(c.entries, p)
-	c.sum(write("cccc"))
+	c.sum(mergedFS{}, write("cccc"))
 	if _, ok := c.entries[p]; ok {
 		t.Error("a file changed within the racy window was cached")
 	}

@@ -2,8 +2,11 @@ package builder
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -11,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,17 +23,16 @@ import (
 
 // writer puts a COPY's files into a fresh directory that becomes the
 // step's layer. Parent directories that exist in the image are recreated
-// with the image's metadata, so the layer does not change them.
+// with the image's metadata, so the layer does not change them. It writes
+// exactly what the plan describes (planned and srcFile), which is what the
+// step's cache key covers, and reads from the source only the content of
+// regular files, checked against the planned hash.
 type writer struct {
 	op       *copyOp
 	out      string
 	now      time.Time
 	dirTimes []dirTime
-	links    map[fileID]string // hardlinked sources: first copy's host path
 }
-
-// fileID identifies a source file with several links.
-type fileID struct{ dev, ino uint64 }
 
 type dirTime struct {
 	host  string
@@ -40,25 +41,30 @@ type dirTime struct {
 
 func (w *writer) apply(ctx context.Context, p planned) error {
 	switch {
-	case p.data != nil:
-		if err := w.ensureDir(path.Dir(p.dst)); err != nil {
+	case p.Data != nil:
+		if err := w.ensureDir(path.Dir(p.Dst)); err != nil {
 			return err
 		}
 		return w.writeData(p)
-	case p.extract:
+	case p.Extract:
 		return w.extract(ctx, p)
-	case p.mtime != nil:
+	case p.URLTime != nil:
 		return w.writeDownload(p)
-	case p.src.info.IsDir():
-		if err := w.ensureDir(p.dst); err != nil {
+	case p.Dir:
+		if err := w.ensureDir(p.Dst); err != nil {
 			return err
 		}
-		return w.copyChildren(p.srcPath, p.dst)
+	default:
+		if err := w.ensureDir(path.Dir(p.Dst)); err != nil {
+			return err
+		}
 	}
-	if err := w.ensureDir(path.Dir(p.dst)); err != nil {
-		return err
+	for _, f := range p.Files {
+		if err := w.copyNode(f); err != nil {
+			return err
+		}
 	}
-	return w.copyNode(p.src, p.dst)
+	return nil
 }
 
 // finish sets directory times last, deepest first, since writing into a
@@ -116,11 +122,11 @@ func (w *writer) newOwner() owner {
 
 // fileOwner is who owns a copied file: --chown, else root for context
 // files, else the source's owner (COPY --from keeps ownership).
-func (w *writer) fileOwner(fi fs.FileInfo) owner {
-	if w.op.chown != nil || w.op.context {
+func (w *writer) fileOwner(f srcFile) owner {
+	if w.op.chown != nil || f.Owner == nil {
 		return w.newOwner()
 	}
-	return ownerOf(fi)
+	return owner{uid: f.Owner.UID, gid: f.Owner.GID}
 }
 
 // modeOr is --chmod's mode, else def.
@@ -131,79 +137,102 @@ func (w *writer) modeOr(def fs.FileMode) fs.FileMode {
 	return def
 }
 
-func (w *writer) modeOf(fi fs.FileMode) fs.FileMode {
+func (w *writer) modeOf(m fs.FileMode) fs.FileMode {
 	if w.op.mode != nil {
 		return *w.op.mode
 	}
-	return fi & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+	return m
 }
 
-func (w *writer) copyChildren(src, dst string) error {
-	names, err := w.op.from.readDir(src)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", src, err)
-	}
-	for _, n := range names {
-		e, err := w.op.from.lstat(path.Join(src, n))
-		if err != nil {
-			return err
-		}
-		if err := w.copyNode(e, path.Join(dst, n)); err != nil {
-			return err
-		}
-		if e.info.IsDir() {
-			if err := w.copyChildren(path.Join(src, n), path.Join(dst, n)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// copyNode creates one file, directory, link or device at dst (a directory
-// without its contents), replacing what an earlier source put there.
-func (w *writer) copyNode(e entry, dst string) error {
-	host := w.host(dst)
-	if fi, err := os.Lstat(host); err == nil && !(fi.IsDir() && e.info.IsDir()) {
+// copyNode creates one file, directory, link or device at f.Dst (a
+// directory without its contents), replacing what an earlier source put
+// there.
+func (w *writer) copyNode(f srcFile) error {
+	host := w.host(f.Dst)
+	if fi, err := os.Lstat(host); err == nil && !(fi.IsDir() && f.Kind == kindDir) {
 		if err := os.RemoveAll(host); err != nil {
 			return err
 		}
 	}
-	own := w.fileOwner(e.info)
-	mt := e.info.Mode()
-	switch {
-	case mt.IsDir():
+	if f.LinkTo != "" {
+		// A later source may have replaced the first name; then the link
+		// becomes a copy of what the first name got.
+		if err := os.Link(w.host(f.LinkTo), host); err == nil {
+			return nil
+		}
+		return w.copyLinked(f, host)
+	}
+	own := w.fileOwner(f)
+	var err error
+	switch f.Kind {
+	case kindDir:
 		if _, err := os.Lstat(host); err == nil {
 			return nil
 		}
-		w.dirTimes = append(w.dirTimes, dirTime{host, e.info.ModTime()})
-		return makeDir(host, w.modeOf(mt), own)
-	case mt.IsRegular():
-		if w.linkExisting(e, host) {
-			return nil
-		}
-		return w.copyFile(e, host, own)
-	case mt&fs.ModeSymlink != 0:
-		return copySymlink(e, host, own)
-	case mt&(fs.ModeDevice|fs.ModeNamedPipe) != 0:
-		return w.copySpecial(e, host, own)
+		w.dirTimes = append(w.dirTimes, dirTime{host, f.Mtime})
+		err = makeDir(host, w.modeOf(f.Mode), own)
+	case kindReg:
+		err = w.copyFile(f, host, own)
+	case kindSymlink:
+		return copySymlink(f, host, own)
+	default:
+		err = w.copySpecial(f, host, own)
+	}
+	if err != nil {
+		return err
+	}
+	// Last: chown cleared any file capability.
+	return setXattrs(host, f.Xattrs)
+}
+
+// copyFile copies a regular file's content, hashing it on the way when the
+// plan has its hash: what lands in the layer is then exactly what the key
+// covers, or the step fails.
+func (w *writer) copyFile(f srcFile, host string, own owner) error {
+	in, err := w.op.from.open(f.entry)
+	if err != nil {
+		return changed(f, err)
+	}
+	defer in.Close()
+	var r io.Reader = in
+	var h hash.Hash
+	if f.Sum != "" {
+		h = sha256.New()
+		r = io.TeeReader(in, h)
+	}
+	n, err := w.writeFile(host, r, fileMeta{w.modeOf(f.Mode), own, f.Mtime})
+	if err != nil {
+		return err
+	}
+	if n != f.Size || (h != nil && hex.EncodeToString(h.Sum(nil)) != f.Sum) {
+		return changed(f, nil)
 	}
 	return nil
 }
 
-func (w *writer) copyFile(e entry, host string, own owner) error {
-	in, err := os.Open(e.host)
+// copyLinked writes f as a copy of the file its first name got.
+func (w *writer) copyLinked(f srcFile, host string) error {
+	in, err := os.Open(w.host(f.LinkTo))
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	if err := w.writeFile(host, in, fileMeta{w.modeOf(e.info.Mode()), own, e.info.ModTime()}); err != nil {
+	fi, err := in.Stat()
+	if err != nil {
 		return err
 	}
-	if w.op.context {
-		return nil
+	_, err = w.writeFile(host, in, fileMeta{fi.Mode().Perm(), ownerOf(fi), fi.ModTime()})
+	return err
+}
+
+// changed is the error for a source file that is not what was planned: the
+// context changed while the build read it.
+func changed(f srcFile, err error) error {
+	msg := fmt.Sprintf("context changed while it was being read: %s", displaySrc(f.entry.rel))
+	if err != nil {
+		return fmt.Errorf("%s: %w", msg, err)
 	}
-	return copyXattrs(e.host, host)
+	return errors.New(msg)
 }
 
 type fileMeta struct {
@@ -212,152 +241,119 @@ type fileMeta struct {
 	mtime time.Time
 }
 
-func (w *writer) writeFile(host string, r io.Reader, m fileMeta) error {
+func (w *writer) writeFile(host string, r io.Reader, m fileMeta) (int64, error) {
 	f, err := os.OpenFile(host, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if _, err := io.Copy(f, r); err != nil {
+	n, err := io.Copy(f, r)
+	if err != nil {
 		f.Close()
-		return fmt.Errorf("writing %s: %w", host, err)
+		return n, fmt.Errorf("writing %s: %w", host, err)
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return n, err
 	}
 	if err := os.Lchown(host, m.own.uid, m.own.gid); err != nil {
-		return err
+		return n, err
 	}
 	if err := os.Chmod(host, m.mode); err != nil {
-		return err
+		return n, err
 	}
-	return os.Chtimes(host, m.mtime, m.mtime)
+	return n, os.Chtimes(host, m.mtime, m.mtime)
 }
 
-// copyXattrs carries the xattrs an image layer keeps (user.*, and the
-// file capability, as on ping) of a file copied from an image (COPY
-// --from) over; chown cleared the capability, so this goes last.
-func copyXattrs(src, dst string) error {
-	names, err := listXattrs(src)
-	if err != nil {
-		return fmt.Errorf("listing xattrs of %s: %w", src, err)
-	}
-	for _, name := range names {
-		if !keptXattr(name) {
-			continue
-		}
-		val, err := getXattr(src, name)
-		if err != nil {
-			return fmt.Errorf("reading %s of %s: %w", name, src, err)
-		}
-		if err := unix.Lsetxattr(dst, name, val, 0); err != nil {
-			return fmt.Errorf("copying %s of %s: %w", name, dst, err)
+// setXattrs sets a copied file's kept xattrs.
+func setXattrs(host string, xs []xattr) error {
+	for _, x := range xs {
+		if err := unix.Lsetxattr(host, x.Name, x.Value, 0); err != nil {
+			return fmt.Errorf("setting %s on %s: %w", x.Name, host, err)
 		}
 	}
 	return nil
 }
 
-// keptXattr is package layer's rule for the xattrs a layer carries.
-func keptXattr(name string) bool {
-	if strings.HasPrefix(name, "user.overlay.") {
-		return false
-	}
-	return name == "security.capability" || strings.HasPrefix(name, "user.")
-}
-
-func listXattrs(p string) ([]string, error) {
-	n, err := unix.Llistxattr(p, nil)
-	if errors.Is(err, unix.ENOTSUP) {
-		return nil, nil
-	}
-	if err != nil || n == 0 {
-		return nil, err
-	}
-	buf := make([]byte, n)
-	if n, err = unix.Llistxattr(p, buf); err != nil {
-		return nil, err
-	}
-	var names []string
-	for _, name := range strings.Split(string(buf[:n]), "\x00") {
-		if name != "" {
-			names = append(names, name)
-		}
-	}
-	return names, nil
-}
-
-func getXattr(p, name string) ([]byte, error) {
-	n, err := unix.Lgetxattr(p, name, nil)
-	if err != nil {
-		return nil, err
-	}
-	buf := make([]byte, n)
-	n, err = unix.Lgetxattr(p, name, buf)
-	return buf[:n], err
-}
-
-func copySymlink(e entry, host string, own owner) error {
-	target, err := os.Readlink(e.host)
-	if err != nil {
-		return err
-	}
-	if err := os.Symlink(target, host); err != nil {
+func copySymlink(f srcFile, host string, own owner) error {
+	if err := os.Symlink(f.Link, host); err != nil {
 		return err
 	}
 	if err := os.Lchown(host, own.uid, own.gid); err != nil {
 		return err
 	}
-	ts := []unix.Timespec{unix.NsecToTimespec(e.info.ModTime().UnixNano()), unix.NsecToTimespec(e.info.ModTime().UnixNano())}
+	ts := []unix.Timespec{unix.NsecToTimespec(f.Mtime.UnixNano()), unix.NsecToTimespec(f.Mtime.UnixNano())}
 	return unix.UtimesNanoAt(unix.AT_FDCWD, host, ts, unix.AT_SYMLINK_NOFOLLOW)
 }
 
-func (w *writer) copySpecial(e entry, host string, own owner) error {
-	st, ok := e.info.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil
+func (w *writer) copySpecial(f srcFile, host string, own owner) error {
+	mode := uint32(unix.S_IFIFO)
+	var dev uint64
+	switch f.Kind {
+	case kindChar:
+		mode = unix.S_IFCHR
+	case kindBlock:
+		mode = unix.S_IFBLK
 	}
-	if err := unix.Mknod(host, st.Mode, int(st.Rdev)); err != nil {
+	if f.Dev != nil {
+		dev = unix.Mkdev(f.Dev.Major, f.Dev.Minor)
+	}
+	if err := unix.Mknod(host, mode|0o600, int(dev)); err != nil {
 		return fmt.Errorf("creating %s: %w", host, err)
 	}
 	if err := os.Lchown(host, own.uid, own.gid); err != nil {
 		return err
 	}
-	return os.Chtimes(host, e.info.ModTime(), e.info.ModTime())
+	if err := os.Chmod(host, w.modeOf(f.Mode)); err != nil {
+		return err
+	}
+	return os.Chtimes(host, f.Mtime, f.Mtime)
 }
 
 // writeData writes heredoc content: mode 0644 unless --chmod.
 func (w *writer) writeData(p planned) error {
-	host := w.host(p.dst)
+	host := w.host(p.Dst)
 	if err := os.RemoveAll(host); err != nil {
 		return err
 	}
-	return w.writeFile(host, strings.NewReader(*p.data), fileMeta{w.modeOr(0o644), w.newOwner(), w.now})
+	_, err := w.writeFile(host, strings.NewReader(*p.Data), fileMeta{w.modeOr(0o644), w.newOwner(), w.now})
+	return err
 }
 
 // extract unpacks an ADDed local archive into the destination directory,
-// keeping the archive's owners and modes as Docker does.
+// keeping the archive's owners and modes as Docker does. The bytes
+// unpacked are hashed on the way and must be the planned ones.
 func (w *writer) extract(ctx context.Context, p planned) error {
-	if err := w.ensureDir(p.dst); err != nil {
+	if err := w.ensureDir(p.Dst); err != nil {
 		return err
 	}
-	f, err := os.Open(p.src.host)
+	src := p.Files[0]
+	name := displaySrc(p.srcPath)
+	f, err := w.op.from.open(src.entry)
 	if err != nil {
-		return err
+		return changed(src, err)
 	}
 	defer f.Close()
-	name := displaySrc(p.srcPath)
 	if err := checkArchive(f, name); err != nil {
 		return err
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	if _, err := layer.Extract(ctx, f, w.host(p.dst), layer.ExtractOptions{Mode: layer.Flatten}); err != nil {
+	h := sha256.New()
+	r := io.TeeReader(f, h)
+	if _, err := layer.Extract(ctx, r, w.host(p.Dst), layer.ExtractOptions{Mode: layer.Flatten}); err != nil {
 		return fmt.Errorf("extracting %s: %w", name, hidePrefix{err, w.out})
+	}
+	// Extract may stop at the tar's end; the rest is hashed all the same.
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
+	}
+	if hex.EncodeToString(h.Sum(nil)) != src.Sum {
+		return changed(src, nil)
 	}
 	if w.op.chown == nil {
 		return nil
 	}
-	return chownBelow(w.host(p.dst), *w.op.chown)
+	return chownBelow(w.host(p.Dst), *w.op.chown)
 }
 
 // chownBelow gives everything below dir (not dir itself, which may be an
@@ -375,36 +371,18 @@ func chownBelow(dir string, own owner) error {
 // writeDownload writes an ADDed URL: mode 0600 unless --chmod, and the
 // server's Last-Modified time, as Docker does.
 func (w *writer) writeDownload(p planned) error {
-	if err := w.ensureDir(path.Dir(p.dst)); err != nil {
+	if err := w.ensureDir(path.Dir(p.Dst)); err != nil {
 		return err
 	}
-	host := w.host(p.dst)
+	host := w.host(p.Dst)
 	if err := os.RemoveAll(host); err != nil {
 		return err
 	}
-	f, err := os.Open(p.src.host)
+	f, err := os.Open(p.Files[0].entry.host)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return w.writeFile(host, f, fileMeta{w.modeOr(0o600), w.newOwner(), *p.mtime})
-}
-
-// linkExisting hardlinks host to the copy of a file already copied under
-// another name, so COPY keeps a tree's hardlinks (busybox's applets) as
-// Docker does, instead of multiplying the file.
-func (w *writer) linkExisting(e entry, host string) bool {
-	st, ok := e.info.Sys().(*syscall.Stat_t)
-	if !ok || st.Nlink < 2 {
-		return false
-	}
-	id := fileID{uint64(st.Dev), st.Ino}
-	if first, ok := w.links[id]; ok && os.Link(first, host) == nil {
-		return true
-	}
-	if w.links == nil {
-		w.links = map[fileID]string{}
-	}
-	w.links[id] = host
-	return false
+	_, err = w.writeFile(host, f, fileMeta{w.modeOr(0o600), w.newOwner(), *p.URLTime})
+	return err
 }

@@ -23,3 +23,5 @@ func (w *writer) apply(context.Context, planned) error { return errNeedsLinux }
 func (w *writer) finish() error { return errNeedsLinux }
 
 func (w *writer) ensureDir(string) error { return errNeedsLinux }
+
+func (b *build) contextCopy(context.Context, *bindPlan) (string, error) { return "", errNeedsLinux }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strconv"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -20,6 +21,30 @@ import (
 // opts.Mode is ignored (always OverlayLower). Callers must not modify the
 // returned directory.
 func (s *Store) Snapshot(ctx context.Context, l v1.Layer, opts ExtractOptions) (string, error) {
+	return s.snapshot(ctx, l, 0, opts)
+}
+
+// SnapshotCopy returns the n-th further snapshot directory of l (n >= 1),
+// for a stack of layers that holds l n+1 times: overlayfs refuses one
+// directory twice among its lowers (the kernel logs "conflicting lowerdir
+// path" and the mount fails with ELOOP), and neither copy may be dropped:
+// the upper one covers what the layers between them changed, and without
+// the lower one a directory only the copies hold would no longer be merged
+// (overlayfs shows a merged directory with one link).
+// BuildKit never meets this: containerd's snapshotter keys a snapshot by
+// its chain of parents, not by its diffID. A copy is extracted from the
+// blob as Snapshot's first extraction is (never adopted), lives beside it
+// as <diffID>-<n>, and is complete whenever it exists. Copies are only
+// derived data: a prune, which keeps snapshots by diffID, removes them.
+func (s *Store) SnapshotCopy(ctx context.Context, l v1.Layer, n int, opts ExtractOptions) (string, error) {
+	if n < 1 {
+		return "", fmt.Errorf("snapshot copy %d: copies count from 1", n)
+	}
+	return s.snapshot(ctx, l, n, opts)
+}
+
+// snapshot is the n-th directory of l: 0 is the snapshot, more a copy.
+func (s *Store) snapshot(ctx context.Context, l v1.Layer, n int, opts ExtractOptions) (string, error) {
 	diffID, err := l.DiffID()
 	if err != nil {
 		return "", fmt.Errorf("snapshot: reading diffID: %w", err)
@@ -27,11 +52,15 @@ func (s *Store) Snapshot(ctx context.Context, l v1.Layer, opts ExtractOptions) (
 	if err := checkHash(diffID); err != nil {
 		return "", fmt.Errorf("snapshot: %w", err)
 	}
-	dst := s.path("snapshots", diffID.Algorithm, diffID.Hex)
+	name := diffID.Hex
+	if n > 0 {
+		name += "-" + strconv.Itoa(n)
+	}
+	dst := s.path("snapshots", diffID.Algorithm, name)
 	if exists(dst) {
 		return dst, nil
 	}
-	lock, err := lockFile(s.path("locks", "snapshot-"+diffID.Hex+".lock"), true, true)
+	lock, err := lockFile(s.path("locks", "snapshot-"+name+".lock"), true, true)
 	if err != nil {
 		return "", fmt.Errorf("snapshot %s: %w", diffID, err)
 	}
@@ -39,7 +68,8 @@ func (s *Store) Snapshot(ctx context.Context, l v1.Layer, opts ExtractOptions) (
 	if exists(dst) {
 		return dst, nil
 	}
-	if ours, ok := l.(*Layer); ok && ours.adopt != nil && !opts.IgnoreOwnership {
+	// Only the first directory may be the adopted one: adoption moves it.
+	if ours, ok := l.(*Layer); ok && ours.adopt != nil && !opts.IgnoreOwnership && n == 0 {
 		adopted, err := s.adoptSnapshot(ours.adopt, diffID, dst)
 		if err != nil {
 			return "", fmt.Errorf("snapshot %s: %w", diffID, err)

@@ -18,10 +18,11 @@ import (
 // Store is a directory that is an OCI image layout (oci-layout, index.json,
 // blobs/sha256/) with Strata's own state beside the layout's files:
 //
-//	snapshots/sha256/<diffID>  layers extracted as overlay lower directories
-//	cache/<sha256 of key>      the build cache's key/value entries
-//	tmp/<session>/             one directory of temporary files per Store
-//	locks/                     flock(2) files guarding the index and snapshots
+//	snapshots/sha256/<diffID>      layers extracted as overlay lower directories
+//	snapshots/sha256/<diffID>-<n>  copies, for stacks that hold a layer n+1 times
+//	cache/<sha256 of key>          the build cache's key/value entries
+//	tmp/<session>/                 one directory of temporary files per Store
+//	locks/                         flock(2) files guarding the index and snapshots
 //
 // Several processes may use one store at once. Every file becomes visible
 // by rename(2) after fsync, so a blob, snapshot, cache entry or index is
