@@ -35,6 +35,7 @@ type buildOptions struct {
 	print           bool
 	insecure        []string
 	pidsLimit       int64
+	checkRepro      bool
 }
 
 func newBuildCmd() *cobra.Command {
@@ -80,6 +81,7 @@ dependencies, expanded instructions) instead of building.`,
 	f.StringVar(&o.sourceDateEpoch, "source-date-epoch", "", "timestamp for the image and new files (default $SOURCE_DATE_EPOCH)")
 	f.StringVar(&o.platform, "platform", "", "target platform os/arch[/variant] (default the host's)")
 	f.BoolVar(&o.print, "print", false, "print the parsed stage graph instead of building")
+	f.BoolVar(&o.checkRepro, "check-repro", false, "build twice in scratch stores (the second without cache) and report the first difference, if any")
 	f.Int64Var(&o.pidsLimit, "pids-limit", executor.DefaultPidsLimit, "most processes and threads a RUN step may have at once (0 or -1: no limit)")
 	f.StringArrayVar(&o.insecure, "insecure-registry", nil, "registry host:port to reach over plain HTTP (localhost and 127.0.0.1 always are); repeatable")
 	return cmd

@@ -84,6 +84,10 @@ func TestE2E(t *testing.T) {
 			t.Parallel()
 			e.testPruneDuringBuild(t)
 		})
+		t.Run("check-repro", func(t *testing.T) {
+			t.Parallel()
+			e.testCheckRepro(t)
+		})
 	})
 	t.Logf("end-to-end suite took %v", time.Since(start).Round(time.Millisecond))
 }

@@ -31,6 +31,16 @@ func runBuild(cmd *cobra.Command, o *buildOptions, contextArg string) error {
 	if err != nil {
 		return err
 	}
+	if o.checkRepro {
+		if len(outputs) == 0 && len(o.tags) > 0 {
+			return fmt.Errorf("--check-repro builds in scratch stores and tags nothing: add -o to keep the image")
+		}
+		if opts.Epoch == nil {
+			zero := time.Unix(0, 0).UTC()
+			opts.Epoch = &zero
+			fmt.Fprintln(cmd.ErrOrStderr(), "check-repro: SOURCE_DATE_EPOCH is not set; both builds use 0")
+		}
+	}
 	st, err := openStore(o.root)
 	if err != nil {
 		return err
@@ -51,12 +61,53 @@ func runBuild(cmd *cobra.Command, o *buildOptions, contextArg string) error {
 	for _, w := range opts.Graph.Warnings {
 		fmt.Fprintf(cmd.ErrOrStderr(), "WARN: %s:%d: %s: %s\n", opts.Graph.File, w.Line, w.Rule, w.Message)
 	}
-	opts.Store, opts.ContextDir = st, contextDir
+	opts.ContextDir = contextDir
+	if o.checkRepro {
+		st.Close()
+		return o.checkReproducible(cmd, opts, outputs)
+	}
+	opts.Store = st
 	res, err := builder.Build(ctx, opts)
 	if err != nil {
 		return err
 	}
 	return o.deliver(cmd, st, res, outputs)
+}
+
+// checkReproducible builds twice, each time in a scratch store of its own
+// and the second with the cache off, compares the two images and names the
+// first difference. The outputs get the first build's image when the two
+// are the same.
+func (o *buildOptions) checkReproducible(cmd *cobra.Command, opts builder.Options, outputs []builder.Output) error {
+	scratch, err := os.MkdirTemp("", "strata-check-repro-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(scratch)
+	var results [2]*builder.Result
+	var stores [2]*layer.Store
+	for i := range results {
+		st, err := layer.Open(filepath.Join(scratch, fmt.Sprintf("store-%d", i+1)))
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		stores[i] = st
+		opts.Store, opts.NoCache = st, i == 1
+		fmt.Fprintf(cmd.ErrOrStderr(), "check-repro: build %d of 2, in a scratch store%s\n", i+1, map[bool]string{true: ", cache off"}[i == 1])
+		if results[i], err = builder.Build(cmd.Context(), opts); err != nil {
+			return fmt.Errorf("--check-repro build %d: %w", i+1, err)
+		}
+	}
+	diff, err := builder.DiffImages(cmd.Context(), results[0].Image, results[1].Image)
+	if err != nil {
+		return fmt.Errorf("--check-repro: comparing the builds: %w", err)
+	}
+	if diff != nil {
+		return fmt.Errorf("not reproducible: %s vs %s: %s", results[0].Descriptor.Digest, results[1].Descriptor.Digest, diff)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "check-repro: reproducible: both builds gave %s\n", results[0].Descriptor.Digest)
+	return o.deliver(cmd, stores[0], results[0], outputs)
 }
 
 // deliver tags, exports and writes the ID files.
