@@ -18,8 +18,8 @@
 // error. RUN --mount supports tmpfs, cache (a directory under the store
 // root; sharing=shared, locked through flock, or private, which takes a
 // fresh directory while another build holds the lock; from= and source=
-// are refused) and read-only bind from the context (filtered by
-// .dockerignore, as COPY sees it), a stage or an image. WORKDIR creates a
+// are refused) and read-only bind from the context (a copy of what COPY
+// would see, owned by root), a stage or an image. WORKDIR creates a
 // missing directory, owned by the current USER, in a layer of its own as
 // BuildKit does. An ADDed archive holding .wh.* names or a character
 // device 0:0 is refused: stored as files they would be whiteouts.
@@ -31,10 +31,18 @@
 // at a time in order, while the build goes on; a step that needs them
 // waits, and meets any extraction error itself.
 //
-// The cache key of a step covers its parent's key, the expanded
-// instruction, the args and env it sees, the platform, how layers are
-// written, and for COPY and ADD a digest of the sources' names, modes,
-// owners, sizes, link targets and contents (never mtimes). An entry holds
+// The cache key of a step covers exactly what can change its output, read
+// by the same code that uses it (the list is next to keyInput in cache.go):
+// the filesystem it starts from, the expanded instruction, how layers are
+// written, and per kind what it reads: for RUN the sandbox spec (argv,
+// environment, directory, user, network) and its mounts' content, for
+// COPY and ADD every attribute of every source file the writer copies
+// (never the mtime). A metadata step (ENV, LABEL, ARG, USER, ...) does not
+// change the filesystem chain, so, as in BuildKit, a COPY after a changed
+// LABEL or an unused build arg stays cached. COPY and RUN bind mounts read
+// the context through a descriptor that refuses symlinks, and check what
+// they copy against the planned hashes: a context edited while the build
+// reads it fails the step instead of storing a wrong entry. An entry holds
 // the layer and the history entry, so a cached build gives the same digest.
 //
 // The caller opens the layer.Store, parses the Dockerfile, and passes both in
