@@ -64,6 +64,7 @@ func TestE2E(t *testing.T) {
 			t.Parallel()
 			e.testReproducible(t)
 		})
+		t.Run("repro-anywhere", func(t *testing.T) { t.Parallel(); e.testReproAnywhere(t) })
 		t.Run("cache", func(t *testing.T) {
 			t.Parallel()
 			e.testCache(t)
