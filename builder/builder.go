@@ -33,6 +33,10 @@ type Options struct {
 	// latest mtime in new layers. Nil means now.
 	Epoch   *time.Time
 	Network executor.NetworkMode
+	// AllowHostNetwork is BuildKit's network.host entitlement: without
+	// it a Dockerfile's RUN --network=host is refused before the build, so
+	// only the operator can put a step on the host's network.
+	AllowHostNetwork bool
 	// Labels are --label values, set on the final image's config.
 	Labels map[string]string
 	// Registry says how bases are pulled.
@@ -142,22 +146,38 @@ type networkChecker interface {
 }
 
 // preflight refuses, before any work, a build whose RUN steps cannot run
-// here, naming the first such step.
+// here or ask for what the operator did not allow, naming the first such
+// step.
 func (b *build) preflight() error {
-	nc, ok := b.opts.Runner.(networkChecker)
-	if !ok {
-		return nil
-	}
+	nc, _ := b.opts.Runner.(networkChecker)
 	for _, st := range b.opts.Graph.Stages {
 		for _, step := range st.Steps {
 			c, ok := step.Command.(*instructions.RunCommand)
 			if !ok {
 				continue
 			}
+			if err := b.checkNetwork(c); err != nil {
+				return stepError(b.opts.Graph.File, step.Location.Line, err)
+			}
+			if nc == nil {
+				continue
+			}
 			if err := nc.CheckNetwork(b.network(c)); err != nil {
 				return stepError(b.opts.Graph.File, step.Location.Line, err)
 			}
 		}
+	}
+	return nil
+}
+
+// errHostNetwork refuses RUN --network=host without the entitlement.
+var errHostNetwork = errors.New("RUN --network=host needs the network.host entitlement: pass --allow network.host (the step would see the host's interfaces and reach its loopback services)")
+
+// checkNetwork refuses a RUN --network=host the operator did not allow; a
+// build-wide --network=host is the operator's own choice.
+func (b *build) checkNetwork(c *instructions.RunCommand) error {
+	if instructions.GetNetwork(c) == instructions.NetworkHost && !b.opts.AllowHostNetwork && b.opts.Network != executor.NetworkHost {
+		return errHostNetwork
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -43,7 +44,7 @@ func openContext(dir string) (*contextFS, error) {
 		return nil, fmt.Errorf("build context: %w", err)
 	}
 	c := &contextFS{dir: dir, root: root}
-	f, err := c.openPath("/.dockerignore")
+	data, err := ReadContextFile(dir, ".dockerignore")
 	if errors.Is(err, fs.ErrNotExist) {
 		return c, nil
 	}
@@ -51,8 +52,7 @@ func openContext(dir string) (*contextFS, error) {
 		c.close()
 		return nil, fmt.Errorf("reading .dockerignore: %w", err)
 	}
-	defer f.Close()
-	patterns, err := ignorefile.ReadAll(f)
+	patterns, err := ignorefile.ReadAll(bytes.NewReader(data))
 	if err == nil {
 		c.ignore, err = patternmatcher.New(patterns)
 	}

@@ -3,7 +3,10 @@ package builder
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -127,3 +130,27 @@ func (s statInfo) Mode() fs.FileMode {
 
 // oPath opens a file for its identity only (fstat, *at calls).
 const oPath = unix.O_PATH
+
+// ReadContextFile reads the file name (relative) of the context directory
+// dir with symlinks resolved inside the context, as if it were the root: a
+// Dockerfile or .dockerignore that is a symlink to /etc/shadow reads the
+// context's own etc/shadow (or nothing), never the host's, whoever runs
+// strata.
+func ReadContextFile(dir, name string) ([]byte, error) {
+	root, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_PATH, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	how := unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NONBLOCK, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	fd, err := unix.Openat2(int(root.Fd()), name, &how)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: filepath.Join(dir, name), Err: err}
+	}
+	f := os.NewFile(uintptr(fd), filepath.Join(dir, name))
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "open", Path: f.Name(), Err: errors.New("not a regular file")}
+	}
+	return io.ReadAll(f)
+}

@@ -5,6 +5,8 @@ package builder
 import (
 	"errors"
 	"io/fs"
+	"os"
+	"path/filepath"
 )
 
 const oPath = 0
@@ -20,3 +22,6 @@ func readlinkFD(fd int) (string, error) { return "", errContextNeedsLinux }
 func (c *contextFS) xattrs(e entry) ([]xattr, error) { return nil, nil }
 
 func (m mergedFS) xattrs(e entry) ([]xattr, error) { return nil, nil }
+
+// ReadContextFile reads a file of the context directory.
+func ReadContextFile(dir, name string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, name)) }

@@ -48,7 +48,7 @@ func Export(ctx context.Context, img v1.Image, out Output) error {
 	case "registry":
 		return Push(ctx, img, out.Names, out.Registry)
 	case "local":
-		return flatten(ctx, img, out.Dest)
+		return exportTree(ctx, img, out.Dest)
 	case "tar":
 		return writeRootfsTar(ctx, img, out)
 	}
@@ -78,11 +78,14 @@ func writeFileWith(dest string, fn func(io.Writer) error) error {
 		tmp.Close()
 		return fmt.Errorf("writing %s: %w", dest, err)
 	}
-	if err := tmp.Close(); err != nil {
+	// By descriptor: in a directory others can write, the name could be
+	// swapped for a symlink to a file of root's.
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
 		return fmt.Errorf("writing %s: %w", dest, err)
 	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", dest, err)
 	}
 	return os.Rename(tmp.Name(), dest)
 }
@@ -268,13 +271,33 @@ func flatten(ctx context.Context, img v1.Image, dir string) error {
 }
 
 func applyLayer(ctx context.Context, l v1.Layer, dir string) error {
+	return applyLayerWith(ctx, l, dir, layer.ExtractOptions{Mode: layer.Flatten})
+}
+
+func applyLayerWith(ctx context.Context, l v1.Layer, dir string, opts layer.ExtractOptions) error {
 	rc, err := l.Compressed()
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	_, err = layer.Extract(ctx, rc, dir, layer.ExtractOptions{Mode: layer.Flatten})
+	_, err = layer.Extract(ctx, rc, dir, opts)
 	return err
+}
+
+// exportTree writes the image's root filesystem to dir for use on the host
+// (-o type=local): owned by the caller, without setuid bits, file
+// capabilities or device nodes (see layer.ExtractOptions.Export).
+func exportTree(ctx context.Context, img v1.Image, dir string) error {
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	for _, l := range layers {
+		if err := applyLayerWith(ctx, l, dir, layer.ExtractOptions{Mode: layer.Flatten, Export: true}); err != nil {
+			return fmt.Errorf("writing %s: %w", dir, err)
+		}
+	}
+	return nil
 }
 
 // writeRootfsTar writes the flattened root filesystem as one tar.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 )
@@ -125,28 +126,67 @@ func (v *vertex) log(format string, args ...any) {
 // output is a writer for a step's output that prefixes each line.
 func (v *vertex) output() *lineWriter { return &lineWriter{v: v} }
 
+// maxLine bounds a line of a step's output held in memory: a step writing
+// gigabytes without a newline must not exhaust the builder.
+const maxLine = 64 << 10
+
 type lineWriter struct {
 	v   *vertex
 	buf []byte
 }
 
 func (l *lineWriter) Write(b []byte) (int, error) {
-	l.buf = append(l.buf, b...)
-	for {
-		i := bytes.IndexByte(l.buf, '\n')
+	n := len(b)
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
 		if i < 0 {
-			break
+			i = len(b)
 		}
-		l.v.log("%s", l.buf[:i])
-		l.buf = l.buf[i+1:]
+		// A line longer than maxLine is shown in pieces of maxLine bytes.
+		take := min(i, maxLine-len(l.buf))
+		l.buf = append(l.buf, b[:take]...)
+		switch {
+		case take == i && i < len(b): // the line ends here
+			l.emit()
+			b = b[i+1:]
+		case len(l.buf) == maxLine:
+			l.emit()
+			b = b[take:]
+		default:
+			b = b[take:]
+		}
 	}
-	return len(b), nil
+	return n, nil
+}
+
+// emit prints the buffered line as a terminal would show it: only what
+// follows its last carriage return (a progress bar's final state), with
+// other control characters (escape sequences that would move the cursor or
+// retitle the operator's terminal) made visible.
+func (l *lineWriter) emit() {
+	line := l.buf
+	if i := bytes.LastIndexByte(line, '\r'); i >= 0 {
+		line = line[i+1:]
+	}
+	l.v.log("%s", visible(line))
+	l.buf = l.buf[:0]
+}
+
+func visible(b []byte) string {
+	var sb strings.Builder
+	for _, c := range b {
+		if c < 0x20 && c != '\t' || c == 0x7f {
+			fmt.Fprintf(&sb, "\\x%02x", c)
+			continue
+		}
+		sb.WriteByte(c)
+	}
+	return sb.String()
 }
 
 // flush prints a last line that had no newline.
 func (l *lineWriter) flush() {
 	if len(l.buf) > 0 {
-		l.v.log("%s", l.buf)
-		l.buf = nil
+		l.emit()
 	}
 }

@@ -27,13 +27,13 @@ func Prune(st *layer.Store) (PruneReport, error) {
 	if err != nil {
 		return r, err
 	}
-	if err := removeExcept(filepath.Join(st.Root(), "blobs", "sha256"), blobs, &r.Blobs, &r.Bytes); err != nil {
+	if err := removeExcept(st, filepath.Join(st.Root(), "blobs", "sha256"), blobs, &r.Blobs, &r.Bytes); err != nil {
 		return r, err
 	}
-	if err := removeExcept(filepath.Join(st.Root(), "snapshots", "sha256"), diffIDs, &r.Snapshots, &r.Bytes); err != nil {
+	if err := removeExcept(st, filepath.Join(st.Root(), "snapshots", "sha256"), diffIDs, &r.Snapshots, &r.Bytes); err != nil {
 		return r, err
 	}
-	if err := removeExcept(filepath.Join(st.Root(), "cache"), nil, &r.CacheEntries, &r.Bytes); err != nil {
+	if err := removeExcept(st, filepath.Join(st.Root(), "cache"), nil, &r.CacheEntries, &r.Bytes); err != nil {
 		return r, err
 	}
 	return r, os.RemoveAll(filepath.Join(st.Root(), "build-tmp"))
@@ -63,8 +63,9 @@ func reachable(st *layer.Store) (map[string]bool, map[string]bool, error) {
 	return blobs, diffIDs, nil
 }
 
-// removeExcept removes the entries of dir whose names keep lacks.
-func removeExcept(dir string, keep map[string]bool, count *int, bytes *int64) error {
+// removeExcept removes the entries of dir whose names keep lacks, each
+// whole or not at all (Store.Discard).
+func removeExcept(st *layer.Store, dir string, keep map[string]bool, count *int, bytes *int64) error {
 	des, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -79,7 +80,7 @@ func removeExcept(dir string, keep map[string]bool, count *int, bytes *int64) er
 		if info, err := de.Info(); err == nil {
 			*bytes += info.Size()
 		}
-		if err := os.RemoveAll(filepath.Join(dir, de.Name())); err != nil {
+		if err := st.Discard(filepath.Join(dir, de.Name())); err != nil {
 			return fmt.Errorf("pruning %s: %w", de.Name(), err)
 		}
 		*count++

@@ -177,6 +177,10 @@ func (b *build) run(ctx context.Context, s *state, st dockerfile.Step, c *instru
 	if b.opts.Runner == nil {
 		return nil, fmt.Errorf("RUN needs a runner")
 	}
+	// Also here: an ONBUILD trigger of a base image is not in the preview.
+	if err := b.checkNetwork(c); err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp(b.tmp, "run-")
 	if err != nil {
 		return nil, fmt.Errorf("creating RUN directory: %w", err)

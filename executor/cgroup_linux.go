@@ -75,14 +75,21 @@ func setupV1(root string) *cgroups {
 	return c
 }
 
-// removeStale removes the empty cgroups of steps whose builder was killed; rmdir refuses
-// one that still has processes.
+// removeStale removes the cgroups of steps whose builder is gone (killed before it could
+// clean up), named by its pid; rmdir refuses one that still has processes. Another live
+// builder's cgroup, maybe just made and not yet filled, is left alone.
 func (c *cgroups) removeStale() {
 	entries, _ := os.ReadDir(c.base)
 	for _, e := range entries {
-		if e.IsDir() && strings.HasPrefix(e.Name(), "step-") {
-			unix.Rmdir(filepath.Join(c.base, e.Name()))
+		rest, ok := strings.CutPrefix(e.Name(), "step-")
+		if !e.IsDir() || !ok {
+			continue
 		}
+		pidText, _, _ := strings.Cut(rest, "-")
+		if pid, err := strconv.Atoi(pidText); err == nil && pid > 0 && unix.Kill(pid, 0) != unix.ESRCH {
+			continue
+		}
+		unix.Rmdir(filepath.Join(c.base, e.Name()))
 	}
 }
 
@@ -98,7 +105,7 @@ func (c *cgroups) create(limit int64) (*stepCgroup, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(c.base, "step-"+id)
+	dir := filepath.Join(c.base, fmt.Sprintf("step-%d-%s", os.Getpid(), id))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating cgroup: %w", err)
 	}

@@ -38,6 +38,11 @@ func ChildMain() {
 	runtime.LockOSThread()
 	// runc's default: the caller's umask must not change what the step writes (or its digest).
 	unix.Umask(0o022)
+	// As PID 1 of its namespace the init gets only the signals it handles, and the Go
+	// runtime handles these by dumping its stacks and dying: a step's kill -ABRT 1 would
+	// end its own sandbox in a crash. The ones forwarded to the command are Notify'd later.
+	signal.Ignore(unix.SIGABRT, unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE, unix.SIGILL, unix.SIGTRAP,
+		unix.SIGSYS, unix.SIGPIPE, unix.SIGALRM, unix.SIGVTALRM, unix.SIGPROF, unix.SIGXCPU, unix.SIGXFSZ, unix.SIGSTKFLT)
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		fmt.Fprintln(os.Stderr, "strata sandbox: making the init non-dumpable:", err)
 		os.Exit(125)

@@ -393,3 +393,43 @@ func TestPidsLimitBoundsForkBomb(t *testing.T) {
 		t.Errorf("step cgroup %s left behind (%v)", dir, err)
 	}
 }
+
+// TestStaleCgroupsOfLiveBuildersStay: cleaning up after killed builders never removes the
+// cgroup another live builder just made (it would lose its pids limit).
+func TestStaleCgroupsOfLiveBuildersStay(t *testing.T) {
+	needRoot(t)
+	c := detectCgroups()
+	if c.base == "" {
+		t.Skipf("cgroups cannot be used here: %s", c.why)
+	}
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	live := filepath.Join(c.base, fmt.Sprintf("step-%d-test", os.Getpid()))
+	gone := filepath.Join(c.base, fmt.Sprintf("step-%d-test", dead.Process.Pid))
+	for _, d := range []string{live, gone} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(d) })
+	}
+	c.removeStale()
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("a live builder's cgroup was removed: %v", err)
+	}
+	if _, err := os.Stat(gone); !os.IsNotExist(err) {
+		t.Errorf("a dead builder's cgroup stayed: %v", err)
+	}
+}
+
+// TestStepCannotCrashItsInit: signals the Go runtime would die on, sent by the step to PID
+// 1, change nothing: the step goes on and ends with its own status.
+func TestStepCannotCrashItsInit(t *testing.T) {
+	base := newBase(t)
+	script := `for s in ABRT SEGV BUS FPE ILL TRAP SYS PIPE ALRM PROF XCPU; do kill -$s 1 2>/dev/null; done; sleep 0.2; echo alive`
+	s := newStep(t, []string{base}, script).mustRun(t, New(Options{}))
+	if got := s.out(); got != "alive" {
+		t.Errorf("output %q, stderr %q", got, s.stderr.String())
+	}
+}

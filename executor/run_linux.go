@@ -272,9 +272,15 @@ func (e *Executor) stepCgroup(pid int) *stepCgroup {
 	if cgs == nil {
 		return nil
 	}
-	cg, err := cgs.create(e.opts.PidsLimit)
-	if err == nil {
-		if err = cg.add(pid); err != nil {
+	// A few tries: a failure here (say another tool removing cgroups) should not turn the
+	// limit off for the rest of the build.
+	var cg *stepCgroup
+	var err error
+	for range 3 {
+		if cg, err = cgs.create(e.opts.PidsLimit); err == nil {
+			if err = cg.add(pid); err == nil {
+				break
+			}
 			cg.remove()
 		}
 	}

@@ -18,17 +18,21 @@ import (
 // mode and security.capability come after it.
 func (e *extractor) metadata(hdr *tar.Header, name, target string) error {
 	symlink := hdr.Typeflag == tar.TypeSymlink
-	if !e.opts.IgnoreOwnership {
+	mode := uint32(hdr.Mode & 0o7777)
+	if e.opts.Export {
+		mode &^= unix.S_ISUID | unix.S_ISGID
+	}
+	if !e.opts.IgnoreOwnership && !e.opts.Export {
 		if err := unix.Lchown(target, hdr.Uid, hdr.Gid); err != nil {
 			return &os.PathError{Op: "lchown", Path: target, Err: err}
 		}
 	}
 	if !symlink {
-		if err := unix.Fchmodat(unix.AT_FDCWD, target, uint32(hdr.Mode&0o7777), 0); err != nil {
+		if err := unix.Fchmodat(unix.AT_FDCWD, target, mode, 0); err != nil {
 			return &os.PathError{Op: "chmod", Path: target, Err: err}
 		}
 	}
-	if err := setXattrs(hdr, target, symlink); err != nil {
+	if err := setXattrs(hdr, target, symlink, e.opts.Export); err != nil {
 		return err
 	}
 	times := timesOf(hdr)
@@ -53,10 +57,10 @@ func timesOf(hdr *tar.Header) [2]unix.Timespec {
 // setXattrs restores the xattrs the layer format keeps (see keepXattr). An
 // archive's trusted.overlay.* attributes in particular are never applied:
 // they would let a layer forge whiteouts in an overlay lower directory.
-func setXattrs(hdr *tar.Header, target string, symlink bool) error {
+func setXattrs(hdr *tar.Header, target string, symlink, export bool) error {
 	for k, v := range hdr.PAXRecords {
 		x, ok := strings.CutPrefix(k, paxXattrPrefix)
-		if !ok || !keepXattr(x) || (symlink && strings.HasPrefix(x, "user.")) {
+		if !ok || !keepXattr(x) || (symlink && strings.HasPrefix(x, "user.")) || (export && x == "security.capability") {
 			continue
 		}
 		err := unix.Lsetxattr(target, x, []byte(v), 0)

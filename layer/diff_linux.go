@@ -75,7 +75,11 @@ func (t *tarWriter) walk(d *os.File, rel string) error {
 			return err
 		}
 		if err := t.entry(int(d.Fd()), c); err != nil {
-			return fmt.Errorf("adding %s to layer: %w", c.name, err)
+			var named *entryError
+			if errors.As(err, &named) || errors.Is(err, context.Canceled) {
+				return err
+			}
+			return &entryError{name: c.name, err: err}
 		}
 	}
 	return nil
@@ -112,6 +116,10 @@ func (t *tarWriter) readDir(d *os.File, rel string) ([]child, error) {
 	return children, nil
 }
 
+// maxPathLen is PATH_MAX: the longest absolute path, with its NUL, the
+// kernel resolves.
+const maxPathLen = 4096
+
 func (t *tarWriter) entry(dirfd int, c child) error {
 	st := &c.st
 	if t.adopt != nil {
@@ -123,6 +131,11 @@ func (t *tarWriter) entry(dirfd int, c child) error {
 	if isWhiteoutName(c.base) {
 		// Written as is, the file would delete something in every reader.
 		return errors.New("file name is reserved for OCI whiteouts")
+	}
+	if len(c.name) >= maxPathLen {
+		// No reader can create it (the kernel takes paths below PATH_MAX): the layer
+		// would be stored and cached, then fail every build that uses it.
+		return fmt.Errorf("path of %d bytes is longer than an image can hold (%d)", len(c.name)+1, maxPathLen)
 	}
 	ftype := st.Mode & unix.S_IFMT
 	if ftype == unix.S_IFSOCK {
@@ -333,4 +346,25 @@ func (t *tarWriter) writeHeader(hdr *tar.Header) error {
 		return fmt.Errorf("writing tar header: %w", err)
 	}
 	return nil
+}
+
+// entryError names the entry a layer write failed on, once (not again for
+// each directory above it).
+type entryError struct {
+	name string
+	err  error
+}
+
+func (e *entryError) Error() string {
+	return fmt.Sprintf("adding %s to layer: %v", shortName(e.name), e.err)
+}
+
+func (e *entryError) Unwrap() error { return e.err }
+
+// shortName keeps an error line readable when a path is kilobytes long.
+func shortName(name string) string {
+	if len(name) <= 256 {
+		return name
+	}
+	return name[:120] + "..." + name[len(name)-120:]
 }

@@ -211,6 +211,9 @@ func (e *extractor) create(hdr *tar.Header, name, target string, r io.Reader) er
 	case tar.TypeLink:
 		return e.hardlink(hdr, target)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		if e.opts.Export && hdr.Typeflag != tar.TypeFifo {
+			return nil
+		}
 		if err := e.special(hdr, target); err != nil {
 			return err
 		}

@@ -2,7 +2,10 @@
 
 package layer
 
-import "errors"
+import (
+	"errors"
+	"os"
+)
 
 type fileLock struct{}
 
@@ -13,3 +16,5 @@ func lockFile(path string, exclusive, wait bool) (*fileLock, error) {
 func (l *fileLock) unlock() error { return nil }
 
 func (l *fileLock) guards(path string) bool { return false }
+
+func ownerUID(fi os.FileInfo) (int, bool) { return 0, false }

@@ -59,4 +59,12 @@ type ExtractOptions struct {
 	// IgnoreOwnership leaves extracted files owned by the calling user
 	// instead of the uid/gid in the archive (for unprivileged callers).
 	IgnoreOwnership bool
+	// Export writes a tree for people to use on the host, not for a
+	// container: files owned by the calling user (IgnoreOwnership), no
+	// setuid or setgid bit, no file capability, and no device node (skipped).
+	// Run as root, a setuid-root shell or a 0666 disk node of the image
+	// would otherwise give any local user who reaches the directory what
+	// the store keeps from them (as tar --no-same-owner, and BuildKit's
+	// local exporter, which writes as the client's user).
+	Export bool
 }

@@ -39,8 +39,9 @@ type Store struct {
 	session string
 	lock    *fileLock
 	// shared is the store-wide lock: shared by every Store, exclusive for
-	// OpenExclusive.
+	// OpenExclusive, which also holds gate, the lock every Open passes.
 	shared *fileLock
+	gate   *fileLock
 }
 
 var errLocked = errors.New("locked by another process")
@@ -61,7 +62,16 @@ var ErrStoreInUse = errors.New("the store is in use by another strata process (a
 // temporary files of builds that died. It waits while a process holds the
 // store exclusively (prune). Close it when done.
 func Open(root string) (*Store, error) {
-	return open(root, func(p string) (*fileLock, error) { return lockFile(p, false, true) })
+	return open(root, func(p string) (*fileLock, error) {
+		// Through the gate: while a prune waits for the builds already in, a
+		// new build waits behind it instead of keeping it out for ever.
+		gate, err := lockFile(filepath.Join(filepath.Dir(p), "gate.lock"), false, true)
+		if err != nil {
+			return nil, err
+		}
+		defer gate.unlock()
+		return lockFile(p, false, true)
+	})
 }
 
 // OpenExclusive opens the store at root once no other process has it open,
@@ -69,7 +79,13 @@ func Open(root string) (*Store, error) {
 // with ErrStoreInUse at once when the store is busy; with wait, it calls
 // waiting once and retries until the store is free or ctx ends.
 func OpenExclusive(ctx context.Context, root string, wait bool, waiting func()) (*Store, error) {
-	return open(root, func(p string) (*fileLock, error) {
+	var gate *fileLock
+	s, err := open(root, func(p string) (*fileLock, error) {
+		// The gate is held only for a moment by builds opening the store.
+		var err error
+		if gate, err = lockFile(filepath.Join(filepath.Dir(p), "gate.lock"), true, true); err != nil {
+			return nil, err
+		}
 		for first := true; ; first = false {
 			l, err := lockFile(p, true, false)
 			if !errors.Is(err, errLocked) {
@@ -88,6 +104,14 @@ func OpenExclusive(ctx context.Context, root string, wait bool, waiting func()) 
 			}
 		}
 	})
+	if err != nil {
+		if gate != nil {
+			gate.unlock()
+		}
+		return nil, err
+	}
+	s.gate = gate
+	return s, nil
 }
 
 func open(root string, lock func(string) (*fileLock, error)) (*Store, error) {
@@ -119,12 +143,29 @@ func open(root string, lock func(string) (*fileLock, error)) (*Store, error) {
 
 // makeDirs creates the layout and sets the private directories to 0700,
 // also when an older strata (or the caller's umask) left them open.
+//
+// It first makes sure no other user controls the store: each private
+// directory must be a real directory (not a symlink) owned by the user
+// strata runs as, and no ancestor of the root may be writable by others
+// without the sticky bit. Otherwise a user who pre-created the store in a
+// shared directory (/tmp, a CI workspace) could point its temporary
+// directory at any path root then cleans, or hold its locks.
 func (s *Store) makeDirs() error {
+	if err := os.MkdirAll(filepath.Dir(s.root), 0o755); err != nil {
+		return err
+	}
+	if err := checkAncestors(filepath.Dir(s.root)); err != nil {
+		return err
+	}
 	for _, d := range privateDirs {
-		if err := os.MkdirAll(s.path(d), 0o700); err != nil {
+		p := s.path(d)
+		if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
-		if err := os.Chmod(s.path(d), 0o700); err != nil {
+		if err := checkOwnDir(p); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, 0o700); err != nil {
 			return err
 		}
 	}
@@ -134,6 +175,39 @@ func (s *Store) makeDirs() error {
 		}
 	}
 	return nil
+}
+
+// checkOwnDir refuses p unless it is a directory, not a symlink, owned by
+// the user strata runs as.
+func checkOwnDir(p string) error {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory (a symlink?): refusing to use it as part of the store", p)
+	}
+	if uid, ok := ownerUID(fi); ok && uid != os.Geteuid() {
+		return fmt.Errorf("%s belongs to uid %d, not to the user strata runs as (%d): another user could control the store", p, uid, os.Geteuid())
+	}
+	return nil
+}
+
+// checkAncestors refuses a store below a directory other users may change
+// (group- or world-writable without the sticky bit), as ssh does for its
+// files: they could swap the store for one of theirs.
+func checkAncestors(dir string) error {
+	for {
+		fi, err := os.Stat(dir)
+		if err == nil && fi.Mode()&0o022 != 0 && fi.Mode()&os.ModeSticky == 0 {
+			return fmt.Errorf("store directory %s is writable by other users: use a --root only you can change", dir)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return nil
+		}
+		dir = parent
+	}
 }
 
 // Root is the absolute path of the store (and of its OCI layout).
@@ -153,6 +227,9 @@ func (s *Store) Close() error {
 	}
 	if uerr := s.shared.unlock(); err == nil {
 		err = uerr
+	}
+	if s.gate != nil {
+		s.gate.unlock()
 	}
 	s.lock = nil
 	return err
@@ -261,6 +338,26 @@ func (s *Store) tempFile(prefix string) (*os.File, error) {
 		return nil, fmt.Errorf("creating temporary file in store: %w", err)
 	}
 	return f, nil
+}
+
+// Discard removes p, a file or directory inside the store, without ever
+// leaving it half removed: it is first renamed into this Store's temporary
+// directory, so a snapshot, say, is whole or gone even when the remover is
+// killed (the next Open cleans what was renamed).
+func (s *Store) Discard(p string) error {
+	rel, err := filepath.Rel(s.root, p)
+	if err != nil || !filepath.IsLocal(rel) {
+		return fmt.Errorf("discarding %s: not inside the store", p)
+	}
+	id, err := randomID()
+	if err != nil {
+		return err
+	}
+	trash := filepath.Join(s.session, "discard-"+id)
+	if err := os.Rename(p, trash); err != nil {
+		return fmt.Errorf("discarding %s: %w", rel, err)
+	}
+	return os.RemoveAll(trash)
 }
 
 // commit makes the finished temporary file tmp visible as dst.

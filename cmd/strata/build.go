@@ -10,6 +10,7 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/executor"
 )
@@ -36,6 +37,7 @@ type buildOptions struct {
 	insecure        []string
 	pidsLimit       int64
 	checkRepro      bool
+	allow           []string
 }
 
 func newBuildCmd() *cobra.Command {
@@ -69,6 +71,7 @@ dependencies, expanded instructions) instead of building.`,
 	f.StringArrayVar(&o.buildArgs, "build-arg", nil, "build-time variable KEY=VALUE (KEY alone takes it from the environment); repeatable")
 	f.StringVar(&o.target, "target", "", "stage to build (default the last)")
 	f.StringArrayVar(&o.labels, "label", nil, "image label KEY=VALUE; repeatable")
+	f.StringArrayVar(&o.allow, "allow", nil, "allow an entitlement: network.host (RUN --network=host in the Dockerfile); repeatable")
 	f.StringVar(&o.network, "network", "default", "network for RUN: default (a namespace of its own, out through slirp4netns), none or host")
 	f.BoolVar(&o.noCache, "no-cache", false, "do not use the build cache")
 	f.StringArrayVarP(&o.outputs, "output", "o", nil, "output: type=oci|oci-layout|docker|registry|local|tar[,dest=PATH]")
@@ -90,10 +93,14 @@ dependencies, expanded instructions) instead of building.`,
 // printGraph parses the Dockerfile with the build's options and prints it.
 func printGraph(w io.Writer, o *buildOptions, contextDir string) error {
 	file := o.file
+	var src []byte
+	var err error
 	if file == "" {
 		file = filepath.Join(contextDir, "Dockerfile")
+		src, err = builder.ReadContextFile(contextDir, "Dockerfile")
+	} else {
+		src, err = os.ReadFile(file)
 	}
-	src, err := os.ReadFile(file)
 	if err != nil {
 		return fmt.Errorf("reading Dockerfile: %w", err)
 	}

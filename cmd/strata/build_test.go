@@ -138,3 +138,34 @@ func TestBinaryExitStatus(t *testing.T) {
 		t.Errorf("stderr %q, want prefix %q", stderr.String(), want)
 	}
 }
+
+// TestContextDockerfileStaysInTheContext: a context's Dockerfile that is a symlink is
+// followed inside the context only, so a repository cannot make strata (often root) read a
+// host file into its error output; a symlink to a file in the context works.
+func TestContextDockerfileStaysInTheContext(t *testing.T) {
+	host := filepath.Join(t.TempDir(), "host-secret")
+	if err := os.WriteFile(host, []byte("TOPSECRET\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.TempDir()
+	if err := os.Symlink(host, filepath.Join(ctx, "Dockerfile")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI(t, "build", "--print", ctx)
+	if err == nil || strings.Contains(out+err.Error(), "TOPSECRET") {
+		t.Errorf("a Dockerfile symlink out of the context was read: %v\n%s", err, out)
+	}
+	inside := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(inside, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(inside, "sub", "Dockerfile.real"), []byte("FROM scratch\nLABEL a=b\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("sub/Dockerfile.real", filepath.Join(inside, "Dockerfile")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCLI(t, "build", "--print", inside); err != nil || !strings.Contains(out, "LABEL") {
+		t.Errorf("a Dockerfile symlink inside the context: %v\n%s", err, out)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -166,4 +167,52 @@ func (e *e2eEnv) testPruneDuringBuild(t *testing.T) {
 		t.Errorf("prune printed %q", pruneOut.String())
 	}
 	e.checkStoreUsable(t, store)
+}
+
+// testOutputsOnTheHost: outputs never follow a symlink planted where they go, and a local
+// export of an image holding a setuid-root shell and a 0666 block device gives the host
+// neither (files owned by the caller, no setuid bit, no device node).
+func (e *e2eEnv) testOutputsOnTheHost(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	writeFile(t, victim, "precious\n")
+	for _, name := range []string{"iid", "meta.json", "image.tar"} {
+		if err := os.Symlink(victim, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	local := filepath.Join(dir, "rootfs")
+	ctxDir := e.context(t, "store-private", nil)
+	e.mustBuild(t, "--root", filepath.Join(t.TempDir(), "store"), "--build-arg", "BASE="+e.base("busybox:latest"),
+		"--iidfile", filepath.Join(dir, "iid"), "--metadata-file", filepath.Join(dir, "meta.json"),
+		"-o", "type=oci,dest="+filepath.Join(dir, "image.tar"), "-o", "type=local,dest="+local, ctxDir)
+	if b, err := os.ReadFile(victim); err != nil || string(b) != "precious\n" {
+		t.Errorf("the symlinks' target was written: %q, %v", b, err)
+	}
+	for _, name := range []string{"iid", "meta.json", "image.tar"} {
+		if fi, err := os.Lstat(filepath.Join(dir, name)); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: %v (%v), want a regular 0644 file", name, fi.Mode(), err)
+		}
+	}
+	filepath.WalkDir(local, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, _ := d.Info()
+		if fi.Mode()&(os.ModeSetuid|os.ModeSetgid|os.ModeDevice) != 0 {
+			t.Errorf("the local export holds %s with mode %v", p, fi.Mode())
+		}
+		if uid, _ := fileOwner(fi); uid != os.Geteuid() {
+			t.Errorf("the local export holds %s owned by %d", p, uid)
+		}
+		return nil
+	})
+	if _, err := os.Stat(filepath.Join(local, "rootsh")); err != nil {
+		t.Errorf("the planted file itself is missing from the export: %v", err)
+	}
+}
+
+func fileOwner(fi os.FileInfo) (int, int) {
+	st := fi.Sys().(*syscall.Stat_t)
+	return int(st.Uid), int(st.Gid)
 }

@@ -85,6 +85,10 @@ func TestE2E(t *testing.T) {
 			t.Parallel()
 			e.testPruneDuringBuild(t)
 		})
+		t.Run("outputs-on-the-host", func(t *testing.T) {
+			t.Parallel()
+			e.testOutputsOnTheHost(t)
+		})
 		t.Run("check-repro", func(t *testing.T) {
 			t.Parallel()
 			e.testCheckRepro(t)

@@ -123,7 +123,7 @@ func (o *buildOptions) deliver(cmd *cobra.Command, st *layer.Store, res *builder
 	}
 	digest := res.Descriptor.Digest.String()
 	if o.iidFile != "" {
-		if err := os.WriteFile(o.iidFile, []byte(digest), 0o644); err != nil {
+		if err := writeFileReplacing(o.iidFile, []byte(digest)); err != nil {
 			return fmt.Errorf("writing --iidfile: %w", err)
 		}
 	}
@@ -162,7 +162,7 @@ func (o *buildOptions) writeMetadata(res *builder.Result) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(o.metadataFile, append(b, '\n'), 0o644); err != nil {
+	if err := writeFileReplacing(o.metadataFile, append(b, '\n')); err != nil {
 		return fmt.Errorf("writing --metadata-file: %w", err)
 	}
 	return nil
@@ -191,6 +191,16 @@ func (o *buildOptions) builderOptions(cmd *cobra.Command) (builder.Options, erro
 	case "auto", "plain", "tty":
 	default:
 		return opts, fmt.Errorf("--progress %q: want auto, plain or tty", o.progress)
+	}
+	for _, a := range o.allow {
+		switch a {
+		case "network.host":
+			opts.AllowHostNetwork = true
+		case "security.insecure":
+			return opts, fmt.Errorf("--allow security.insecure: not supported: RUN steps always run in the sandbox")
+		default:
+			return opts, fmt.Errorf("--allow %q: want network.host", a)
+		}
 	}
 	if opts.Labels, err = keyValues("--label", o.labels); err != nil {
 		return opts, err
@@ -287,7 +297,14 @@ func readContext(cmd *cobra.Command, o *buildOptions, arg string) (string, []byt
 		if _, err := os.Stat(arg); err != nil {
 			return "", nil, noop, fmt.Errorf("build context: %w", err)
 		}
-		src, err := readDockerfile(cmd, o.dockerfileName(arg))
+		var src []byte
+		var err error
+		if o.file == "" {
+			// The context's own Dockerfile, its symlinks kept inside the context.
+			src, err = builder.ReadContextFile(arg, "Dockerfile")
+		} else {
+			src, err = readDockerfile(cmd, o.file)
+		}
 		if err != nil {
 			return "", nil, noop, fmt.Errorf("reading Dockerfile: %w", err)
 		}

@@ -51,3 +51,27 @@ func (e *flatError) Error() string {
 }
 
 func (e *flatError) Unwrap() error { return e.err }
+
+// writeFileReplacing writes a small output file (--iidfile, --metadata-file)
+// through a new temporary file renamed over dest: strata often runs as root
+// and the destination may be in a directory others can write (/tmp), where
+// writing through dest would follow a symlink planted there.
+func writeFileReplacing(dest string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dest)
+}
