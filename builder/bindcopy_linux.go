@@ -16,7 +16,7 @@ func (b *build) contextCopy(ctx context.Context, bp *bindPlan) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	w := &writer{op: &copyOp{from: b.context, context: true}, out: dir, now: b.now()}
+	w := &writer{op: &copyOp{from: b.context, context: true}, out: dir, now: b.now(), owners: b.opts.Owners}
 	if bp.root.Kind != kindDir {
 		f := bp.root
 		f.Dst = "/" + path.Base(f.entry.rel)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -15,13 +14,19 @@ import (
 
 	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/executor"
+	"github.com/strata-build/strata/internal/owners"
 	"github.com/strata-build/strata/layer"
+	"github.com/strata-build/strata/progress"
+	"github.com/strata-build/strata/store"
 )
 
 // Options configure a build. Everything from the environment
 // (SOURCE_DATE_EPOCH, credentials) comes in here.
 type Options struct {
-	Store *layer.Store
+	Store *store.Store
+	// Cache looks steps up and keeps their results; the Store's own when
+	// nil.
+	Cache Cache
 	Graph *dockerfile.Graph
 	// ContextDir is the build context; its .dockerignore applies.
 	ContextDir string
@@ -43,12 +48,14 @@ type Options struct {
 	Registry Registry
 	// HTTPClient fetches ADD URLs; http.DefaultClient when nil.
 	HTTPClient *http.Client
-	// Progress receives the progress output; discarded when nil.
-	Progress io.Writer
-	// ProgressLive adds a status line redrawn in place, for a terminal.
-	ProgressLive bool
-	// IgnoreOwnership extracts snapshots as the calling user (rootless).
-	IgnoreOwnership bool
+	// Progress receives the build's events (package progress): steps
+	// started, their output, cached, done or failed; the Dockerfile's
+	// warnings. Discarded when nil. Rendering them is the caller's.
+	Progress progress.Sink
+	// Owners gives files in image trees their image owners: owners.Host
+	// (the default) chowns, owners.Recorded records them for a build that
+	// cannot (rootless without an id mapping).
+	Owners owners.Policy
 
 	// afterKey, for tests, runs once a step's key is known and before the
 	// step runs: it can change the context between the two.
@@ -80,7 +87,7 @@ type build struct {
 	opts    Options
 	context *contextFS
 	tmp     string
-	prog    *progress
+	prog    *reporter
 	// mu guards stages; stages of one level are built concurrently.
 	mu     sync.Mutex
 	stages map[int]*built
@@ -90,6 +97,7 @@ type build struct {
 	flat   map[string]string // RUN --mount sources: state key -> flattened tree
 	// prefetch extracts resolved bases' snapshots in the background.
 	prefetch *prefetcher
+	cache    Cache
 }
 
 // built is a finished stage.
@@ -106,24 +114,27 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = http.DefaultClient
 	}
-	b := &build{opts: opts, prog: newProgress(opts.Progress, opts.ProgressLive), stages: map[int]*built{}, images: map[string]*state{}, flat: map[string]string{}}
+	b := &build{opts: opts, prog: newReporter(opts.Progress), stages: map[int]*built{}, images: map[string]*state{}, flat: map[string]string{}}
+	if b.cache = opts.Cache; b.cache == nil {
+		b.cache = storeCache{opts.Store}
+	}
+	b.prog.warnings(opts.Graph)
 	if err := b.preflight(); err != nil {
 		return nil, err
 	}
-	defer b.prog.close()
 	var err error
 	if b.context, err = openContext(opts.ContextDir); err != nil {
 		return nil, err
 	}
 	b.context.sums = loadStatCache(opts.Store, b.context.dir)
-	work, err := newWorkDir(opts.Store.Root())
+	work, err := opts.Store.NewWorkDir()
 	if err != nil {
 		return nil, err
 	}
-	defer work.remove()
-	b.tmp = work.path
+	defer work.Remove()
+	b.tmp = work.Path()
 	pctx, cancel := context.WithCancel(ctx)
-	b.prefetch = newPrefetcher(pctx, opts.Store, layer.ExtractOptions{IgnoreOwnership: opts.IgnoreOwnership})
+	b.prefetch = newPrefetcher(pctx, opts.Store, layer.ExtractOptions{Owners: opts.Owners})
 	// A finished or failed build leaves no extraction running.
 	defer b.prefetch.stop()
 	defer cancel()

@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/layer"
+	"github.com/strata-build/strata/store"
 )
 
 // cacheVersion changes whenever what a key covers or an entry holds
@@ -90,54 +92,76 @@ func (k keyInput) key() (string, error) {
 	return digestJSON(k)
 }
 
-// cacheEntry is what a hit reuses: the layer (none for a metadata step)
-// and the history entry, with its original time.
-type cacheEntry struct {
+// Cache is where step results are looked up and kept, by key (keyInput).
+// The local store is one (storeCache); a registry-backed cache is another
+// implementation of the same two methods. Get must not fetch a layer's
+// bytes: the entry's Layer reads its blob only when something needs it (a
+// later RUN's lowers, an output).
+type Cache interface {
+	// Get returns the entry for key, or nil when there is none (or it
+	// cannot be used, say its blob is gone).
+	Get(ctx context.Context, key string) (*CacheEntry, error)
+	// Put keeps e under key.
+	Put(ctx context.Context, key string, e *CacheEntry) error
+}
+
+// CacheEntry is what a hit reuses: the layer (none for a step that made
+// no layer) and the history entry, with its original time, so a cached
+// build gives the same digest.
+type CacheEntry struct {
+	Layer   *layer.Layer
+	History v1.History
+}
+
+// storeCache keeps entries in the local store: one small JSON record a key,
+// naming a blob of the store.
+type storeCache struct{ st *store.Store }
+
+type storeRecord struct {
 	Layer   *v1.Descriptor `json:"layer,omitempty"`
 	DiffID  *v1.Hash       `json:"diffID,omitempty"`
 	History v1.History     `json:"history"`
 }
 
-// cacheGet returns the entry for key, or nil when there is none or its
-// layer blob is gone (pruned).
-func cacheGet(s *layer.Store, key string) (*cacheEntry, *layer.Layer, error) {
-	b, err := s.CacheGet(key)
-	if errors.Is(err, layer.ErrNotFound) {
-		return nil, nil, nil
+func (c storeCache) Get(_ context.Context, key string) (*CacheEntry, error) {
+	b, err := c.st.CacheGet(key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading build cache: %w", err)
+		return nil, fmt.Errorf("reading build cache: %w", err)
 	}
-	var e cacheEntry
-	if err := json.Unmarshal(b, &e); err != nil {
-		return nil, nil, nil
+	var r storeRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, nil
 	}
-	if e.Layer == nil || e.DiffID == nil {
-		return &e, nil, nil
+	e := &CacheEntry{History: r.History}
+	if r.Layer == nil || r.DiffID == nil {
+		return e, nil
 	}
-	if ok, err := s.HasBlob(e.Layer.Digest); err != nil || !ok {
-		return nil, nil, err
+	// A blob pruned since is a miss.
+	if ok, err := c.st.HasBlob(r.Layer.Digest); err != nil || !ok {
+		return nil, err
 	}
-	l, err := s.Layer(*e.Layer, *e.DiffID)
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading cached layer: %w", err)
+	if e.Layer, err = c.st.Layer(*r.Layer, *r.DiffID); err != nil {
+		return nil, fmt.Errorf("reading cached layer: %w", err)
 	}
-	return &e, l, nil
+	return e, nil
 }
 
-func cachePut(s *layer.Store, key string, l *layer.Layer, h v1.History) error {
-	e := cacheEntry{History: h}
-	if l != nil {
-		d := l.Descriptor()
-		e.Layer = &d
-		diffID, _ := l.DiffID()
-		e.DiffID = &diffID
+func (c storeCache) Put(_ context.Context, key string, e *CacheEntry) error {
+	r := storeRecord{History: e.History}
+	if e.Layer != nil {
+		d := e.Layer.Descriptor()
+		r.Layer = &d
+		diffID, _ := e.Layer.DiffID()
+		r.DiffID = &diffID
 	}
-	b, err := json.Marshal(e)
+	b, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("encoding cache entry: %w", err)
 	}
-	return s.CachePut(key, b)
+	return c.st.CachePut(key, b)
 }
 
 // copyKey is what a COPY or ADD's key covers beyond the common inputs:

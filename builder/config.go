@@ -80,15 +80,17 @@ func applyCommandConfig(cfg *v1.Config, st dockerfile.Step, sm *stageMeta) (stri
 	case *instructions.HealthCheckCommand:
 		h := c.Health
 		if h.StartInterval != 0 {
-			// go-containerregistry's config type has no field for it.
-			return "", fmt.Errorf("HEALTHCHECK --start-interval: %w", dockerfile.ErrNotSupported)
+			// go-containerregistry's config type has no field for it, so
+			// dockerfile's support table refuses it.
+			return "", fmt.Errorf("internal error: HEALTHCHECK --start-interval reached the builder")
 		}
 		cfg.Healthcheck = &v1.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
 		return fmt.Sprintf("HEALTHCHECK %+v", *h), nil
 	case *instructions.ArgCommand:
 		return argHistory(c), nil
 	}
-	return "", fmt.Errorf("%s: %w", st.Command.Name(), dockerfile.ErrNotSupported)
+	// dockerfile's support table refuses the instructions not handled here.
+	return "", fmt.Errorf("internal error: no config handling for %s", strings.ToUpper(st.Command.Name()))
 }
 
 func withShell(shell []string, c instructions.ShellDependantCmdLine) []string {

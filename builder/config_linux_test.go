@@ -165,16 +165,6 @@ func TestMultiStage(t *testing.T) {
 	}
 }
 
-func TestLiveProgress(t *testing.T) {
-	tb := newTestBuild(t, baseFiles)
-	_, out := tb.mustBuild(baseDockerfile+"RUN noop\n", func(o *Options) { o.ProgressLive = true })
-	for _, want := range []string{"#2 [2/3] COPY base/ /\n", clearLine + "[+] Building", "FINISHED\n"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("live progress lacks %q:\n%q", want, out)
-		}
-	}
-}
-
 func TestParallelStages(t *testing.T) {
 	tb := newTestBuild(t, baseFiles)
 	src := "FROM scratch AS a\nCOPY one.txt /a\nRUN write /ra x\nFROM scratch AS b\nCOPY two.md /b\nRUN write /rb y\nFROM scratch\nCOPY --from=a /a /ra /\nCOPY --from=b /b /rb /\n"

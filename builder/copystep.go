@@ -141,7 +141,7 @@ func (b *build) copy(ctx context.Context, cp *copyPlan) (*layer.Layer, error) {
 			return nil, err
 		}
 	}
-	w := &writer{op: cp.op, out: out, now: b.now()}
+	w := &writer{op: cp.op, out: out, now: b.now(), owners: b.opts.Owners}
 	for _, p := range cp.files {
 		if err := w.apply(ctx, p); err != nil {
 			return nil, err

@@ -16,7 +16,7 @@ import (
 
 	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/executor"
-	"github.com/strata-build/strata/layer"
+	"github.com/strata-build/strata/store"
 )
 
 func TestMain(m *testing.M) {
@@ -90,7 +90,7 @@ func (f *fakeRunner) count() int {
 type testBuild struct {
 	t      testing.TB
 	dir    string
-	store  *layer.Store
+	store  *store.Store
 	runner Runner
 	epoch  *time.Time
 }
@@ -100,7 +100,7 @@ func newTestBuild(t testing.TB, files map[string]string) *testBuild {
 	needRoot(t)
 	tb := &testBuild{t: t, dir: t.TempDir(), runner: &fakeRunner{}}
 	tb.write(files)
-	st, err := layer.Open(t.TempDir())
+	st, err := store.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func (tb *testBuild) build(src string, mod ...func(*Options)) (*Result, string, 
 		tb.t.Fatal(err)
 	}
 	var out bytes.Buffer
-	opts := Options{Store: tb.store, Graph: g, ContextDir: tb.dir, Runner: tb.runner, Progress: &out, Epoch: tb.epoch}
+	opts := Options{Store: tb.store, Graph: g, ContextDir: tb.dir, Runner: tb.runner, Progress: textSink(&out), Epoch: tb.epoch}
 	for _, m := range mod {
 		m(&opts)
 	}

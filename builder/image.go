@@ -117,3 +117,12 @@ func assemble(s *state) (v1.Image, error) {
 	}
 	return partial.CompressedToImage(bi)
 }
+
+// ImageSize is the sum of the compressed sizes of an image's blobs.
+func ImageSize(img *StoredImage, manifest v1.Descriptor) int64 {
+	n := manifest.Size + img.Manifest.Config.Size
+	for _, l := range img.Manifest.Layers {
+		n += l.Size
+	}
+	return n
+}

@@ -2,9 +2,6 @@ package builder
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,30 +10,29 @@ import (
 
 	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/executor"
+	"github.com/strata-build/strata/internal/owners"
+	"github.com/strata-build/strata/store"
 )
-
-// errBusy is a lock another build holds.
-var errBusy = errors.New("in use by another build")
 
 // runMounts turns RUN --mount flags into sandbox mounts: tmpfs as is,
 // cache as a directory kept in the store across builds, bind as the
 // context's or a stage's files, read-only. release drops the cache locks
 // taken for sharing=locked and private once the RUN is over.
 func (b *build) runMounts(ctx context.Context, st dockerfile.Step, binds []*bindPlan) (mounts []executor.Mount, release func(), err error) {
-	var locks []*os.File
+	var releases []func()
 	release = func() {
-		for _, f := range locks {
-			f.Close()
+		for _, r := range releases {
+			r()
 		}
 	}
 	for i, m := range st.Mounts {
 		var em executor.Mount
-		var lock *os.File
+		var rel func()
 		switch m.Type {
 		case instructions.MountTypeTmpfs:
 			em = executor.Mount{Type: executor.MountTmpfs, Target: m.Target, Size: m.SizeLimit}
 		case instructions.MountTypeCache:
-			em, lock, err = b.cacheMount(ctx, m)
+			em, rel, err = b.cacheMount(ctx, m)
 		case instructions.MountTypeBind:
 			var bp *bindPlan
 			if i < len(binds) {
@@ -44,10 +40,11 @@ func (b *build) runMounts(ctx context.Context, st dockerfile.Step, binds []*bind
 			}
 			em, err = b.bindMount(ctx, m, bp)
 		default:
-			err = fmt.Errorf("RUN --mount=type=%s: %w", m.Type, dockerfile.ErrNotSupported)
+			// dockerfile's support table refuses secret and ssh mounts.
+			err = fmt.Errorf("internal error: RUN --mount=type=%s reached the builder", m.Type)
 		}
-		if lock != nil {
-			locks = append(locks, lock)
+		if rel != nil {
+			releases = append(releases, rel)
 		}
 		if err != nil {
 			release()
@@ -58,82 +55,38 @@ func (b *build) runMounts(ctx context.Context, st dockerfile.Step, binds []*bind
 	return mounts, release, nil
 }
 
-// cacheMount is a directory under the store root named by the cache id
-// (the target when none is given), created with the mount's owner and
-// mode. sharing=shared lets concurrent builds use it at once, locked
+// cacheMount is a directory the store keeps across builds, named by the
+// cache id (the target when none is given), created with the mount's owner
+// and mode. sharing=shared lets concurrent builds use it at once, locked
 // waits for the others, private takes a fresh directory when it is busy.
-// The lock returned, if any, is held until the RUN is over.
-func (b *build) cacheMount(ctx context.Context, m dockerfile.Mount) (executor.Mount, *os.File, error) {
+// release drops the lock, if any, once the RUN is over.
+func (b *build) cacheMount(ctx context.Context, m dockerfile.Mount) (executor.Mount, func(), error) {
 	if m.Mount.From != "" || m.Source != "" {
-		return executor.Mount{}, nil, fmt.Errorf("RUN --mount=type=cache with from= or source=: %w", dockerfile.ErrNotSupported)
+		// Refused by dockerfile's support table; ignoring them would be wrong.
+		return executor.Mount{}, nil, fmt.Errorf("internal error: RUN --mount=type=cache with from= or source= reached the builder")
 	}
 	id := m.CacheID
 	if id == "" {
 		id = m.Target
 	}
-	sum := sha256.Sum256([]byte(id))
-	dir := filepath.Join(b.opts.Store.Root(), "cache-mounts", hex.EncodeToString(sum[:]))
-	if _, err := os.Stat(dir); os.IsNotExist(err) {
-		if err := b.createCacheDir(dir, m); err != nil {
-			return executor.Mount{}, nil, fmt.Errorf("creating cache mount %s: %w", id, err)
-		}
-	}
-	var lock *os.File
-	var err error
+	sharing := store.Shared
 	switch m.CacheSharing {
 	case instructions.MountSharingLocked:
-		lock, err = lockDir(ctx, dir, true)
+		sharing = store.Locked
 	case instructions.MountSharingPrivate:
-		if lock, err = lockDir(ctx, dir, false); errors.Is(err, errBusy) {
-			dir, err = b.privateCacheDir(m)
-		}
+		sharing = store.Private
 	}
+	init := func(dir string) error { return b.setCacheDirMeta(dir, m) }
+	dir, release, err := b.opts.Store.CacheMount(ctx, id, sharing, init)
 	if err != nil {
-		return executor.Mount{}, nil, fmt.Errorf("cache mount %s: %w", id, err)
+		return executor.Mount{}, nil, err
 	}
-	return executor.Mount{Type: executor.MountBind, Source: dir, Target: m.Target, ReadOnly: m.ReadOnly}, lock, nil
-}
-
-// privateCacheDir is an empty cache directory for this RUN alone, for
-// sharing=private when another build holds the shared one.
-func (b *build) privateCacheDir(m dockerfile.Mount) (string, error) {
-	dir, err := os.MkdirTemp(b.tmp, "cache-")
-	if err != nil {
-		return "", err
-	}
-	if err := setCacheDirMeta(dir, m); err != nil && !b.opts.IgnoreOwnership {
-		return "", err
-	}
-	return dir, nil
-}
-
-// createCacheDir makes the directory under a temporary name and renames
-// it into place, so a concurrent build sees it complete or not at all.
-func (b *build) createCacheDir(dir string, m dockerfile.Mount) error {
-	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".new-")
-	if err != nil {
-		return err
-	}
-	if err := setCacheDirMeta(tmp, m); err != nil && !b.opts.IgnoreOwnership {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		os.Remove(tmp)
-		if _, serr := os.Stat(dir); serr == nil {
-			return nil
-		}
-		return err
-	}
-	return nil
+	return executor.Mount{Type: executor.MountBind, Source: dir, Target: m.Target, ReadOnly: m.ReadOnly}, release, nil
 }
 
 // setCacheDirMeta applies the mount's uid, gid and mode (0755 root by
 // default, as BuildKit).
-func setCacheDirMeta(dir string, m dockerfile.Mount) error {
+func (b *build) setCacheDirMeta(dir string, m dockerfile.Mount) error {
 	mode := os.FileMode(0o755)
 	if m.Mode != nil {
 		mode = os.FileMode(*m.Mode)
@@ -145,7 +98,11 @@ func setCacheDirMeta(dir string, m dockerfile.Mount) error {
 	if m.GID != nil {
 		gid = int(*m.GID)
 	}
-	if err := os.Lchown(dir, uid, gid); err != nil {
+	own := b.opts.Owners
+	if own == nil {
+		own = owners.Host
+	}
+	if err := own.Lchown(dir, uid, gid); err != nil {
 		return err
 	}
 	return os.Chmod(dir, mode)
@@ -155,7 +112,8 @@ func setCacheDirMeta(dir string, m dockerfile.Mount) error {
 // or image, read-only: a writable bind would let RUN change them.
 func (b *build) bindMount(ctx context.Context, m dockerfile.Mount, bp *bindPlan) (executor.Mount, error) {
 	if !m.ReadOnly {
-		return executor.Mount{}, fmt.Errorf("RUN --mount=type=bind,rw: %w", dockerfile.ErrNotSupported)
+		// Refused by dockerfile's support table: there is no throwaway copy to write to.
+		return executor.Mount{}, fmt.Errorf("internal error: RUN --mount=type=bind,rw reached the builder")
 	}
 	var host string
 	var err error

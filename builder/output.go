@@ -8,6 +8,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -18,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/strata-build/strata/layer"
+	"github.com/strata-build/strata/progress"
 )
 
 // Output is where an image goes, as docker build's --output.
@@ -31,13 +35,53 @@ type Output struct {
 	// Names are the -t names: annotations in archives, tags in a registry.
 	Names    []string
 	Registry Registry
+	// Progress receives the export's events: a vertex named as BuildKit
+	// names its exporters, the bytes written or pushed, and where the
+	// image went (progress.Exported, progress.Pushed). Discarded when nil.
+	Progress progress.Sink
+
+	v *vertex // the export's, set by Export
 }
 
-// Export writes img to out.
+// exporters are the output types and their vertexes' names, BuildKit's.
+var exporters = map[string]string{
+	"oci":        "exporting to oci image format",
+	"oci-layout": "exporting to oci image format",
+	"docker":     "exporting to docker image format",
+	"registry":   "exporting to image",
+	"local":      "exporting to client directory",
+	"tar":        "exporting to client tarball",
+}
+
+// Export writes img to out, as one vertex of out.Progress.
 func Export(ctx context.Context, img v1.Image, out Output) error {
+	name, ok := exporters[out.Type]
+	if !ok {
+		return fmt.Errorf("unknown output type %q: want oci, oci-layout, docker, registry, local or tar", out.Type)
+	}
 	if out.Type != "registry" && out.Dest == "" {
 		return fmt.Errorf("--output type=%s needs dest=", out.Type)
 	}
+	// Named apart from the build's vertexes ("1", "2", ...), which share
+	// the stream.
+	id := "export:" + out.Type + ":" + out.Dest
+	if out.Type == "registry" {
+		id = "export:registry:" + strings.Join(out.Names, ",")
+	}
+	out.v = &vertex{sink: out.Progress, id: id, start: time.Now()}
+	if out.v.sink == nil {
+		out.v.sink = progress.Discard
+	}
+	out.v.sink.Event(progress.VertexStarted{ID: id, Name: name, Started: out.v.start})
+	err := out.export(ctx, img)
+	if err == nil && out.Type != "registry" {
+		out.v.sink.Event(progress.Exported{ID: id, Type: out.Type, Dest: out.Dest})
+	}
+	out.v.finish(err)
+	return err
+}
+
+func (out Output) export(ctx context.Context, img v1.Image) error {
 	switch out.Type {
 	case "oci":
 		return out.writeFile(func(w io.Writer) error { return WriteOCIArchive(w, img, out.Names) })
@@ -46,17 +90,29 @@ func Export(ctx context.Context, img v1.Image, out Output) error {
 	case "docker":
 		return writeDockerArchive(img, out)
 	case "registry":
-		return Push(ctx, img, out.Names, out.Registry)
+		return push(ctx, img, out.Names, out.Registry, out.v)
 	case "local":
 		return exportTree(ctx, img, out.Dest)
 	case "tar":
 		return writeRootfsTar(ctx, img, out)
 	}
-	return fmt.Errorf("unknown output type %q: want oci, oci-layout, docker, registry, local or tar", out.Type)
+	return fmt.Errorf("unknown output type %q", out.Type)
 }
 
-// writeFile writes an archive to Dest, or to Stdout for "-".
+// writeFile writes an archive to Dest, or to Stdout for "-", counting
+// the bytes for the export's vertex.
 func (out Output) writeFile(fn func(io.Writer) error) error {
+	if out.v != nil {
+		m := out.v.meter("writing archive")
+		inner := fn
+		fn = func(w io.Writer) error {
+			if err := inner(io.MultiWriter(w, m)); err != nil {
+				return err
+			}
+			m.done()
+			return nil
+		}
+	}
 	if out.Dest != "-" {
 		return writeFileWith(out.Dest, fn)
 	}
@@ -240,19 +296,60 @@ func writeDockerArchive(img v1.Image, out Output) error {
 
 // Push writes img to the registry under every name.
 func Push(ctx context.Context, img v1.Image, names []string, reg Registry) error {
+	return push(ctx, img, names, reg, &vertex{sink: progress.Discard})
+}
+
+// push pushes under every name, sending v's Transfer and Pushed events.
+func push(ctx context.Context, img v1.Image, names []string, reg Registry, v *vertex) error {
 	if len(names) == 0 {
 		return fmt.Errorf("pushing needs a name (-t)")
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return err
 	}
 	for _, n := range names {
 		ref, err := reg.ParseRef(n)
 		if err != nil {
 			return err
 		}
-		if err := remote.Write(ref, img, reg.RemoteOptions(ctx)...); err != nil {
+		m := v.meter("pushing " + n)
+		if err := writeRemote(ref, img, reg.RemoteOptions(ctx), m); err != nil {
 			return fmt.Errorf("pushing %s: %w", n, err)
 		}
+		m.done()
+		v.sink.Event(progress.Pushed{ID: v.id, Ref: n, Digest: digest.String()})
 	}
 	return nil
+}
+
+// writeRemote is remote.Write with its byte counts passed to m.
+func writeRemote(ref name.Reference, img v1.Image, opts []remote.Option, m *meter) error {
+	// go-containerregistry sends an update per read and blocks until it is
+	// taken, so every send is over when Write returns; it closes the
+	// channel only if its options were valid, so done ends the reader
+	// either way.
+	updates, done := make(chan v1.Update), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case u, ok := <-updates:
+				if !ok {
+					return
+				}
+				if u.Error == nil {
+					m.set(u.Complete, u.Total)
+				}
+			case <-done:
+				return
+			}
+		}
+	})
+	err := remote.Write(ref, img, append(opts, remote.WithProgress(updates))...)
+	close(done)
+	wg.Wait()
+	return err
 }
 
 // flatten applies the image's layers in order to dir: the root

@@ -63,7 +63,7 @@ func TestPruneKeepsTagged(t *testing.T) {
 		t.Fatal(err)
 	}
 	tb.mustBuild(baseDockerfile + "COPY one.txt /one\n")
-	r, err := Prune(tb.store)
+	r, err := tb.store.Prune()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/strata-build/strata/layer"
+	"github.com/strata-build/strata/store"
 )
 
 // prefetcher extracts the snapshots of resolved bases in the background,
@@ -17,7 +18,7 @@ import (
 // flock-guarded) after waiting, so an extraction error surfaces in the
 // step that needs the layer, and a failed prefetch is simply retried.
 type prefetcher struct {
-	store *layer.Store
+	store *store.Store
 	opts  layer.ExtractOptions
 	ctx   context.Context
 	mu    sync.Mutex
@@ -34,7 +35,7 @@ type prefetchJob struct {
 
 // newPrefetcher extracts until ctx ends; stop waits for the extraction
 // in progress to return.
-func newPrefetcher(ctx context.Context, store *layer.Store, opts layer.ExtractOptions) *prefetcher {
+func newPrefetcher(ctx context.Context, store *store.Store, opts layer.ExtractOptions) *prefetcher {
 	return &prefetcher{store: store, opts: opts, ctx: ctx, jobs: map[v1.Hash]*prefetchJob{}}
 }
 

@@ -12,11 +12,12 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/layer"
+	"github.com/strata-build/strata/store"
 )
 
 // prefetchLayer writes a one-file layer; with a wrong diffID its
 // extraction fails verification.
-func prefetchLayer(t *testing.T, st *layer.Store, wrongDiffID bool) *layer.Layer {
+func prefetchLayer(t *testing.T, st *store.Store, wrongDiffID bool) *layer.Layer {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("f"), 0o644); err != nil {

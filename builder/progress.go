@@ -1,192 +1,123 @@
 package builder
 
 import (
-	"bytes"
-	"fmt"
-	"io"
-	"strings"
+	"context"
+	"errors"
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/strata-build/strata/dockerfile"
+	"github.com/strata-build/strata/progress"
 )
 
-// progress writes BuildKit's plain progress format: one "#N name" line
-// when a step starts, its output prefixed with "#N ", then "#N CACHED" or
-// "#N DONE 0.4s" (or "#N ERROR: ..."). On a terminal (live) the same lines
-// scroll above a status line that shows the running step and the time.
-type progress struct {
-	mu      sync.Mutex
-	w       io.Writer
-	n       int
-	live    bool
-	current string
-	start   time.Time
-	stop    chan struct{}
-	stopped chan struct{}
+// reporter sends a build's events (package progress) to Options.Progress.
+// It names the vertexes "1", "2", ... in the order they start; how they
+// show is the caller's business.
+type reporter struct {
+	sink progress.Sink
+	mu   sync.Mutex
+	n    int
 }
 
+func newReporter(s progress.Sink) *reporter {
+	if s == nil {
+		s = progress.Discard
+	}
+	return &reporter{sink: s}
+}
+
+// warnings sends the Dockerfile's lint warnings, first, so the stream of
+// a build is all a renderer needs.
+func (r *reporter) warnings(g *dockerfile.Graph) {
+	for _, w := range g.Warnings {
+		r.sink.Event(progress.Warning{File: g.File, Line: w.Line, Rule: w.Rule, Message: w.Message})
+	}
+}
+
+// vertex is one step as the events see it.
 type vertex struct {
-	p     *progress
-	n     int
+	sink  progress.Sink
+	id    string
 	start time.Time
 }
 
-func newProgress(w io.Writer, live bool) *progress {
-	if w == nil {
-		w, live = io.Discard, false
-	}
-	p := &progress{w: w, live: live, start: time.Now()}
-	if live {
-		p.stop, p.stopped = make(chan struct{}), make(chan struct{})
-		go p.tick()
-	}
-	return p
-}
-
-// clearLine erases the status line on a terminal.
-const clearLine = "\r\033[K"
-
-func (p *progress) printf(format string, args ...any) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.live {
-		fmt.Fprint(p.w, clearLine)
-	}
-	fmt.Fprintf(p.w, format, args...)
-	if p.live {
-		p.status()
-	}
-}
-
-// statusWidth bounds the status line: a line that wraps on the terminal
-// could not be erased in place.
-const statusWidth = 60
-
-// status draws the status line; p.mu is held.
-func (p *progress) status() {
-	cur := p.current
-	if len(cur) > statusWidth {
-		cur = cur[:statusWidth-3] + "..."
-	}
-	fmt.Fprintf(p.w, "[+] Building %.1fs %s", time.Since(p.start).Seconds(), cur)
-}
-
-// tick redraws the status line so the time runs while a step does.
-func (p *progress) tick() {
-	defer close(p.stopped)
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.stop:
-			return
-		case <-t.C:
-			p.mu.Lock()
-			fmt.Fprint(p.w, clearLine)
-			p.status()
-			p.mu.Unlock()
-		}
-	}
-}
-
-// close ends the live view with a last line.
-func (p *progress) close() {
-	if !p.live {
-		return
-	}
-	close(p.stop)
-	<-p.stopped
-	fmt.Fprintf(p.w, "%s[+] Building %.1fs (%d steps) FINISHED\n", clearLine, time.Since(p.start).Seconds(), p.n)
-}
-
-func (p *progress) vertex(name string) *vertex { return p.vertexSince(name, time.Now()) }
+func (r *reporter) vertex(name string) *vertex { return r.vertexSince(name, time.Now()) }
 
 // vertexSince starts a step whose work began at start.
-func (p *progress) vertexSince(name string, start time.Time) *vertex {
-	p.mu.Lock()
-	p.n++
-	v := &vertex{p: p, n: p.n, start: start}
-	p.current = name
-	p.mu.Unlock()
-	p.printf("#%d %s\n", v.n, name)
+func (r *reporter) vertexSince(name string, start time.Time) *vertex {
+	// Numbered and sent under one lock: the IDs of concurrent stages'
+	// steps then come in order, as BuildKit's plain output numbers them.
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n++
+	v := &vertex{sink: r.sink, id: strconv.Itoa(r.n), start: start}
+	r.sink.Event(progress.VertexStarted{ID: v.id, Name: name, Started: start})
 	return v
 }
 
-func (v *vertex) cached() { v.p.printf("#%d CACHED\n", v.n) }
+func (v *vertex) cached() { v.sink.Event(progress.VertexCached{ID: v.id}) }
 
 func (v *vertex) done() {
-	v.p.printf("#%d DONE %.1fs\n", v.n, time.Since(v.start).Seconds())
+	v.sink.Event(progress.VertexDone{ID: v.id, Duration: time.Since(v.start)})
 }
 
-func (v *vertex) fail(err error) { v.p.printf("#%d ERROR: %v\n", v.n, err) }
-
-func (v *vertex) log(format string, args ...any) {
-	v.p.printf("#%d "+format+"\n", append([]any{v.n}, args...)...)
+func (v *vertex) fail(err error) {
+	v.sink.Event(progress.VertexError{ID: v.id, Message: err.Error(), Duration: time.Since(v.start),
+		Canceled: errors.Is(err, context.Canceled)})
 }
 
-// output is a writer for a step's output that prefixes each line.
-func (v *vertex) output() *lineWriter { return &lineWriter{v: v} }
-
-// maxLine bounds a line of a step's output held in memory: a step writing
-// gigabytes without a newline must not exhaust the builder.
-const maxLine = 64 << 10
-
-type lineWriter struct {
-	v   *vertex
-	buf []byte
-}
-
-func (l *lineWriter) Write(b []byte) (int, error) {
-	n := len(b)
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			i = len(b)
-		}
-		// A line longer than maxLine is shown in pieces of maxLine bytes.
-		take := min(i, maxLine-len(l.buf))
-		l.buf = append(l.buf, b[:take]...)
-		switch {
-		case take == i && i < len(b): // the line ends here
-			l.emit()
-			b = b[i+1:]
-		case len(l.buf) == maxLine:
-			l.emit()
-			b = b[take:]
-		default:
-			b = b[take:]
-		}
+// finish ends the vertex as err says.
+func (v *vertex) finish(err error) {
+	if err != nil {
+		v.fail(err)
+		return
 	}
-	return n, nil
+	v.done()
 }
 
-// emit prints the buffered line as a terminal would show it: only what
-// follows its last carriage return (a progress bar's final state), with
-// other control characters (escape sequences that would move the cursor or
-// retitle the operator's terminal) made visible.
-func (l *lineWriter) emit() {
-	line := l.buf
-	if i := bytes.LastIndexByte(line, '\r'); i >= 0 {
-		line = line[i+1:]
-	}
-	l.v.log("%s", visible(line))
-	l.buf = l.buf[:0]
+// output is a writer for one of a step's streams; Flush it when the step
+// ends.
+func (v *vertex) output(s progress.Stream) *progress.LogWriter {
+	return progress.NewLogWriter(v.sink, v.id, s)
 }
 
-func visible(b []byte) string {
-	var sb strings.Builder
-	for _, c := range b {
-		if c < 0x20 && c != '\t' || c == 0x7f {
-			fmt.Fprintf(&sb, "\\x%02x", c)
-			continue
-		}
-		sb.WriteByte(c)
-	}
-	return sb.String()
+// meterStep is the fewest bytes between two Transfer events: a bar needs a
+// few dozen updates, not one per write, and the plain and JSON streams
+// stay short.
+const meterStep = 1 << 20
+
+// meter reports the bytes of one transfer of a vertex.
+type meter struct {
+	v              *vertex
+	name           string
+	current, total int64
+	sent           int64 // current at the last event
+	started        bool
 }
 
-// flush prints a last line that had no newline.
-func (l *lineWriter) flush() {
-	if len(l.buf) > 0 {
-		l.emit()
+func (v *vertex) meter(name string) *meter { return &meter{v: v, name: name} }
+
+// Write counts bytes written through it (an io.MultiWriter beside the
+// destination).
+func (m *meter) Write(b []byte) (int, error) {
+	m.set(m.current+int64(len(b)), m.total)
+	return len(b), nil
+}
+
+// set records the bytes done of total (0: unknown), sending an event when
+// the transfer starts and then every max(meterStep, total/50) bytes.
+func (m *meter) set(current, total int64) {
+	m.current, m.total = current, total
+	step := max(int64(meterStep), total/50)
+	if m.started && current-m.sent < step {
+		return
 	}
+	m.started, m.sent = true, current
+	m.v.sink.Event(progress.Transfer{ID: m.v.id, Name: m.name, Current: current, Total: total})
+}
+
+// done sends the transfer's last event.
+func (m *meter) done() {
+	m.v.sink.Event(progress.Transfer{ID: m.v.id, Name: m.name, Current: m.current, Total: m.total, Done: true})
 }

@@ -1,9 +1,7 @@
 package builder
 
 import (
-	"bytes"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -108,38 +106,5 @@ func TestURLBaseAndWorkdir(t *testing.T) {
 	}
 	if got := normalizeWorkdir("/a", "b/../c"); got != "/a/c" {
 		t.Errorf("normalizeWorkdir = %q", got)
-	}
-}
-
-// TestStepOutputIsBoundedAndInert: a step's output is shown a line at a time, a line no
-// longer than maxLine (a step writing without newlines cannot fill the builder's memory),
-// a progress bar's carriage returns collapsed, escape sequences made visible.
-func TestStepOutputIsBoundedAndInert(t *testing.T) {
-	var out strings.Builder
-	p := newProgress(&out, false)
-	v := p.vertex("[1/1] RUN x")
-	w := v.output()
-	w.Write([]byte("\x1b]0;pwned\x07title\n10%\r50%\r100%\n"))
-	big := bytes.Repeat([]byte("z"), 3*maxLine+5)
-	for i := 0; i < len(big); i += 1000 {
-		w.Write(big[i:min(i+1000, len(big))])
-	}
-	w.flush()
-	v.done()
-	p.close()
-	text := out.String()
-	if strings.ContainsRune(text, 0x1b) || !strings.Contains(text, `\x1b]0;pwned\x07title`) {
-		t.Errorf("escape sequences reached the output raw:\n%q", text)
-	}
-	if strings.Contains(text, "10%") || !strings.Contains(text, "100%") {
-		t.Errorf("a progress bar's line is not its last state:\n%q", text)
-	}
-	for _, line := range strings.Split(text, "\n") {
-		if len(line) > maxLine+100 {
-			t.Errorf("a line of %d bytes", len(line))
-		}
-	}
-	if n := strings.Count(text, "z"); n != len(big) {
-		t.Errorf("%d of %d bytes of the long line shown", n, len(big))
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/layer"
+	"github.com/strata-build/strata/store"
 )
 
 // base is the state a stage starts from and the State its expansion
@@ -83,7 +84,7 @@ func (b *build) image(ctx context.Context, ref, platform string) (*state, error)
 		return s, nil
 	}
 	s, err := b.localImage(ref)
-	if errors.Is(err, layer.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		s, err = b.pull(ctx, ref, platform)
 	}
 	if err != nil {
@@ -116,7 +117,7 @@ type StoredImage struct {
 }
 
 // LoadImage reads the manifest desc, its config and layers from the store.
-func LoadImage(st *layer.Store, desc v1.Descriptor) (*StoredImage, error) {
+func LoadImage(st *store.Store, desc v1.Descriptor) (*StoredImage, error) {
 	var img StoredImage
 	if err := readJSON(st, desc.Digest, &img.Manifest); err != nil {
 		return nil, fmt.Errorf("reading manifest: %w", err)
@@ -137,7 +138,7 @@ func LoadImage(st *layer.Store, desc v1.Descriptor) (*StoredImage, error) {
 	return &img, nil
 }
 
-func readJSON(st *layer.Store, h v1.Hash, v any) error {
+func readJSON(st *store.Store, h v1.Hash, v any) error {
 	b, err := readBlob(st, h)
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/layer"
+	"github.com/strata-build/strata/progress"
 )
 
 // Runner runs one RUN step; *executor.Executor is the real one. A test
@@ -186,9 +187,11 @@ func (b *build) run(ctx context.Context, s *state, st dockerfile.Step, c *instru
 		return nil, fmt.Errorf("creating RUN directory: %w", err)
 	}
 	defer b.removeUnadopted(dir)
-	out := v.output()
-	defer out.flush()
-	spec := b.runSpec(s, st, c, dir, out)
+	stdout, stderr := v.output(progress.Stdout), v.output(progress.Stderr)
+	defer stdout.Flush()
+	defer stderr.Flush()
+	spec := b.runSpec(s, st, c, dir, stdout)
+	spec.Stderr = stderr
 	if spec.Lowers, err = b.lowers(ctx, s); err != nil {
 		return nil, err
 	}
@@ -256,7 +259,7 @@ func (b *build) writeLayer(ctx context.Context, dir string, src layer.Source) (*
 
 // adopts says whether layers written from the build's directories become
 // their snapshots; removeUnadopted removes such a directory otherwise.
-func (b *build) adopts() bool { return !b.opts.IgnoreOwnership }
+func (b *build) adopts() bool { return b.opts.Owners == nil || b.opts.Owners.OnDisk() }
 
 func (b *build) removeUnadopted(dir string) {
 	if !b.adopts() {
@@ -297,7 +300,7 @@ func (b *build) snapshot(ctx context.Context, l *layer.Layer, seen map[v1.Hash]i
 	}
 	n := seen[diffID]
 	seen[diffID]++
-	opts := layer.ExtractOptions{IgnoreOwnership: b.opts.IgnoreOwnership}
+	opts := layer.ExtractOptions{Owners: b.opts.Owners}
 	var dir string
 	if n == 0 {
 		dir, err = b.opts.Store.Snapshot(ctx, l, opts)

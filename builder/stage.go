@@ -100,9 +100,9 @@ func (b *build) doStep(ctx context.Context, r *stageRun, st dockerfile.Step, v *
 	if b.opts.afterKey != nil {
 		b.opts.afterKey(st)
 	}
-	if entry, l, err := b.cached(key); err != nil || entry != nil {
+	if entry, err := b.cached(ctx, key); err != nil || entry != nil {
 		if err == nil {
-			r.state.commit(l, entry.History, key, changesFiles(st.Command))
+			r.state.commit(entry.Layer, entry.History, key, changesFiles(st.Command))
 			v.cached()
 		}
 		return err
@@ -115,7 +115,7 @@ func (b *build) doStep(ctx context.Context, r *stageRun, st dockerfile.Step, v *
 	if createdBy == "" {
 		h = v1.History{}
 	}
-	if err := cachePut(b.opts.Store, key, l, h); err != nil {
+	if err := b.cache.Put(ctx, key, &CacheEntry{Layer: l, History: h}); err != nil {
 		return err
 	}
 	r.state.commit(l, h, key, changesFiles(st.Command))
@@ -147,11 +147,11 @@ func changesFiles(cmd any) bool {
 	return false
 }
 
-func (b *build) cached(key string) (*cacheEntry, *layer.Layer, error) {
+func (b *build) cached(ctx context.Context, key string) (*CacheEntry, error) {
 	if b.opts.NoCache {
-		return nil, nil, nil
+		return nil, nil
 	}
-	return cacheGet(b.opts.Store, key)
+	return b.cache.Get(ctx, key)
 }
 
 // prepare computes the step's cache key (see keyInput for what it

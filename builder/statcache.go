@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/strata-build/strata/layer"
+	"github.com/strata-build/strata/store"
 )
 
 // statCache remembers the content hash of context files between builds,
@@ -39,7 +39,7 @@ const racyWindow = 2 * time.Second
 // loadStatCache reads the cache of the context at the absolute path
 // contextDir from the store; a missing or unreadable one is empty. Entries
 // are keyed by absolute host paths.
-func loadStatCache(st *layer.Store, contextDir string) *statCache {
+func loadStatCache(st *store.Store, contextDir string) *statCache {
 	sum := sha256.Sum256([]byte("statcache " + contextDir))
 	c := &statCache{racy: racyWindow, key: hex.EncodeToString(sum[:]), entries: map[string]statEntry{}}
 	if b, err := st.CacheGet(c.key); err == nil {
@@ -80,7 +80,7 @@ func sameStat(a, b statEntry) bool {
 
 // save writes the cache back when it learned something, dropping entries
 // of files outside the context (ADD downloads).
-func (c *statCache) save(st *layer.Store, contextDir string) error {
+func (c *statCache) save(st *store.Store, contextDir string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.dirty {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/strata-build/strata/layer"
+	"github.com/strata-build/strata/store"
 )
 
 // StoreName is the name an image is tagged under in the store: the name
@@ -26,7 +27,7 @@ func StoreName(ref string) string {
 
 // storeImage writes the config and manifest of img to the store (its
 // layers are there already) and returns the result.
-func storeImage(ctx context.Context, st *layer.Store, img v1.Image) (*Result, error) {
+func storeImage(ctx context.Context, st *store.Store, img v1.Image) (*Result, error) {
 	cfg, err := img.RawConfigFile()
 	if err != nil {
 		return nil, err
@@ -47,7 +48,7 @@ func storeImage(ctx context.Context, st *layer.Store, img v1.Image) (*Result, er
 }
 
 // Tag tags the result in the store under each name.
-func Tag(st *layer.Store, res *Result, names []string) error {
+func Tag(st *store.Store, res *Result, names []string) error {
 	for _, n := range names {
 		if err := st.Tag(StoreName(n), res.Descriptor); err != nil {
 			return fmt.Errorf("tagging %s: %w", n, err)
@@ -58,7 +59,7 @@ func Tag(st *layer.Store, res *Result, names []string) error {
 
 // OpenImage returns the image tagged name in the store, its manifest and
 // config exactly as stored.
-func OpenImage(st *layer.Store, name string) (v1.Image, v1.Descriptor, error) {
+func OpenImage(st *store.Store, name string) (v1.Image, v1.Descriptor, error) {
 	desc, err := st.Resolve(StoreName(name))
 	if err != nil {
 		return nil, v1.Descriptor{}, fmt.Errorf("image %s: %w", name, err)
@@ -81,7 +82,7 @@ func OpenImage(st *layer.Store, name string) (v1.Image, v1.Descriptor, error) {
 	return out, desc, err
 }
 
-func readBlob(st *layer.Store, h v1.Hash) ([]byte, error) {
+func readBlob(st *store.Store, h v1.Hash) ([]byte, error) {
 	f, err := st.OpenBlob(h)
 	if err != nil {
 		return nil, err

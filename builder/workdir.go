@@ -44,7 +44,7 @@ func (b *build) workdir(ctx context.Context, s *state) (*layer.Layer, error) {
 		return nil, fmt.Errorf("creating WORKDIR directory: %w", err)
 	}
 	defer b.removeUnadopted(out)
-	w := &writer{op: &copyOp{image: image, chown: own}, out: out, now: b.now()}
+	w := &writer{op: &copyOp{image: image, chown: own}, out: out, now: b.now(), owners: b.opts.Owners}
 	if err := w.ensureDir(dir); err != nil {
 		return nil, err
 	}

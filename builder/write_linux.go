@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-build/strata/internal/owners"
 	"github.com/strata-build/strata/layer"
 )
 
@@ -32,6 +33,17 @@ type writer struct {
 	out      string
 	now      time.Time
 	dirTimes []dirTime
+	// owners sets the image owners (owners.Host when nil).
+	owners owners.Policy
+}
+
+// lchown gives the written file host the image owner own.
+func (w *writer) lchown(host string, own owner) error {
+	p := w.owners
+	if p == nil {
+		p = owners.Host
+	}
+	return p.Lchown(host, own.uid, own.gid)
 }
 
 type dirTime struct {
@@ -94,7 +106,7 @@ func (w *writer) ensureDir(dir string) error {
 		if e, err := w.op.image.lstat(cur); err == nil && e.info.IsDir() {
 			mode, own, mtime = e.info.Mode(), ownerOf(e.info), e.info.ModTime()
 		}
-		if err := makeDir(w.host(cur), mode, own); err != nil {
+		if err := w.makeDir(w.host(cur), mode, own); err != nil {
 			return err
 		}
 		w.dirTimes = append(w.dirTimes, dirTime{w.host(cur), mtime})
@@ -102,11 +114,11 @@ func (w *writer) ensureDir(dir string) error {
 	return nil
 }
 
-func makeDir(host string, mode fs.FileMode, own owner) error {
+func (w *writer) makeDir(host string, mode fs.FileMode, own owner) error {
 	if err := os.Mkdir(host, 0o700); err != nil {
 		return err
 	}
-	if err := os.Lchown(host, own.uid, own.gid); err != nil {
+	if err := w.lchown(host, own); err != nil {
 		return err
 	}
 	return os.Chmod(host, mode&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))
@@ -170,11 +182,11 @@ func (w *writer) copyNode(f srcFile) error {
 			return nil
 		}
 		w.dirTimes = append(w.dirTimes, dirTime{host, f.Mtime})
-		err = makeDir(host, w.modeOf(f.Mode), own)
+		err = w.makeDir(host, w.modeOf(f.Mode), own)
 	case kindReg:
 		err = w.copyFile(f, host, own)
 	case kindSymlink:
-		return copySymlink(f, host, own)
+		return w.copySymlink(f, host, own)
 	default:
 		err = w.copySpecial(f, host, own)
 	}
@@ -254,7 +266,7 @@ func (w *writer) writeFile(host string, r io.Reader, m fileMeta) (int64, error) 
 	if err := f.Close(); err != nil {
 		return n, err
 	}
-	if err := os.Lchown(host, m.own.uid, m.own.gid); err != nil {
+	if err := w.lchown(host, m.own); err != nil {
 		return n, err
 	}
 	if err := os.Chmod(host, m.mode); err != nil {
@@ -273,11 +285,11 @@ func setXattrs(host string, xs []xattr) error {
 	return nil
 }
 
-func copySymlink(f srcFile, host string, own owner) error {
+func (w *writer) copySymlink(f srcFile, host string, own owner) error {
 	if err := os.Symlink(f.Link, host); err != nil {
 		return err
 	}
-	if err := os.Lchown(host, own.uid, own.gid); err != nil {
+	if err := w.lchown(host, own); err != nil {
 		return err
 	}
 	ts := []unix.Timespec{unix.NsecToTimespec(f.Mtime.UnixNano()), unix.NsecToTimespec(f.Mtime.UnixNano())}
@@ -299,7 +311,7 @@ func (w *writer) copySpecial(f srcFile, host string, own owner) error {
 	if err := unix.Mknod(host, mode|0o600, int(dev)); err != nil {
 		return fmt.Errorf("creating %s: %w", host, err)
 	}
-	if err := os.Lchown(host, own.uid, own.gid); err != nil {
+	if err := w.lchown(host, own); err != nil {
 		return err
 	}
 	if err := os.Chmod(host, w.modeOf(f.Mode)); err != nil {
@@ -353,18 +365,18 @@ func (w *writer) extract(ctx context.Context, p planned) error {
 	if w.op.chown == nil {
 		return nil
 	}
-	return chownBelow(w.host(p.Dst), *w.op.chown)
+	return w.chownBelow(w.host(p.Dst), *w.op.chown)
 }
 
 // chownBelow gives everything below dir (not dir itself, which may be an
 // existing directory of the image) to own: ADD --chown applies to the
 // files it unpacks, as BuildKit's copy does.
-func chownBelow(dir string, own owner) error {
+func (w *writer) chownBelow(dir string, own owner) error {
 	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil || p == dir {
 			return err
 		}
-		return os.Lchown(p, own.uid, own.gid)
+		return w.lchown(p, own)
 	})
 }
 

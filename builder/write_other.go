@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/strata-build/strata/internal/owners"
 )
 
 // errNeedsLinux is returned for COPY, ADD and WORKDIR where layers cannot be
@@ -13,9 +15,10 @@ import (
 var errNeedsLinux = errors.New("COPY and ADD need Linux")
 
 type writer struct {
-	op  *copyOp
-	out string
-	now time.Time
+	op     *copyOp
+	out    string
+	now    time.Time
+	owners owners.Policy
 }
 
 func (w *writer) apply(context.Context, planned) error { return errNeedsLinux }

@@ -1,6 +1,8 @@
 package builder
 
 import (
+	"github.com/strata-build/strata/internal/xattrs"
+
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,12 +13,7 @@ import (
 )
 
 // keptXattr is package layer's rule for the xattrs a layer carries.
-func keptXattr(name string) bool {
-	if strings.HasPrefix(name, "user.overlay.") {
-		return false
-	}
-	return name == "security.capability" || strings.HasPrefix(name, "user.")
-}
+func keptXattr(name string) bool { return xattrs.Kept(name) }
 
 func listXattrs(p string, follow bool) ([]string, error) {
 	list := unix.Llistxattr

@@ -15,6 +15,14 @@
 // ImageState for an image or scratch, the parent's Expanded.End for a stage
 // built FROM another stage.
 //
+// What Docker accepts and Strata does not implement yet is listed in one
+// table, unsupported in support.go: Parse checks every instruction of every
+// stage the target needs against it, and Expand the ONBUILD triggers of a
+// base image and the values only its ENV decides, so a build fails before
+// its first step (before the first step of that stage, for what the image
+// decides), naming the first such instruction. These errors wrap
+// ErrNotSupported; the builder refuses nothing of its own.
+//
 // Every error Parse or Expand returns is, or wraps, an *Error naming the
 // Dockerfile and the line. The package reads no environment variables and
 // touches no files: the caller passes the Dockerfile bytes and the options.

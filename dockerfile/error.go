@@ -25,13 +25,9 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // ErrNotSupported is wrapped by every error about a Dockerfile feature that is
-// valid for Docker but that Strata does not implement yet.
+// valid for Docker but that Strata does not implement yet: the features of
+// the support table (support.go).
 var ErrNotSupported = errors.New("not supported by strata yet")
-
-// notSupported says which feature is missing, wrapping ErrNotSupported.
-func notSupported(format string, args ...any) error {
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrNotSupported)
-}
 
 // errorAt attaches the file and a line to err. BuildKit's errors carry their
 // own location (parser.LocationError); it wins over the fallback line, and its

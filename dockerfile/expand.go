@@ -131,9 +131,6 @@ func (x *expansion) trigger(expr string) (Step, error) {
 // resolve tells values the base image's ENV may change from wrong ones.
 func (x *expansion) step(node *parser.Node, onBuild bool) (Step, error) {
 	cmd, err := instructions.ParseCommand(node)
-	if err == nil {
-		err = checkParsed(cmd)
-	}
 	if err != nil {
 		return Step{}, x.errorAt(node.StartLine, err)
 	}
@@ -155,7 +152,11 @@ func (x *expansion) step(node *parser.Node, onBuild bool) (Step, error) {
 		}
 		if deferred {
 			// Its mounts are only known with the image's ENV: show the
-			// RUN as written, its mounts unresolved.
+			// RUN as written, its mounts unresolved (expandRun checked
+			// those it could), and check its other flags.
+			if err := x.check(raw, raw, nil); err != nil {
+				return Step{}, x.errorAt(node.StartLine, err)
+			}
 			st.Command, st.deferredFlags = raw, node.Flags
 			return st, nil
 		}
@@ -163,6 +164,9 @@ func (x *expansion) step(node *parser.Node, onBuild bool) (Step, error) {
 		return Step{}, x.errorAt(node.StartLine, err)
 	}
 	if err := x.resolve(&st, raw); err != nil {
+		return Step{}, x.errorAt(node.StartLine, err)
+	}
+	if err := x.check(cmd, raw, runMounts(cmd)); err != nil {
 		return Step{}, x.errorAt(node.StartLine, err)
 	}
 	x.apply(cmd)
@@ -217,7 +221,7 @@ func (x *expansion) expandRun(c *instructions.RunCommand, flags []string) (defer
 }
 
 // checkMount expands one --mount flag on its own, in a RUN of its own,
-// to learn whether it is wrong whatever the base image.
+// to learn whether it is wrong, or not supported, whatever the base image.
 func (x *expansion) checkMount(flag string) error {
 	res, err := parser.Parse(strings.NewReader("RUN " + flag + " true"))
 	if err != nil || len(res.AST.Children) != 1 {
@@ -231,10 +235,13 @@ func (x *expansion) checkMount(flag string) error {
 	if err := run.Expand(x.word); err != nil {
 		return err
 	}
-	for _, m := range instructions.GetMounts(run) {
-		if err := checkMountType(m); err != nil {
-			return err
-		}
+	return x.check(run, run, instructions.GetMounts(run))
+}
+
+// runMounts is a RUN's expanded --mount flags; nil for other instructions.
+func runMounts(cmd instructions.Command) []*instructions.Mount {
+	if run, ok := cmd.(*instructions.RunCommand); ok {
+		return instructions.GetMounts(run)
 	}
 	return nil
 }

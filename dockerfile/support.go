@@ -11,36 +11,174 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 )
 
-// checkParsed rejects flags that Docker accepts but Strata cannot honour
-// yet. Each is refused here, in one place, so none is silently ignored.
-func checkParsed(cmd instructions.Command) error {
-	switch c := cmd.(type) {
-	case *instructions.RunCommand:
-		if slices.Contains(c.FlagsUsed, "device") {
-			return notSupported("RUN --device")
+// The support table: every Dockerfile feature Docker accepts and Strata
+// does not implement yet, in one place. Parse checks each instruction of
+// every stage the target needs against it once the instruction is
+// expanded (Stage.Expand does the same for the ONBUILD triggers of a base
+// image, before any step of the stage runs), so a build that needs one of
+// these fails before its first step, at the first instruction that uses
+// one. BuildKit's own errors about an instruction come first: a row only
+// judges an instruction Docker would run. Nothing after Parse refuses a
+// Dockerfile feature: the builder may take it that none of these reaches
+// it.
+var unsupported = []feature{
+	{"", func(in *instruction) bool { return !builderKnows(in.cmd) },
+		"an instruction of this BuildKit release that Strata's builder has no code for"},
+	{"RUN --device", func(in *instruction) bool { r := in.run(); return r != nil && slices.Contains(r.FlagsUsed, "device") },
+		"the RUN sandbox gives a step no host devices"},
+	{"RUN --security=insecure", func(in *instruction) bool {
+		r := in.run()
+		return r != nil && instructions.GetSecurity(r) == instructions.SecurityInsecure
+	}, "RUN steps always run in the sandbox, with Docker's default capabilities and seccomp profile"},
+	{"RUN --mount=type=secret", anyMount(mountOf(instructions.MountTypeSecret)),
+		"strata build has no --secret flag to pass a secret in"},
+	{"RUN --mount=type=ssh", anyMount(mountOf(instructions.MountTypeSSH)),
+		"strata build has no --ssh flag to forward an SSH agent"},
+	{"RUN --mount=type=cache,from=", anyMount(func(m *instructions.Mount) bool { return m.Type == instructions.MountTypeCache && m.From != "" }),
+		"a cache mount starts as an empty directory in the store; it cannot be seeded from a stage or an image"},
+	{"RUN --mount=type=cache,source=", anyMount(func(m *instructions.Mount) bool { return m.Type == instructions.MountTypeCache && m.Source != "" }),
+		"a cache mount is the whole cache directory; it cannot be a subdirectory of one"},
+	{"RUN --mount=type=bind,rw", anyMount(func(m *instructions.Mount) bool { return m.Type == instructions.MountTypeBind && !m.ReadOnly }),
+		"bind mounts are read-only: there is no throwaway copy for the step to write to"},
+	{"HEALTHCHECK --start-interval", func(in *instruction) bool {
+		h, ok := in.cmd.(*instructions.HealthCheckCommand)
+		return ok && h.Health != nil && h.Health.StartInterval != 0
+	}, "the image config type Strata writes, go-containerregistry's, has no field for it"},
+	{"ADD --keep-git-dir", func(in *instruction) bool { a := in.add(); return a != nil && a.KeepGitDir != nil },
+		"Strata does not clone git sources"},
+	{"ADD --unpack", func(in *instruction) bool { a := in.add(); return a != nil && a.Unpack != nil },
+		"ADD unpacks a local tar archive and never a download, as without the flag"},
+	{"ADD --exclude", func(in *instruction) bool { a := in.add(); return a != nil && len(a.ExcludePatterns) > 0 },
+		"leave the files out with .dockerignore, or ADD the others one by one"},
+	{"ADD --checksum=sha384:", func(in *instruction) bool { a := in.add(); return a != nil && strings.HasPrefix(a.Checksum, "sha384:") },
+		"only sha256: checksums are verified"},
+	{"ADD --checksum=sha512:", func(in *instruction) bool { a := in.add(); return a != nil && strings.HasPrefix(a.Checksum, "sha512:") },
+		"only sha256: checksums are verified"},
+	{"ADD <git repository>", func(in *instruction) bool {
+		a := in.add()
+		if a == nil {
+			return false
 		}
-		if instructions.GetSecurity(c) == instructions.SecurityInsecure {
-			return notSupported("RUN --security=insecure")
+		raw := in.raw.(*instructions.AddCommand)
+		for i, src := range a.SourcePaths {
+			if isGitSource(src) && !in.unknown(raw.SourcePaths[i]) {
+				return true
+			}
 		}
-	case *instructions.AddCommand:
-		if c.KeepGitDir != nil {
-			return notSupported("ADD --keep-git-dir (git sources)")
-		}
-		if c.Unpack != nil {
-			return notSupported("ADD --unpack")
-		}
-		if len(c.ExcludePatterns) > 0 {
-			return notSupported("ADD --exclude")
-		}
-	case *instructions.CopyCommand:
-		if len(c.ExcludePatterns) > 0 {
-			return notSupported("COPY --exclude")
-		}
-		if c.Parents {
-			return notSupported("COPY --parents")
+		return false
+	}, "clone the repository in a RUN step, or ADD an archive of it"},
+	{"ADD --chmod=<symbolic mode>", func(in *instruction) bool {
+		a := in.add()
+		return a != nil && symbolicChmod(a.Chmod) && !in.unknown(in.raw.(*instructions.AddCommand).Chmod)
+	}, "give an octal mode such as 0755: symbolic modes need a library Strata does not carry"},
+	{"COPY --exclude", func(in *instruction) bool { c := in.copy(); return c != nil && len(c.ExcludePatterns) > 0 },
+		"leave the files out with .dockerignore, or COPY the others one by one"},
+	{"COPY --parents", func(in *instruction) bool { c := in.copy(); return c != nil && c.Parents },
+		"COPY each directory to its own destination"},
+	{"COPY --chmod=<symbolic mode>", func(in *instruction) bool {
+		c := in.copy()
+		return c != nil && symbolicChmod(c.Chmod) && !in.unknown(in.raw.(*instructions.CopyCommand).Chmod)
+	}, "give an octal mode such as 0755: symbolic modes need a library Strata does not carry"},
+}
+
+// feature is a row of the support table.
+type feature struct {
+	// name is the feature as a user writes it; "" stands for the
+	// instruction itself.
+	name string
+	// used reports whether the instruction uses the feature.
+	used func(*instruction) bool
+	// hint says in one line why the feature is missing or what to do
+	// instead.
+	hint string
+}
+
+// instruction is what a row judges: one instruction, expanded and as
+// written.
+type instruction struct {
+	// cmd is the expanded instruction; for a RUN whose --mount flags wait
+	// for the base image's ENV (a preview's deferred RUN), the RUN as
+	// written, and mounts is then empty.
+	cmd, raw instructions.Command
+	// mounts are a RUN's --mount flags, expanded.
+	mounts []*instructions.Mount
+	// unknown reports whether a value as written uses a variable the base
+	// image's ENV may define, unknown in a preview: such a value is judged
+	// by Stage.Expand once the image's State is known.
+	unknown func(raw string) bool
+}
+
+func (in *instruction) run() *instructions.RunCommand {
+	c, _ := in.cmd.(*instructions.RunCommand)
+	return c
+}
+
+func (in *instruction) add() *instructions.AddCommand {
+	c, _ := in.cmd.(*instructions.AddCommand)
+	return c
+}
+
+func (in *instruction) copy() *instructions.CopyCommand {
+	c, _ := in.cmd.(*instructions.CopyCommand)
+	return c
+}
+
+// anyMount makes a row's test of RUN --mount flags: whether one matches.
+func anyMount(match func(*instructions.Mount) bool) func(*instruction) bool {
+	return func(in *instruction) bool { return slices.ContainsFunc(in.mounts, match) }
+}
+
+func mountOf(t instructions.MountType) func(*instructions.Mount) bool {
+	return func(m *instructions.Mount) bool { return m.Type == t }
+}
+
+// builderKnows lists the instructions the builder applies (its applyConfig
+// switch): a kind a newer BuildKit adds is refused rather than skipped.
+func builderKnows(cmd instructions.Command) bool {
+	switch cmd.(type) {
+	case *instructions.RunCommand, *instructions.CopyCommand, *instructions.AddCommand,
+		*instructions.EnvCommand, *instructions.LabelCommand, *instructions.WorkdirCommand,
+		*instructions.UserCommand, *instructions.ExposeCommand, *instructions.VolumeCommand,
+		*instructions.StopSignalCommand, *instructions.ShellCommand, *instructions.OnbuildCommand,
+		*instructions.MaintainerCommand, *instructions.CmdCommand, *instructions.EntrypointCommand,
+		*instructions.HealthCheckCommand, *instructions.ArgCommand:
+		return true
+	}
+	return false
+}
+
+// check refuses the instruction if it uses a feature of the table, naming
+// the first row that matches.
+func (x *expansion) check(cmd, raw instructions.Command, mounts []*instructions.Mount) error {
+	in := &instruction{cmd: cmd, raw: raw, mounts: mounts, unknown: x.unknown}
+	for _, f := range unsupported {
+		if f.used(in) {
+			return f.refusal(cmd)
 		}
 	}
 	return nil
+}
+
+// refusal is the error for an instruction that uses f: the feature, then
+// ErrNotSupported, then the hint.
+func (f feature) refusal(cmd instructions.Command) error {
+	name := f.name
+	if name == "" {
+		name = strings.ToUpper(cmd.Name())
+	}
+	return fmt.Errorf("%s: %w (%s)", name, ErrNotSupported, f.hint)
+}
+
+// symbolicChmod reports whether a --chmod value is a symbolic mode
+// (u+x,go-w), which BuildKit accepts and Strata does not.
+func symbolicChmod(s string) bool {
+	if s == "" {
+		return false
+	}
+	if _, err := strconv.ParseUint(s, 8, 32); err == nil {
+		return false
+	}
+	return strings.Trim(s, "ugoa+-=rwxXst,") == ""
 }
 
 // resolve fills in the parts of st that need the expanded instruction:
@@ -95,7 +233,8 @@ func (x *expansion) unknown(raw string) bool {
 }
 
 // addSources checks ADD's sources as BuildKit does: --checksum needs one
-// HTTP(S) or git source, and git sources are not supported yet.
+// HTTP(S) or git source. (Git sources themselves are in the support
+// table.)
 func (x *expansion) addSources(c, raw *instructions.AddCommand) error {
 	if c.Checksum != "" {
 		if len(c.SourcePaths) != 1 {
@@ -104,11 +243,6 @@ func (x *expansion) addSources(c, raw *instructions.AddCommand) error {
 		src := c.SourcePaths[0]
 		if !isHTTPSource(src) && !isGitSource(src) && !x.unknown(raw.SourcePaths[0]) {
 			return fmt.Errorf("ADD --checksum=%s %s: checksum requires HTTP(S) or Git sources", c.Checksum, src)
-		}
-	}
-	for i, src := range c.SourcePaths {
-		if isGitSource(src) && !x.unknown(raw.SourcePaths[i]) {
-			return notSupported("ADD of the git repository %s", src)
 		}
 	}
 	return nil
@@ -159,7 +293,8 @@ type copyFlags struct {
 }
 
 func (x *expansion) copyFlags(st *Step, f copyFlags) error {
-	if f.chmod != "" && !x.unknown(f.rawChmod) {
+	// A symbolic mode is left to the support table.
+	if f.chmod != "" && !x.unknown(f.rawChmod) && !symbolicChmod(f.chmod) {
 		mode, err := parseChmod(f.chmod)
 		if err != nil {
 			return err
@@ -173,14 +308,11 @@ func (x *expansion) copyFlags(st *Step, f copyFlags) error {
 }
 
 // parseChmod accepts what BuildKit accepts as a number: octal up to 07777.
-// BuildKit's symbolic modes (u+x) need a library Strata does not carry.
+// BuildKit's symbolic modes (u+x) are refused by the support table.
 func parseChmod(s string) (fs.FileMode, error) {
 	p, err := strconv.ParseUint(s, 8, 32)
 	if err == nil && p <= 0o7777 {
 		return fs.FileMode(p&0o777) | unixModeBits(p), nil
-	}
-	if err != nil && strings.Trim(s, "ugoa+-=rwxXst,") == "" && s != "" {
-		return 0, notSupported("symbolic --chmod=%s", s)
 	}
 	return 0, fmt.Errorf("invalid chmod parameter: '%s'. it should be octal string and between 0 and 07777", s)
 }
@@ -214,13 +346,9 @@ func chownByName(chown string) bool {
 	return false
 }
 
-// mounts resolves each RUN --mount's source and refuses the kinds Strata
-// has no CLI for yet.
+// mounts resolves each RUN --mount's source.
 func (x *expansion) mounts(st *Step, c *instructions.RunCommand) error {
 	for _, m := range instructions.GetMounts(c) {
-		if err := checkMountType(m); err != nil {
-			return err
-		}
 		src := Source{Kind: SourceScratch}
 		if m.From != "" {
 			var err error
@@ -231,15 +359,6 @@ func (x *expansion) mounts(st *Step, c *instructions.RunCommand) error {
 			src = Source{Kind: SourceContext}
 		}
 		st.Mounts = append(st.Mounts, Mount{Mount: m, From: src})
-	}
-	return nil
-}
-
-// checkMountType refuses the mount kinds Strata has no CLI for yet.
-func checkMountType(m *instructions.Mount) error {
-	switch m.Type {
-	case instructions.MountTypeSecret, instructions.MountTypeSSH:
-		return notSupported("RUN --mount=type=%s", m.Type)
 	}
 	return nil
 }

@@ -3,12 +3,14 @@ package layer
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/durable"
 )
 
 // adoptPlan collects, during the one tar walk, what must change on disk for
@@ -205,12 +207,12 @@ func adoptRoot(root string) error {
 	return nil
 }
 
-// adoptSnapshot moves a's directory to dst, the snapshot of diffID, once
-// its plan is applied; the caller holds the snapshot's lock and has seen
-// dst missing. It reports whether it did: a directory that is gone, on
-// another filesystem or that cannot be changed as planned is left to
-// extraction.
-func (s *Store) adoptSnapshot(a *adoption, diffID v1.Hash, dst string) (bool, error) {
+// Into moves the written directory to dst, the layer's snapshot, once its
+// plan is applied and its files are on disk; the caller holds dst's lock
+// and has seen it missing. It reports whether it did: a directory that is
+// gone, on another filesystem or that cannot be changed as planned is left
+// to extraction.
+func (a *Adoption) Into(dst string) (bool, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	plan := a.plan
@@ -224,15 +226,20 @@ func (s *Store) adoptSnapshot(a *adoption, diffID v1.Hash, dst string) (bool, er
 		// only costs the extraction adoption would have spared.
 		return false, nil
 	}
-	// As in extractSnapshot: the files must be on disk before the rename
-	// makes the snapshot visible.
-	if err := syncFS(a.dir); err != nil {
+	// As with an extracted snapshot: the files must be on disk before the
+	// rename makes the snapshot visible.
+	if err := durable.SyncFS(a.dir); err != nil {
 		return false, err
 	}
 	if err := os.Rename(a.dir, dst); err != nil {
 		return false, fmt.Errorf("moving snapshot into place: %w", err)
 	}
-	return true, syncDir(parent)
+	return true, durable.SyncDir(parent)
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return !errors.Is(err, fs.ErrNotExist)
 }
 
 func sameFS(a, b string) bool {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-build/strata/internal/owners"
 	"golang.org/x/sys/unix"
 )
 
@@ -116,7 +117,7 @@ func setXattr(t *testing.T, p, name, value string) {
 // describeSnapshot is the snapshot of l: every entry's lstat, xattrs,
 // content and hardlink group, mtimes to the nanosecond except where
 // extraction leaves the time of extraction (the root, whiteouts).
-func describeSnapshot(t *testing.T, s *Store, l *Layer) []string {
+func describeSnapshot(t *testing.T, s *testStore, l *Layer) []string {
 	t.Helper()
 	dir, err := s.Snapshot(context.Background(), l, ExtractOptions{})
 	if err != nil {
@@ -199,7 +200,7 @@ func TestAdoptRefuses(t *testing.T) {
 	}{
 		{name: "char device 0:0", nodes: []node{{path: "c", kind: "char", mode: 0o600}}, wantErr: true},
 		{name: "hardlink from outside", nodes: []node{file, {path: "../outside", kind: "hardlink", data: "f"}}},
-		{name: "ignoring ownership", nodes: []node{file}, opts: ExtractOptions{IgnoreOwnership: true}},
+		{name: "ignoring ownership", nodes: []node{file}, opts: ExtractOptions{Owners: owners.Recorded}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

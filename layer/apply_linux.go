@@ -22,9 +22,9 @@ func (e *extractor) metadata(hdr *tar.Header, name, target string) error {
 	if e.opts.Export {
 		mode &^= unix.S_ISUID | unix.S_ISGID
 	}
-	if !e.opts.IgnoreOwnership && !e.opts.Export {
-		if err := unix.Lchown(target, hdr.Uid, hdr.Gid); err != nil {
-			return &os.PathError{Op: "lchown", Path: target, Err: err}
+	if !e.opts.Export {
+		if err := policy(e.opts.Owners).Lchown(target, hdr.Uid, hdr.Gid); err != nil {
+			return err
 		}
 	}
 	if !symlink {

@@ -121,7 +121,7 @@ func BenchmarkExtract(b *testing.B) {
 	if base == "" {
 		base = b.TempDir()
 	}
-	opts := ExtractOptions{Mode: OverlayLower, IgnoreOwnership: os.Geteuid() != 0}
+	opts := ExtractOptions{Mode: OverlayLower, Owners: testOwners()}
 	for _, c := range compressions {
 		b.Run("smallfiles-10000/"+string(c), func(b *testing.B) {
 			dir := benchTree(b, base, "smallfiles-10000", fillSmallFiles)

@@ -63,9 +63,9 @@ func (c Compression) MediaType() (types.MediaType, error) {
 	return "", fmt.Errorf("unknown compression %q", string(c))
 }
 
-// compressionOf maps a layer media type back to its compression; Docker's
+// CompressionOf maps a layer media type back to its compression; Docker's
 // media types are accepted because pulled base layers often use them.
-func compressionOf(mt types.MediaType) (Compression, error) {
+func CompressionOf(mt types.MediaType) (Compression, error) {
 	switch mt {
 	case types.MediaType(ocispec.MediaTypeImageLayerGzip), types.DockerLayer,
 		types.MediaType(ocispec.MediaTypeImageLayerNonDistributableGzip), types.DockerForeignLayer:

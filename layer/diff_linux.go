@@ -116,6 +116,17 @@ func (t *tarWriter) readDir(d *os.File, rel string) ([]child, error) {
 	return children, nil
 }
 
+// owner is the image owner of the entry c of the directory dirfd: its own on disk, or what
+// a rootless build recorded (WriteOptions.Owners), read through the directory's
+// descriptor.
+func (t *tarWriter) owner(dirfd int, c child) (int, int, error) {
+	p := t.opts.Owners
+	if p == nil || p.OnDisk() {
+		return int(c.st.Uid), int(c.st.Gid), nil
+	}
+	return p.Owner(fmt.Sprintf("/proc/self/fd/%d/%s", dirfd, c.base), &c.st)
+}
+
 // maxPathLen is PATH_MAX: the longest absolute path, with its NUL, the
 // kernel resolves.
 const maxPathLen = 4096
@@ -142,7 +153,11 @@ func (t *tarWriter) entry(dirfd int, c child) error {
 		// Sockets cannot be represented in tar; Docker skips them too.
 		return nil
 	}
-	hdr := &tar.Header{Name: c.name, Mode: int64(st.Mode & 0o7777), Uid: int(st.Uid), Gid: int(st.Gid), ModTime: t.mtime(st)}
+	uid, gid, err := t.owner(dirfd, c)
+	if err != nil {
+		return err
+	}
+	hdr := &tar.Header{Name: c.name, Mode: int64(st.Mode & 0o7777), Uid: uid, Gid: gid, ModTime: t.mtime(st)}
 	if ftype != unix.S_IFDIR && st.Nlink > 1 {
 		if t.adopt != nil {
 			t.adopt.link(st)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/strata-build/strata/internal/owners"
 	"golang.org/x/sys/unix"
 )
 
@@ -85,7 +86,7 @@ func TestExtractStaysInside(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			sb := newSandbox(t)
-			_, err := Extract(context.Background(), bytes.NewReader(makeArchive(t, tc.entries...)), sb.root, ExtractOptions{Mode: tc.mode, IgnoreOwnership: os.Geteuid() != 0})
+			_, err := Extract(context.Background(), bytes.NewReader(makeArchive(t, tc.entries...)), sb.root, ExtractOptions{Mode: tc.mode, Owners: testOwners()})
 			sb.untouched(t)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
@@ -112,12 +113,12 @@ func TestExtractStaysInside(t *testing.T) {
 func TestExtractSizeLimit(t *testing.T) {
 	bomb := compress(t, Gzip, makeArchive(t, file("zeros", strings.Repeat("\x00", 4<<20))), 0)
 	sb := newSandbox(t)
-	_, err := Extract(context.Background(), bytes.NewReader(bomb), sb.root, ExtractOptions{MaxSize: 1 << 20, IgnoreOwnership: true})
+	_, err := Extract(context.Background(), bytes.NewReader(bomb), sb.root, ExtractOptions{MaxSize: 1 << 20, Owners: owners.Recorded})
 	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "zeros") {
 		t.Errorf("got %v, want ErrTooLarge naming the entry", err)
 	}
 	exact := makeArchive(t, file("f", "x"))
-	if _, err := Extract(context.Background(), bytes.NewReader(exact), t.TempDir(), ExtractOptions{MaxSize: int64(len(exact)), IgnoreOwnership: true}); err != nil {
+	if _, err := Extract(context.Background(), bytes.NewReader(exact), t.TempDir(), ExtractOptions{MaxSize: int64(len(exact)), Owners: owners.Recorded}); err != nil {
 		t.Errorf("an archive of exactly MaxSize bytes failed: %v", err)
 	}
 }
@@ -133,7 +134,7 @@ func TestFlattenWhiteouts(t *testing.T) {
 		{path: "o/sub/old", kind: "file", mode: 0o644},
 	}, treeTime)
 	archive := makeArchive(t, file("a/.wh.gone", ""), dir("o/"), file("o/-new", "n"), file("o/.wh..wh..opq", ""), file("o/z", "z"))
-	if _, err := Extract(context.Background(), bytes.NewReader(archive), root, ExtractOptions{IgnoreOwnership: true}); err != nil {
+	if _, err := Extract(context.Background(), bytes.NewReader(archive), root, ExtractOptions{Owners: owners.Recorded}); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
@@ -152,7 +153,7 @@ func TestExtractRestoresDirTimesLast(t *testing.T) {
 	tw.WriteHeader(&tar.Header{Name: "d/f", Typeflag: tar.TypeReg, Mode: 0o644, ModTime: treeTime})
 	tw.Close()
 	root := t.TempDir()
-	if _, err := Extract(context.Background(), &buf, root, ExtractOptions{IgnoreOwnership: true}); err != nil {
+	if _, err := Extract(context.Background(), &buf, root, ExtractOptions{Owners: owners.Recorded}); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(filepath.Join(root, "d"))
@@ -173,7 +174,7 @@ func TestSparseBomb(t *testing.T) {
 		t.Fatalf("tar did not store holes: %d bytes", len(archive))
 	}
 	sb := newSandbox(t)
-	_, err := Extract(context.Background(), bytes.NewReader(archive), sb.root, ExtractOptions{MaxSize: 1 << 20, IgnoreOwnership: true})
+	_, err := Extract(context.Background(), bytes.NewReader(archive), sb.root, ExtractOptions{MaxSize: 1 << 20, Owners: owners.Recorded})
 	if !errors.Is(err, ErrTooLarge) {
 		t.Errorf("got %v, want ErrTooLarge", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"os"
 	"testing"
 )
 
@@ -74,7 +73,7 @@ func FuzzExtract(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte, overlay bool) {
 		sb := newSandbox(t)
-		opts := ExtractOptions{MaxSize: 8 << 20, IgnoreOwnership: os.Geteuid() != 0}
+		opts := ExtractOptions{MaxSize: 8 << 20, Owners: testOwners()}
 		if overlay {
 			opts.Mode = OverlayLower
 		}

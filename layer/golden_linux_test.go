@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,17 +16,7 @@ const goldenFile = "../testdata/layer/golden-digests.txt"
 
 var compressions = []Compression{Gzip, Zstd, None}
 
-func openStore(t testing.TB) *Store {
-	t.Helper()
-	s, err := Open(filepath.Join(t.TempDir(), "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-func writeLayer(t testing.TB, s *Store, dir string, opts WriteOptions) *Layer {
+func writeLayer(t testing.TB, s *testStore, dir string, opts WriteOptions) *Layer {
 	t.Helper()
 	l, err := s.WriteLayer(context.Background(), dir, opts)
 	if err != nil {

@@ -3,30 +3,44 @@ package layer
 import (
 	"fmt"
 	"io"
-	"os"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// Layer is a layer blob in a Store. It implements go-containerregistry's
-// v1.Layer with every value known up front: nothing is hashed or
-// compressed again when an image is assembled or pushed.
+// Layer is a layer blob with every value known up front: it implements
+// go-containerregistry's v1.Layer without hashing or compressing anything
+// again when an image is assembled or pushed. Its bytes are read only when
+// something asks for them, through its Opener (a store's blob file, or a
+// download), so a layer can be used by digest before it is local.
 type Layer struct {
-	path      string
+	open      Opener
 	digest    v1.Hash
 	diffID    v1.Hash
 	size      int64
 	mediaType types.MediaType
 	// adopt is the directory the layer was written from, to become its
 	// snapshot when one is first needed (WriteOptions.Adopt).
-	adopt *adoption
+	adopt *Adoption
 }
 
-// adoption is a written directory and what makes it a snapshot. The plan is
+// Opener opens a layer's compressed blob.
+type Opener func() (io.ReadCloser, error)
+
+// New is the layer desc describes, with the diffID its image's config
+// gives (never hashed here), whose blob open reads.
+func New(desc v1.Descriptor, diffID v1.Hash, open Opener) *Layer {
+	return &Layer{open: open, digest: desc.Digest, diffID: diffID, size: desc.Size, mediaType: desc.MediaType}
+}
+
+// Adoption is the directory a layer was written from and what makes it the
+// layer's snapshot (WriteOptions.Adopt); nil when there is none.
+func (l *Layer) Adoption() *Adoption { return l.adopt }
+
+// Adoption is a written directory and what makes it a snapshot. The plan is
 // dropped once tried: stages sharing a parent may ask for its snapshot at once.
-type adoption struct {
+type Adoption struct {
 	mu   sync.Mutex
 	dir  string
 	plan *adoptPlan
@@ -46,9 +60,9 @@ func (l *Layer) Size() (int64, error) { return l.size, nil }
 // MediaType is the OCI layer media type matching the compression.
 func (l *Layer) MediaType() (types.MediaType, error) { return l.mediaType, nil }
 
-// Compressed opens the stored blob.
+// Compressed opens the blob.
 func (l *Layer) Compressed() (io.ReadCloser, error) {
-	f, err := os.Open(l.path)
+	f, err := l.open()
 	if err != nil {
 		return nil, fmt.Errorf("opening layer blob %s: %w", l.digest, err)
 	}

@@ -1,6 +1,18 @@
 package layer
 
-import "time"
+import (
+	"time"
+
+	"github.com/strata-build/strata/internal/owners"
+)
+
+// policy is p, or owners.Host when nil.
+func policy(p owners.Policy) owners.Policy {
+	if p == nil {
+		return owners.Host
+	}
+	return p
+}
 
 // Source says what kind of directory a layer is written from.
 type Source int
@@ -23,7 +35,7 @@ type WriteOptions struct {
 	// later mtimes are clamped to it so rebuilds give identical bytes.
 	Epoch *time.Time
 	// Adopt makes the written directory the layer's snapshot, once
-	// Store.Snapshot is first asked for it (without IgnoreOwnership),
+	// Store.Snapshot is first asked for it (when Owners are on disk),
 	// instead of extracting the blob again. The walk records what differs
 	// from the extracted form (sub-second or clamped times, xattrs the
 	// stream drops, overlay's own whiteouts and opaque markers, sockets,
@@ -35,6 +47,10 @@ type WriteOptions struct {
 	// from outside it; a char device 0:0 in a FromDir tree, which Snapshot
 	// refuses too): the blob is extracted then.
 	Adopt bool
+	// Owners reads the owners written into the headers: owners.Host (the
+	// default) takes them from disk, owners.Recorded from what a rootless
+	// build recorded.
+	Owners owners.Policy
 }
 
 // ExtractMode says how the whiteouts of a layer are applied.
@@ -56,11 +72,12 @@ type ExtractOptions struct {
 	// MaxSize bounds the decompressed size of the archive in bytes, so a
 	// small compressed bomb cannot fill the disk; 0 means no bound.
 	MaxSize int64
-	// IgnoreOwnership leaves extracted files owned by the calling user
-	// instead of the uid/gid in the archive (for unprivileged callers).
-	IgnoreOwnership bool
+	// Owners gives extracted files the archive's owners: owners.Host (the
+	// default) chowns them, owners.Recorded records them for a caller who
+	// cannot chown.
+	Owners owners.Policy
 	// Export writes a tree for people to use on the host, not for a
-	// container: files owned by the calling user (IgnoreOwnership), no
+	// container: files owned by the calling user (no owner applied), no
 	// setuid or setgid bit, no file capability, and no device node (skipped).
 	// Run as root, a setuid-root shell or a 0666 disk node of the image
 	// would otherwise give any local user who reaches the directory what

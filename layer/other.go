@@ -22,8 +22,6 @@ func Extract(ctx context.Context, r io.Reader, dst string, opts ExtractOptions) 
 	return v1.Hash{}, errNeedsLinux
 }
 
-func syncFS(dir string) error { return errNeedsLinux }
-
 type adoptPlan struct{}
 
 func newAdoptPlan() *adoptPlan { return &adoptPlan{} }
@@ -34,6 +32,5 @@ func writeTar(ctx context.Context, w io.Writer, dir string, opts WriteOptions, p
 
 func (p *adoptPlan) check() error { return errNeedsLinux }
 
-func (s *Store) adoptSnapshot(a *adoption, diffID v1.Hash, dst string) (bool, error) {
-	return false, errNeedsLinux
-}
+// Into needs Linux.
+func (a *Adoption) Into(dst string) (bool, error) { return false, errNeedsLinux }

@@ -81,7 +81,7 @@ func writeTarGz(t *testing.T, tree, out string) {
 
 // checkRootfs extracts the gzipped tarball at p with Extract and with GNU
 // tar, then through a layer of s, and compares the three trees.
-func checkRootfs(t *testing.T, s *Store, p string) {
+func checkRootfs(t *testing.T, s *testStore, p string) {
 	t.Helper()
 	f, err := os.Open(p)
 	if err != nil {

@@ -2,6 +2,7 @@ package layer
 
 import (
 	"context"
+	"github.com/strata-build/strata/internal/owners"
 	"os"
 	"slices"
 	"testing"
@@ -28,7 +29,7 @@ func TestRoundTrip(t *testing.T) {
 	nodes, opts := fixedTree(), ExtractOptions{}
 	if os.Geteuid() != 0 {
 		t.Log("not root: round trip without devices, ownership and capabilities")
-		nodes, opts = rootlessTree(), ExtractOptions{IgnoreOwnership: true}
+		nodes, opts = rootlessTree(), ExtractOptions{Owners: owners.Recorded}
 	}
 	tree := t.TempDir()
 	makeTree(t, tree, nodes, treeTime)

@@ -1,6 +1,8 @@
 package layer
 
 import (
+	"github.com/strata-build/strata/internal/xattrs"
+
 	"archive/tar"
 	"strings"
 	"time"
@@ -24,12 +26,7 @@ const (
 // that mean the same on every host are kept: file capabilities and user
 // attributes. SELinux labels are host policy and overlay's own attributes
 // are bookkeeping of the mount that produced the upper dir.
-func keepXattr(name string) bool {
-	if strings.HasPrefix(name, "user.overlay.") {
-		return false
-	}
-	return name == "security.capability" || strings.HasPrefix(name, "user.")
-}
+func keepXattr(name string) bool { return xattrs.Kept(name) }
 
 // clampTime gives the mtime written for t: whole seconds (so filesystems
 // with coarser timestamps round-trip to the same bytes) and never later

@@ -3,7 +3,6 @@ package layer
 import (
 	"archive/tar"
 	"context"
-	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -138,7 +137,7 @@ func TestWhiteoutsMatchOCIReaders(t *testing.T) {
 }
 
 // mountLowers mounts the snapshots of layers (top first) read-only.
-func mountLowers(t *testing.T, s *Store, layers ...*Layer) string {
+func mountLowers(t *testing.T, s *testStore, layers ...*Layer) string {
 	t.Helper()
 	var lowers []string
 	for _, l := range layers {
@@ -153,24 +152,23 @@ func mountLowers(t *testing.T, s *Store, layers ...*Layer) string {
 	return merged
 }
 
-// umociUnpack tags an image of layers in the store and unpacks it with umoci.
-func umociUnpack(t *testing.T, s *Store, layers ...*Layer) string {
+// umociUnpack writes an image of layers to an OCI layout and unpacks it with umoci.
+func umociUnpack(t *testing.T, s *testStore, layers ...*Layer) string {
 	t.Helper()
 	if _, err := exec.LookPath("umoci"); err != nil {
 		t.Skip("umoci not installed (testdata/install-test-deps.sh installs it)")
 	}
-	tagImage(t, s, "test", layers...)
+	dir := s.tagLayout(testImage(t, layers...), "test")
 	bundle := filepath.Join(t.TempDir(), "bundle")
-	out, err := exec.Command("umoci", "unpack", "--image", s.Root()+":test", bundle).CombinedOutput()
+	out, err := exec.Command("umoci", "unpack", "--image", dir+":test", bundle).CombinedOutput()
 	if err != nil {
 		t.Fatalf("umoci unpack: %v\n%s", err, out)
 	}
 	return filepath.Join(bundle, "rootfs")
 }
 
-// tagImage stores an OCI image of layers in s under name, the way the
-// builder does: config and manifest as blobs, then a tag in index.json.
-func tagImage(t *testing.T, s *Store, name string, layers ...*Layer) v1.Image {
+// testImage is an OCI image of layers, as the builder makes one.
+func testImage(t *testing.T, layers ...*Layer) v1.Image {
 	t.Helper()
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
@@ -194,10 +192,6 @@ func tagImage(t *testing.T, s *Store, name string, layers ...*Layer) v1.Image {
 	if err := validate.Image(img, vopts...); err != nil {
 		t.Fatalf("image does not validate: %v", err)
 	}
-	desc := putImage(t, s, img)
-	if err := s.Tag(name, desc); err != nil {
-		t.Fatal(err)
-	}
 	return img
 }
 
@@ -207,27 +201,6 @@ func mustConfig(t *testing.T, img v1.Image) *v1.ConfigFile {
 		t.Fatal(err)
 	}
 	return cf
-}
-
-func putImage(t *testing.T, s *Store, img v1.Image) v1.Descriptor {
-	t.Helper()
-	rawCfg, err := img.RawConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rawMan, err := img.RawManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, raw := range [][]byte{rawCfg, rawMan} {
-		if _, _, err := s.PutBlob(context.Background(), strings.NewReader(string(raw)), v1.Hash{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var m struct{ MediaType types.MediaType }
-	json.Unmarshal(rawMan, &m)
-	h, _ := img.Digest()
-	return v1.Descriptor{MediaType: m.MediaType, Digest: h, Size: int64(len(rawMan))}
 }
 
 // TestWriterRefusesReservedNames: a user file named .wh.* would silently

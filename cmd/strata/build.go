@@ -79,7 +79,7 @@ dependencies, expanded instructions) instead of building.`,
 	f.StringVar(&o.compression, "compression", "gzip", "layer compression: gzip, zstd or none")
 	f.StringVar(&o.iidFile, "iidfile", "", "write the image ID (the manifest digest, sha256:...) to this file")
 	f.StringVar(&o.metadataFile, "metadata-file", "", "write build metadata (JSON) to this file")
-	f.StringVar(&o.progress, "progress", "auto", "progress output: auto, plain or tty")
+	f.StringVar(&o.progress, "progress", "auto", "progress output: auto (tty on a terminal, else plain), plain, tty, rawjson or quiet; default $BUILDKIT_PROGRESS")
 	f.StringVar(&o.root, "root", "", "directory of strata's store and cache (default /var/lib/strata as root, else $XDG_DATA_HOME/strata)")
 	f.StringVar(&o.sourceDateEpoch, "source-date-epoch", "", "timestamp for the image and new files (default $SOURCE_DATE_EPOCH)")
 	f.StringVar(&o.platform, "platform", "", "target platform os/arch[/variant] (default the host's)")

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/strata/builder"
-	"github.com/strata-build/strata/layer"
+	"github.com/strata-build/strata/store"
 )
 
 // refNameAnnotation is where the store keeps an image's name.
@@ -127,15 +127,15 @@ fails at once instead of waiting.`,
 			waiting := func() {
 				fmt.Fprintln(cmd.ErrOrStderr(), "strata: waiting for the builds using the store to finish (Ctrl-C to stop; --force fails instead)")
 			}
-			st, err := layer.OpenExclusive(cmd.Context(), root, !force, waiting)
-			if errors.Is(err, layer.ErrStoreInUse) {
+			st, err := store.OpenExclusive(cmd.Context(), root, !force, waiting)
+			if errors.Is(err, store.ErrStoreInUse) {
 				return fmt.Errorf("prune --force: %w", err)
 			}
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			r, err := builder.Prune(st)
+			r, err := st.Prune()
 			if err != nil {
 				return err
 			}

@@ -17,19 +17,31 @@ import (
 	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/executor"
+	"github.com/strata-build/strata/internal/owners"
 	"github.com/strata-build/strata/layer"
+	"github.com/strata-build/strata/progress"
+	"github.com/strata-build/strata/store"
 )
 
 // runBuild builds the image and writes it where the flags say.
-func runBuild(cmd *cobra.Command, o *buildOptions, contextArg string) error {
+func runBuild(cmd *cobra.Command, o *buildOptions, contextArg string) (err error) {
 	ctx := cmd.Context()
-	opts, err := o.builderOptions(cmd)
+	disp, err := o.newDisplay(cmd)
+	if err != nil {
+		return err
+	}
+	// Ended before main prints the error: a live view's last frame first.
+	defer func() { disp.Close(err) }()
+	opts, err := o.builderOptions(disp)
 	if err != nil {
 		return err
 	}
 	outputs, err := o.parseOutputs()
 	if err != nil {
 		return err
+	}
+	for i := range outputs {
+		outputs[i].Progress = disp
 	}
 	if o.checkRepro {
 		if len(outputs) == 0 && len(o.tags) > 0 {
@@ -38,7 +50,7 @@ func runBuild(cmd *cobra.Command, o *buildOptions, contextArg string) error {
 		if opts.Epoch == nil {
 			zero := time.Unix(0, 0).UTC()
 			opts.Epoch = &zero
-			fmt.Fprintln(cmd.ErrOrStderr(), "check-repro: SOURCE_DATE_EPOCH is not set; both builds use 0")
+			disp.Event(progress.Message{Text: "check-repro: SOURCE_DATE_EPOCH is not set; both builds use 0"})
 		}
 	}
 	st, err := openStore(o.root)
@@ -57,9 +69,6 @@ func runBuild(cmd *cobra.Command, o *buildOptions, contextArg string) error {
 	}
 	if opts.Graph, err = dockerfile.Parse(src, dfOpts); err != nil {
 		return err
-	}
-	for _, w := range opts.Graph.Warnings {
-		fmt.Fprintf(cmd.ErrOrStderr(), "WARN: %s:%d: %s: %s\n", opts.Graph.File, w.Line, w.Rule, w.Message)
 	}
 	opts.ContextDir = contextDir
 	if o.checkRepro {
@@ -85,16 +94,16 @@ func (o *buildOptions) checkReproducible(cmd *cobra.Command, opts builder.Option
 	}
 	defer os.RemoveAll(scratch)
 	var results [2]*builder.Result
-	var stores [2]*layer.Store
+	var stores [2]*store.Store
 	for i := range results {
-		st, err := layer.Open(filepath.Join(scratch, fmt.Sprintf("store-%d", i+1)))
+		st, err := store.Open(filepath.Join(scratch, fmt.Sprintf("store-%d", i+1)))
 		if err != nil {
 			return err
 		}
 		defer st.Close()
 		stores[i] = st
 		opts.Store, opts.NoCache = st, i == 1
-		fmt.Fprintf(cmd.ErrOrStderr(), "check-repro: build %d of 2, in a scratch store%s\n", i+1, map[bool]string{true: ", cache off"}[i == 1])
+		opts.Progress.Event(progress.Message{Text: fmt.Sprintf("check-repro: build %d of 2, in a scratch store%s", i+1, map[bool]string{true: ", cache off"}[i == 1])})
 		if results[i], err = builder.Build(cmd.Context(), opts); err != nil {
 			return fmt.Errorf("--check-repro build %d: %w", i+1, err)
 		}
@@ -106,12 +115,12 @@ func (o *buildOptions) checkReproducible(cmd *cobra.Command, opts builder.Option
 	if diff != nil {
 		return fmt.Errorf("not reproducible: %s vs %s: %s", results[0].Descriptor.Digest, results[1].Descriptor.Digest, diff)
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "check-repro: reproducible: both builds gave %s\n", results[0].Descriptor.Digest)
+	opts.Progress.Event(progress.Message{Text: "check-repro: reproducible: both builds gave " + results[0].Descriptor.Digest.String()})
 	return o.deliver(cmd, stores[0], results[0], outputs)
 }
 
 // deliver tags, exports and writes the ID files.
-func (o *buildOptions) deliver(cmd *cobra.Command, st *layer.Store, res *builder.Result, outputs []builder.Output) error {
+func (o *buildOptions) deliver(cmd *cobra.Command, st *store.Store, res *builder.Result, outputs []builder.Output) error {
 	if err := builder.Tag(st, res, o.tags); err != nil {
 		return err
 	}
@@ -169,7 +178,7 @@ func (o *buildOptions) writeMetadata(res *builder.Result) error {
 }
 
 // builderOptions turns the flags and the environment into build options.
-func (o *buildOptions) builderOptions(cmd *cobra.Command) (builder.Options, error) {
+func (o *buildOptions) builderOptions(sink progress.Sink) (builder.Options, error) {
 	var opts builder.Options
 	var err error
 	if opts.Compression, err = layer.ParseCompression(o.compression); err != nil {
@@ -187,11 +196,6 @@ func (o *buildOptions) builderOptions(cmd *cobra.Command) (builder.Options, erro
 	default:
 		return opts, fmt.Errorf("--network %q: want default, none or host", o.network)
 	}
-	switch o.progress {
-	case "auto", "plain", "tty":
-	default:
-		return opts, fmt.Errorf("--progress %q: want auto, plain or tty", o.progress)
-	}
 	for _, a := range o.allow {
 		switch a {
 		case "network.host":
@@ -207,14 +211,16 @@ func (o *buildOptions) builderOptions(cmd *cobra.Command) (builder.Options, erro
 	}
 	opts.NoCache = o.noCache
 	opts.Registry = registry(o.insecure)
-	opts.Progress = cmd.ErrOrStderr()
-	opts.ProgressLive = o.progress == "tty" || (o.progress == "auto" && isTerminal(opts.Progress))
+	opts.Progress = sink
 	pids := o.pidsLimit
 	if pids <= 0 {
 		pids = -1
 	}
-	opts.Runner = executor.New(executor.Options{Warnings: cmd.ErrOrStderr(), PidsLimit: pids})
-	opts.IgnoreOwnership = os.Geteuid() != 0
+	opts.Runner = executor.New(executor.Options{Warnings: warningWriter{sink}, PidsLimit: pids})
+	opts.Owners = owners.Host
+	if os.Geteuid() != 0 {
+		opts.Owners = owners.Recorded
+	}
 	return opts, nil
 }
 
@@ -394,15 +400,4 @@ func looksLikeTar(f *os.File) (bool, error) {
 		return false, err
 	}
 	return format != layer.FormatPlain || len(head) >= 262 && string(head[257:262]) == "ustar", nil
-}
-
-// isTerminal reports whether w is a character device (a terminal), where
-// --progress=auto shows the live view.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

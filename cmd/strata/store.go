@@ -8,7 +8,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/strata-build/strata/builder"
-	"github.com/strata-build/strata/layer"
+	"github.com/strata-build/strata/store"
 )
 
 // defaultRoot is the store strata uses without --root: /var/lib/strata
@@ -24,11 +24,11 @@ func defaultRoot() string {
 	return filepath.Join(home, ".local", "share", "strata")
 }
 
-func openStore(root string) (*layer.Store, error) {
+func openStore(root string) (*store.Store, error) {
 	if root == "" {
 		root = defaultRoot()
 	}
-	return layer.Open(root)
+	return store.Open(root)
 }
 
 func registry(insecure []string) builder.Registry {

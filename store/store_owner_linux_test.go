@@ -1,4 +1,4 @@
-package layer
+package store
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/layer"
 )
 
 // TestStoreRefusesWhatOthersControl: a store another user pre-created or can swap (in a
@@ -152,7 +154,7 @@ func TestOverlongPathIsRefused(t *testing.T) {
 		fd = next
 	}
 	unix.Close(fd)
-	_, err = st.WriteLayer(context.Background(), dir, WriteOptions{Source: FromDir})
+	_, err = st.WriteLayer(context.Background(), dir, layer.WriteOptions{Source: layer.FromDir})
 	if err == nil || !strings.Contains(err.Error(), "longer than an image can hold") || len(err.Error()) > 600 {
 		t.Errorf("error %.300v, want the over-long path refused in a short line", err)
 	}

@@ -1,4 +1,4 @@
-package layer
+package store
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/strata-build/strata/internal/durable"
 )
 
 // Store is a directory that is an OCI image layout (oci-layout, index.json,
@@ -360,21 +362,6 @@ func (s *Store) Discard(p string) error {
 	return os.RemoveAll(trash)
 }
 
-// commit makes the finished temporary file tmp visible as dst.
-func commit(tmp *os.File, dst string) error {
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("syncing %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return fmt.Errorf("moving into place: %w", err)
-	}
-	return syncDir(filepath.Dir(dst))
-}
-
 // writeFileAtomic replaces dst with data: temp file, fsync, rename, fsync.
 func (s *Store) writeFileAtomic(dst string, data []byte) error {
 	tmp, err := s.tempFile(filepath.Base(dst))
@@ -386,22 +373,9 @@ func (s *Store) writeFileAtomic(dst string, data []byte) error {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("writing %s: %w", dst, err)
 	}
-	if err := commit(tmp, dst); err != nil {
+	if err := durable.Commit(tmp, dst); err != nil {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("writing %s: %w", dst, err)
-	}
-	return nil
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package layer
+package store
 
 import (
 	"context"
@@ -14,7 +14,28 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/internal/owners"
+	"github.com/strata-build/strata/layer"
 )
+
+func mustDigest(t *testing.T, l *layer.Layer) v1.Hash {
+	t.Helper()
+	h, err := l.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func mustDiffID(t *testing.T, l *layer.Layer) v1.Hash {
+	t.Helper()
+	h, err := l.DiffID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
 
 func TestStoreIsAnOCILayout(t *testing.T) {
 	s := openStore(t)
@@ -35,18 +56,18 @@ func TestStoreServesSkopeo(t *testing.T) {
 		t.Skip("skopeo not installed (testdata/install-test-deps.sh installs it)")
 	}
 	tree := t.TempDir()
-	makeTree(t, tree, rootlessTree(), treeTime)
+	smallTree(t, tree)
 	s := openStore(t)
 	for _, c := range compressions {
-		l := writeLayer(t, s, tree, WriteOptions{Compression: c})
+		l := writeLayer(t, s, tree, layer.WriteOptions{Compression: c})
 		img := tagImage(t, s, "img:"+string(c), l)
 		want, _ := img.Digest()
 		out, err := exec.Command("skopeo", "inspect", "--format", "{{.Digest}} {{.Layers}}", "oci:"+s.Root()+":img:"+string(c)).CombinedOutput()
 		if err != nil {
 			t.Fatalf("skopeo inspect: %v\n%s", err, out)
 		}
-		if got := string(out); !strings.Contains(got, want.String()) || !strings.Contains(got, l.digest.String()) {
-			t.Errorf("skopeo sees %q, want image %s with layer %s", got, want, l.digest)
+		if got := string(out); !strings.Contains(got, want.String()) || !strings.Contains(got, mustDigest(t, l).String()) {
+			t.Errorf("skopeo sees %q, want image %s with layer %s", got, want, mustDigest(t, l))
 		}
 		dst := filepath.Join(t.TempDir(), "copy")
 		if out, err := exec.Command("skopeo", "copy", "oci:"+s.Root()+":img:"+string(c), "oci:"+dst+":x").CombinedOutput(); err != nil {
@@ -58,10 +79,10 @@ func TestStoreServesSkopeo(t *testing.T) {
 func TestTagReplacesAndResolves(t *testing.T) {
 	s := openStore(t)
 	tree := t.TempDir()
-	makeTree(t, tree, []node{{path: "f", kind: "file", mode: 0o644, data: "1"}}, treeTime)
-	first := tagImage(t, s, "app", writeLayer(t, s, tree, WriteOptions{}))
+	writeTree(t, tree, map[string]string{"f": "1"})
+	first := tagImage(t, s, "app", writeLayer(t, s, tree, layer.WriteOptions{}))
 	os.WriteFile(filepath.Join(tree, "f"), []byte("2"), 0o644)
-	second := tagImage(t, s, "app", writeLayer(t, s, tree, WriteOptions{}))
+	second := tagImage(t, s, "app", writeLayer(t, s, tree, layer.WriteOptions{}))
 	d, err := s.Resolve("app")
 	h1, _ := first.Digest()
 	h2, _ := second.Digest()
@@ -88,7 +109,7 @@ func TestTagReplacesAndResolves(t *testing.T) {
 func TestConcurrentStores(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "store")
 	tree := t.TempDir()
-	makeTree(t, tree, rootlessTree(), treeTime)
+	smallTree(t, tree)
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for i := range 8 {
@@ -126,11 +147,11 @@ func concurrentBuild(root, tree string, i int) error {
 		return err
 	}
 	defer s.Close()
-	l, err := s.WriteLayer(context.Background(), tree, WriteOptions{Compression: Zstd})
+	l, err := s.WriteLayer(context.Background(), tree, layer.WriteOptions{Compression: layer.Zstd})
 	if err != nil {
 		return err
 	}
-	opts := ExtractOptions{IgnoreOwnership: os.Geteuid() != 0}
+	opts := layer.ExtractOptions{Owners: testOwners()}
 	if _, err := s.Snapshot(context.Background(), l, opts); err != nil {
 		return err
 	}
@@ -197,9 +218,9 @@ func TestPutBlobVerifiesDigest(t *testing.T) {
 func TestLayerFromStoreValidates(t *testing.T) {
 	s := openStore(t)
 	tree := t.TempDir()
-	makeTree(t, tree, rootlessTree(), treeTime)
-	written := writeLayer(t, s, tree, WriteOptions{Compression: Gzip})
-	l, err := s.Layer(written.Descriptor(), written.diffID)
+	smallTree(t, tree)
+	written := writeLayer(t, s, tree, layer.WriteOptions{Compression: layer.Gzip})
+	l, err := s.Layer(written.Descriptor(), mustDiffID(t, written))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +229,7 @@ func TestLayerFromStoreValidates(t *testing.T) {
 	}
 	bad := written.Descriptor()
 	bad.Size++
-	if _, err := s.Layer(bad, written.diffID); err == nil {
+	if _, err := s.Layer(bad, mustDiffID(t, written)); err == nil {
 		t.Error("a descriptor with the wrong size was accepted")
 	}
 }
@@ -216,17 +237,20 @@ func TestLayerFromStoreValidates(t *testing.T) {
 func TestSnapshotVerifiesDiffID(t *testing.T) {
 	s := openStore(t)
 	tree := t.TempDir()
-	makeTree(t, tree, []node{{path: "f", kind: "file", mode: 0o644, data: "x"}}, treeTime)
-	l := writeLayer(t, s, tree, WriteOptions{})
-	forged := *l
-	forged.diffID = v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("b", 64)}
-	if _, err := s.Snapshot(context.Background(), &forged, ExtractOptions{IgnoreOwnership: true}); err == nil {
+	writeTree(t, tree, map[string]string{"f": "x"})
+	l := writeLayer(t, s, tree, layer.WriteOptions{})
+	forgedID := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("b", 64)}
+	forged, err := s.Layer(l.Descriptor(), forgedID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Snapshot(context.Background(), forged, layer.ExtractOptions{Owners: owners.Recorded}); err == nil {
 		t.Fatal("a layer whose content does not match its diffID became a snapshot")
 	}
-	if p, _ := s.SnapshotPath(forged.diffID); exists(p) {
+	if p, _ := s.SnapshotPath(forgedID); exists(p) {
 		t.Error("the rejected snapshot exists")
 	}
-	p, err := s.Snapshot(context.Background(), l, ExtractOptions{IgnoreOwnership: true})
+	p, err := s.Snapshot(context.Background(), l, layer.ExtractOptions{Owners: owners.Recorded})
 	if data, _ := os.ReadFile(filepath.Join(p, "f")); err != nil || string(data) != "x" {
 		t.Errorf("snapshot: %v, f=%q", err, data)
 	}

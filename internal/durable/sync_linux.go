@@ -1,4 +1,4 @@
-package layer
+package durable
 
 import (
 	"os"
@@ -6,9 +6,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// syncFS flushes the filesystem holding dir: one syncfs(2) instead of an
-// fsync per extracted file.
-func syncFS(dir string) error {
+// SyncFS flushes the filesystem holding dir: one syncfs(2) instead of an
+// fsync per file of a tree that is about to become visible.
+func SyncFS(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

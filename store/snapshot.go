@@ -1,4 +1,4 @@
-package layer
+package store
 
 import (
 	"context"
@@ -9,6 +9,9 @@ import (
 	"strconv"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/strata-build/strata/internal/durable"
+	"github.com/strata-build/strata/layer"
 )
 
 // Snapshot returns the directory holding l extracted as an overlay lower
@@ -16,11 +19,11 @@ import (
 // and is complete whenever it exists: extraction goes to a temporary
 // directory that is renamed into place once the content is verified to
 // hash to the diffID. A layer written with WriteOptions.Adopt has its
-// directory moved here instead, unless IgnoreOwnership is set. Concurrent
+// directory moved here instead, when owners are on disk. Concurrent
 // callers for one layer extract it once.
 // opts.Mode is ignored (always OverlayLower). Callers must not modify the
 // returned directory.
-func (s *Store) Snapshot(ctx context.Context, l v1.Layer, opts ExtractOptions) (string, error) {
+func (s *Store) Snapshot(ctx context.Context, l v1.Layer, opts layer.ExtractOptions) (string, error) {
 	return s.snapshot(ctx, l, 0, opts)
 }
 
@@ -36,7 +39,7 @@ func (s *Store) Snapshot(ctx context.Context, l v1.Layer, opts ExtractOptions) (
 // blob as Snapshot's first extraction is (never adopted), lives beside it
 // as <diffID>-<n>, and is complete whenever it exists. Copies are only
 // derived data: a prune, which keeps snapshots by diffID, removes them.
-func (s *Store) SnapshotCopy(ctx context.Context, l v1.Layer, n int, opts ExtractOptions) (string, error) {
+func (s *Store) SnapshotCopy(ctx context.Context, l v1.Layer, n int, opts layer.ExtractOptions) (string, error) {
 	if n < 1 {
 		return "", fmt.Errorf("snapshot copy %d: copies count from 1", n)
 	}
@@ -44,7 +47,7 @@ func (s *Store) SnapshotCopy(ctx context.Context, l v1.Layer, n int, opts Extrac
 }
 
 // snapshot is the n-th directory of l: 0 is the snapshot, more a copy.
-func (s *Store) snapshot(ctx context.Context, l v1.Layer, n int, opts ExtractOptions) (string, error) {
+func (s *Store) snapshot(ctx context.Context, l v1.Layer, n int, opts layer.ExtractOptions) (string, error) {
 	diffID, err := l.DiffID()
 	if err != nil {
 		return "", fmt.Errorf("snapshot: reading diffID: %w", err)
@@ -69,8 +72,9 @@ func (s *Store) snapshot(ctx context.Context, l v1.Layer, n int, opts ExtractOpt
 		return dst, nil
 	}
 	// Only the first directory may be the adopted one: adoption moves it.
-	if ours, ok := l.(*Layer); ok && ours.adopt != nil && !opts.IgnoreOwnership && n == 0 {
-		adopted, err := s.adoptSnapshot(ours.adopt, diffID, dst)
+	onDisk := opts.Owners == nil || opts.Owners.OnDisk()
+	if ours, ok := l.(*layer.Layer); ok && ours.Adoption() != nil && onDisk && n == 0 {
+		adopted, err := ours.Adoption().Into(dst)
 		if err != nil {
 			return "", fmt.Errorf("snapshot %s: %w", diffID, err)
 		}
@@ -84,7 +88,7 @@ func (s *Store) snapshot(ctx context.Context, l v1.Layer, n int, opts ExtractOpt
 	return dst, nil
 }
 
-func (s *Store) extractSnapshot(ctx context.Context, l v1.Layer, diffID v1.Hash, dst string, opts ExtractOptions) error {
+func (s *Store) extractSnapshot(ctx context.Context, l v1.Layer, diffID v1.Hash, dst string, opts layer.ExtractOptions) error {
 	tmp, err := os.MkdirTemp(s.session, "snapshot-")
 	if err != nil {
 		return err
@@ -99,8 +103,8 @@ func (s *Store) extractSnapshot(ctx context.Context, l v1.Layer, diffID v1.Hash,
 		return fmt.Errorf("opening layer: %w", err)
 	}
 	defer rc.Close()
-	opts.Mode = OverlayLower
-	got, err := Extract(ctx, rc, tmp, opts)
+	opts.Mode = layer.OverlayLower
+	got, err := layer.Extract(ctx, rc, tmp, opts)
 	if err != nil {
 		return err
 	}
@@ -109,13 +113,13 @@ func (s *Store) extractSnapshot(ctx context.Context, l v1.Layer, diffID v1.Hash,
 	}
 	// Nothing re-checks a snapshot once it is in place, so its files must be on
 	// disk before the rename makes it visible (a power loss could leave them empty).
-	if err := syncFS(tmp); err != nil {
+	if err := durable.SyncFS(tmp); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, dst); err != nil {
 		return fmt.Errorf("moving snapshot into place: %w", err)
 	}
-	return syncDir(s.path("snapshots", diffID.Algorithm))
+	return durable.SyncDir(s.path("snapshots", diffID.Algorithm))
 }
 
 // SnapshotPath is where the snapshot of diffID lives, whether it exists.

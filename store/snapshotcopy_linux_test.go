@@ -1,4 +1,4 @@
-package layer
+package store
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/layer"
 )
 
 // TestSnapshotCopy: the further directories of a layer repeated in a stack
@@ -20,11 +22,11 @@ func TestSnapshotCopy(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
 	tree := filepath.Join(s.session, "tree")
-	makeAdoptUpper(t, tree)
-	l := writeLayer(t, s, tree, WriteOptions{Source: FromUpper, Adopt: true})
+	upperTree(t, tree)
+	l := writeLayer(t, s, tree, layer.WriteOptions{Source: layer.FromUpper, Adopt: true})
 	written := rootInode(t, tree)
 	first := snapshotCopy(t, s, l, 1)
-	snap, err := s.Snapshot(ctx, l, ExtractOptions{})
+	snap, err := s.Snapshot(ctx, l, layer.ExtractOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,14 +46,14 @@ func TestSnapshotCopy(t *testing.T) {
 			t.Errorf("copy %s differs from the snapshot:\n%s", dir, diffLines(want, got))
 		}
 	}
-	if _, err := s.SnapshotCopy(ctx, l, 0, ExtractOptions{}); err == nil {
+	if _, err := s.SnapshotCopy(ctx, l, 0, layer.ExtractOptions{}); err == nil {
 		t.Error("SnapshotCopy(0) succeeded: copy 0 is the snapshot itself")
 	}
 }
 
-func snapshotCopy(t *testing.T, s *Store, l *Layer, n int) string {
+func snapshotCopy(t *testing.T, s *Store, l *layer.Layer, n int) string {
 	t.Helper()
-	dir, err := s.SnapshotCopy(context.Background(), l, n, ExtractOptions{})
+	dir, err := s.SnapshotCopy(context.Background(), l, n, layer.ExtractOptions{})
 	if err != nil {
 		t.Fatalf("SnapshotCopy(%d): %v", n, err)
 	}
@@ -65,26 +67,6 @@ func rootInode(t *testing.T, p string) uint64 {
 		t.Fatal(err)
 	}
 	return st.Ino
-}
-
-// describeDir is describeSnapshot for a directory.
-func describeDir(t *testing.T, dir string) []string {
-	t.Helper()
-	first := map[uint64]string{}
-	var lines []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		line, err := describeAdopted(p, rel == ".", first, rel)
-		lines = append(lines, rel+" "+line)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return lines
 }
 
 // sharesInodes reports whether any entry of b is an inode of a.

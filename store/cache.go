@@ -1,4 +1,4 @@
-package layer
+package store
 
 import (
 	"crypto/sha256"

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package layer
+package store
 
 import (
 	"errors"
@@ -18,3 +18,7 @@ func (l *fileLock) unlock() error { return nil }
 func (l *fileLock) guards(path string) bool { return false }
 
 func ownerUID(fi os.FileInfo) (int, bool) { return 0, false }
+
+func lockDirFile(path string, exclusive, wait bool) (*fileLock, error) {
+	return lockFile(path, exclusive, wait)
+}

@@ -1,6 +1,6 @@
 //go:build unix
 
-package layer
+package store
 
 import (
 	"errors"
@@ -21,6 +21,20 @@ func lockFile(path string, exclusive, wait bool) (*fileLock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening lock: %w", err)
 	}
+	return lockOpen(f, path, exclusive, wait)
+}
+
+// lockDirFile flocks the directory path itself (a cache mount).
+func lockDirFile(path string, exclusive, wait bool) (*fileLock, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening lock: %w", err)
+	}
+	return lockOpen(f, path, exclusive, wait)
+}
+
+func lockOpen(f *os.File, path string, exclusive, wait bool) (*fileLock, error) {
+	var err error
 	how := unix.LOCK_SH
 	if exclusive {
 		how = unix.LOCK_EX

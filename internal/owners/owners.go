@@ -1,0 +1,107 @@
+// Package owners is how strata gives files in image trees (snapshots, COPY outputs, cache
+// mounts) the owners the image says they have, and reads those owners back when it writes
+// a layer: one value every place that sets or reads an owner goes through, as umoci's
+// fseval. Host is the policy of a build with privileges over the ids it needs (root, or
+// root in a user namespace with a mapping): owners are on disk. Recorded is the policy of
+// a user who can own files only as themselves: files belong to the caller and the image's
+// owner is recorded in an xattr (containers' user.containers.override_stat, which
+// fuse-overlayfs also presents), so the layer written from the tree still carries it.
+package owners
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Policy sets and reads the image owners of files.
+type Policy interface {
+	// Lchown gives the file at p (a symlink itself, not its target) the image owner uid:gid.
+	Lchown(p string, uid, gid int) error
+	// Owner is the image owner of the file at p, whose lstat is st.
+	Owner(p string, st *unix.Stat_t) (uid, gid int, err error)
+	// OnDisk reports whether trees hold the image's owners as their own, so a tree
+	// written for a layer equals one extracted from it (and can become its snapshot).
+	OnDisk() bool
+}
+
+// Host is the policy of a build allowed to chown to any id it meets.
+var Host Policy = host{}
+
+type host struct{}
+
+func (host) Lchown(p string, uid, gid int) error {
+	if err := unix.Lchown(p, uid, gid); err != nil {
+		return &os.PathError{Op: "lchown", Path: p, Err: err}
+	}
+	return nil
+}
+
+func (host) Owner(_ string, st *unix.Stat_t) (int, int, error) {
+	return int(st.Uid), int(st.Gid), nil
+}
+
+func (host) OnDisk() bool { return true }
+
+// OverrideXattr records a file's image owner where it cannot be set: containers'
+// "uid:gid:mode" (mode octal, with the file type bits), as fuse-overlayfs reads it.
+const OverrideXattr = "user.containers.override_stat"
+
+// Recorded is the policy of a build that can only own files as the calling user.
+var Recorded Policy = recorded{}
+
+type recorded struct{}
+
+// Lchown records uid:gid with the file's current mode. Symlinks cannot carry user.*
+// xattrs; their owner is 0:0 in the layer, as is every symlink's in practice.
+func (recorded) Lchown(p string, uid, gid int) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return &os.PathError{Op: "lstat", Path: p, Err: err}
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return nil
+	}
+	v := fmt.Sprintf("%d:%d:0%o", uid, gid, st.Mode)
+	if err := unix.Lsetxattr(p, OverrideXattr, []byte(v), 0); err != nil {
+		return &os.PathError{Op: "recording the owner of", Path: p, Err: err}
+	}
+	return nil
+}
+
+// Owner reads the recorded owner; a file without a record was made by the build itself
+// (by root, as the image sees it).
+func (recorded) Owner(p string, st *unix.Stat_t) (int, int, error) {
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return 0, 0, nil
+	}
+	buf := make([]byte, 64)
+	n, err := unix.Lgetxattr(p, OverrideXattr, buf)
+	if errors.Is(err, unix.ENODATA) || errors.Is(err, unix.ENOTSUP) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, &os.PathError{Op: "reading the recorded owner of", Path: p, Err: err}
+	}
+	uid, gid, ok := parseOverride(string(buf[:n]))
+	if !ok {
+		return 0, 0, fmt.Errorf("%s: malformed %s %q", p, OverrideXattr, buf[:n])
+	}
+	return uid, gid, nil
+}
+
+func (recorded) OnDisk() bool { return false }
+
+func parseOverride(v string) (uid, gid int, ok bool) {
+	parts := strings.Split(v, ":")
+	if len(parts) < 2 {
+		return 0, 0, false
+	}
+	u, err1 := strconv.Atoi(parts[0])
+	g, err2 := strconv.Atoi(parts[1])
+	return u, g, err1 == nil && err2 == nil && u >= 0 && g >= 0
+}
