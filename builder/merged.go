@@ -2,24 +2,23 @@ package builder
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
-	"strings"
 	"syscall"
-)
 
-// maxSymlinks bounds the links followed in one lookup, like the kernel.
-const maxSymlinks = 40
+	"github.com/strata-build/strata/internal/fsroot"
+	"github.com/strata-build/strata/internal/overlayfs"
+)
 
 // mergedFS is the tree a stack of snapshot directories shows, read without
 // mounting it: lowers are top-most first, whiteouts are character devices
-// 0:0 and opaque directories carry trusted.overlay.opaque=y, as overlayfs
-// reads them. COPY resolves its destination in it and COPY --from reads its
-// sources from it.
+// 0:0 and opaque directories carry trusted.overlay.opaque=y (or the
+// user.overlay.opaque=y the sandbox's copy fallback writes where trusted
+// xattrs cannot be set), as internal/overlayfs reads them. COPY resolves
+// its destination in it and COPY --from reads its sources from it.
 type mergedFS struct {
 	lowers []string
 }
@@ -45,7 +44,7 @@ func (m mergedFS) lstat(p string) (entry, error) {
 		host := filepath.Join(l, p)
 		fi, err := os.Lstat(host)
 		if err == nil {
-			if isWhiteout(fi) {
+			if overlayfs.IsWhiteout(fi) {
 				break
 			}
 			return entry{host: host, info: fi, rel: p}, nil
@@ -81,7 +80,7 @@ func ancestorsIn(l, p string) ancestors {
 			a.blocked = true
 			return a
 		}
-		a.opaque = a.opaque || isOpaque(filepath.Join(l, anc))
+		a.opaque = a.opaque || overlayfs.IsOpaque(filepath.Join(l, anc))
 	}
 	return a
 }
@@ -119,7 +118,7 @@ func (m mergedFS) readDir(p string) ([]string, error) {
 		if err := addNames(host, seen, &names); err != nil {
 			return nil, err
 		}
-		if anc.opaque || isOpaque(host) {
+		if anc.opaque || overlayfs.IsOpaque(host) {
 			break
 		}
 	}
@@ -139,7 +138,7 @@ func addNames(host string, seen map[string]bool, names *[]string) error {
 			continue
 		}
 		seen[de.Name()] = true
-		if info, err := de.Info(); err == nil && !isWhiteout(info) {
+		if info, err := de.Info(); err == nil && !overlayfs.IsWhiteout(info) {
 			*names = append(*names, de.Name())
 		}
 	}
@@ -179,56 +178,40 @@ type tree interface {
 // after a chroot to t's root: symlinks are followed (the last component
 // too), absolute targets restart at the root and ".." stops there, so a
 // link can never lead outside. Missing components are kept as written.
-// The result is clean and absolute.
+// The result is clean and absolute. p is walked as written, not cleaned
+// as text first: a ".." after a symlink climbs from the link's target.
+// The resolution is internal/fsroot's, the one every package uses.
 func resolvePath(t tree, p string) (string, error) {
-	resolved := "/"
-	pending := splitPath(p)
-	hops := 0
-	for len(pending) > 0 {
-		c := pending[0]
-		pending = pending[1:]
-		if c == ".." {
-			resolved = path.Dir(resolved)
-			continue
-		}
-		next := path.Join(resolved, c)
-		e, err := t.lstat(next)
-		if errors.Is(err, fs.ErrNotExist) {
-			// Walk on instead of appending the rest as text: a later ".." then a
-			// symlink (say from a link target missing/../s) must still resolve
-			// inside the root. A missing directory holds no symlink to follow.
-			resolved = next
-			continue
-		}
-		if err != nil {
-			return "", err
-		}
-		if e.info.Mode()&fs.ModeSymlink == 0 {
-			resolved = next
-			continue
-		}
-		if hops++; hops > maxSymlinks {
-			return "", fmt.Errorf("resolving %s: %w", p, syscall.ELOOP)
-		}
-		target, err := t.readlink(e)
-		if err != nil {
-			return "", err
-		}
-		if path.IsAbs(target) {
-			resolved = "/"
-		}
-		pending = append(splitPath(target), pending...)
+	return fsroot.Resolve(&resolveFS{t: t}, p)
+}
+
+// resolveFS shows a tree to fsroot by path. The resolver reads a link
+// right after its lstat, so the entry of the last lstat is kept and the
+// link is read through it, without looking the path up again.
+type resolveFS struct {
+	t    tree
+	last entry
+}
+
+func (r *resolveFS) Lstat(p string) (fs.FileInfo, error) {
+	e, err := r.t.lstat(p)
+	if err != nil {
+		return nil, err
 	}
-	return resolved, nil
+	r.last = e
+	return e.info, nil
+}
+
+func (r *resolveFS) Readlink(p string) (string, error) {
+	e := r.last
+	if e.info == nil || e.rel != p {
+		var err error
+		if e, err = r.t.lstat(p); err != nil {
+			return "", err
+		}
+	}
+	return r.t.readlink(e)
 }
 
 // splitPath returns the components of p, without empty and "." ones.
-func splitPath(p string) []string {
-	var out []string
-	for _, c := range strings.Split(p, "/") {
-		if c != "" && c != "." {
-			out = append(out, c)
-		}
-	}
-	return out
-}
+func splitPath(p string) []string { return fsroot.Split(p) }

@@ -1,8 +1,6 @@
 package builder
 
 import (
-	"github.com/strata-build/strata/internal/xattrs"
-
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,58 +8,32 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/xattrs"
 )
 
 // keptXattr is package layer's rule for the xattrs a layer carries.
 func keptXattr(name string) bool { return xattrs.Kept(name) }
 
+// xattrFile names the file at p for internal/xattrs; follow says whether
+// p is a path to follow (a /proc/self/fd link).
+func xattrFile(p string, follow bool) xattrs.File {
+	if follow {
+		return xattrs.Follow(p)
+	}
+	return xattrs.Path(p)
+}
+
+// listXattrs lists the xattr names of the file at p; a filesystem without
+// xattrs has none.
 func listXattrs(p string, follow bool) ([]string, error) {
-	list := unix.Llistxattr
-	if follow {
-		list = unix.Listxattr
-	}
-	buf, err := sized(func(b []byte) (int, error) { return list(p, b) })
-	if errors.Is(err, unix.ENOTSUP) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for _, name := range strings.Split(string(buf), "\x00") {
-		if name != "" {
-			names = append(names, name)
-		}
-	}
-	return names, nil
+	return xattrFile(p, follow).List()
 }
 
+// getXattr reads one xattr of the file at p; a missing one is an error
+// wrapping ENODATA.
 func getXattr(p, name string, follow bool) ([]byte, error) {
-	get := unix.Lgetxattr
-	if follow {
-		get = unix.Getxattr
-	}
-	return sized(func(b []byte) (int, error) { return get(p, name, b) })
-}
-
-// sized calls an xattr call with a buffer of the size it asks for, again
-// when the attribute grew in between (ERANGE).
-func sized(call func([]byte) (int, error)) ([]byte, error) {
-	for {
-		n, err := call(nil)
-		if err != nil || n == 0 {
-			return nil, err
-		}
-		buf := make([]byte, n)
-		n, err = call(buf)
-		if errors.Is(err, unix.ERANGE) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
-	}
+	return xattrFile(p, follow).Get(name)
 }
 
 // keptXattrs reads the xattrs of the file at p that a layer keeps, sorted

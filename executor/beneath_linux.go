@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/overlayfs"
 )
 
 // beneath does file operations on paths below a directory the step could write, from the
@@ -114,19 +116,14 @@ func (b beneath) emptyDir(rel string) bool {
 	return errors.Is(err, io.EOF)
 }
 
-// opaque reports whether the directory rel carries overlayfs' opaque marker.
+// opaque reports whether the directory rel carries overlayfs' opaque marker, in either
+// form; one that cannot be read counts as absent.
 func (b beneath) opaque(rel string) bool {
 	f, err := b.openDir(rel)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	for _, name := range []string{opaqueXattr, userOpaqueXattr} {
-		buf := make([]byte, 8)
-		n, err := unix.Fgetxattr(int(f.Fd()), name, buf)
-		if err == nil && string(buf[:n]) == "y" {
-			return true
-		}
-	}
-	return false
+	opaque, _ := overlayfs.OpaqueFD(int(f.Fd()))
+	return opaque
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/overlayfs"
 )
 
 // writeTree makes a lower directory from path -> content; directories come from the paths.
@@ -58,11 +60,11 @@ func describe(t testing.TB, p, rel string) string {
 	}
 	var b strings.Builder
 	switch {
-	case isWhiteout(&st):
+	case overlayfs.IsWhiteoutStat(&st):
 		return rel + " whiteout"
 	case isDir(&st):
 		fmt.Fprintf(&b, "%s/ dir %o", rel, st.Mode&0o7777)
-		if isOpaque(p) {
+		if overlayfs.IsOpaque(p) {
 			b.WriteString(" opaque")
 		}
 	case st.Mode&unix.S_IFMT == unix.S_IFLNK:

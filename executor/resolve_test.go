@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/strata-build/strata/layer"
+	"github.com/strata-build/strata/internal/fsroot"
 )
 
 func TestResolveInRoot(t *testing.T) {
@@ -64,11 +64,12 @@ func TestResolveInRoot(t *testing.T) {
 	}
 }
 
-// FuzzResolveInRoot checks that resolveInRoot is layer.ResolvePath made relative, whatever the
-// path: layer's FuzzResolvePath holds ResolvePath to a reference walk and to the kernel's
-// RESOLVE_IN_ROOT, so agreeing with it carries those checks over. Each result must also be local
-// to the root and have no symlink among its existing components (those but the last being real
-// directories), so a mount target built from it cannot land outside the root.
+// FuzzResolveInRoot checks that resolveInRoot is internal/fsroot's resolution of the host
+// directory, with the path cleaned as text (what layer.ResolvePath gives), made relative,
+// whatever the path: fsroot's FuzzDirResolveClean holds that to a reference walk and to the
+// kernel's RESOLVE_IN_ROOT, so agreeing with it carries those checks over. Each result must
+// also be local to the root and have no symlink among its existing components (those but the
+// last being real directories), so a mount target built from it cannot land outside the root.
 func FuzzResolveInRoot(f *testing.F) {
 	root := f.TempDir()
 	for _, d := range []string{"a/b", "etc"} {
@@ -103,9 +104,9 @@ func FuzzResolveInRoot(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, p string) {
 		got, err := resolveInRoot(root, p)
-		host, herr := layer.ResolvePath(root, p)
+		host, herr := fsroot.Dir(root).Resolve(fsroot.Clean(p))
 		if (err != nil) != (herr != nil) {
-			t.Fatalf("resolveInRoot(%q) = %q, %v; layer.ResolvePath gives %q, %v", p, got, err, host, herr)
+			t.Fatalf("resolveInRoot(%q) = %q, %v; fsroot gives %q, %v", p, got, err, host, herr)
 		}
 		if err != nil {
 			return
@@ -115,7 +116,7 @@ func FuzzResolveInRoot(f *testing.F) {
 			want = ""
 		}
 		if got != want {
-			t.Fatalf("resolveInRoot(%q) = %q; layer.ResolvePath gives %q, so %q", p, got, host, want)
+			t.Fatalf("resolveInRoot(%q) = %q; fsroot gives %q, so %q", p, got, host, want)
 		}
 		if got != "" && !filepath.IsLocal(got) {
 			t.Fatalf("resolveInRoot(%q) = %q, outside the root", p, got)
@@ -129,7 +130,7 @@ func FuzzResolveInRoot(f *testing.F) {
 // realDirsTo fails if an existing component of rel (below root) is a symlink, or is not a
 // directory while more components follow it.
 func realDirsTo(root, rel string) error {
-	comps := splitPath(rel)
+	comps := fsroot.Split(rel)
 	p := root
 	for i, c := range comps {
 		p = filepath.Join(p, c)

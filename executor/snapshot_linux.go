@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/overlayfs"
 )
 
 // entryState is what the copy fallback remembers of each entry of the copied rootfs, to
@@ -70,7 +72,7 @@ func applyLower(src, dst string) error {
 		}
 		target := filepath.Join(dst, rel)
 		switch {
-		case isWhiteout(&st):
+		case overlayfs.IsWhiteoutStat(&st):
 			return os.RemoveAll(target)
 		case isDir(&st):
 			dirs = append(dirs, rel)
@@ -116,7 +118,7 @@ func copyDirTimes(src, dst string, dirs []string) error {
 func mergeDir(src, dst string, st *unix.Stat_t) error {
 	var cur unix.Stat_t
 	exists := unix.Lstat(dst, &cur) == nil
-	if exists && (!isDir(&cur) || isOpaque(src)) {
+	if exists && (!isDir(&cur) || overlayfs.IsOpaque(src)) {
 		if err := os.RemoveAll(dst); err != nil {
 			return err
 		}

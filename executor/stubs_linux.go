@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/fsroot"
 )
 
 // target resolves a mount target inside the rootfs and creates what is missing of it: a
@@ -24,7 +26,7 @@ func (s *sandbox) target(p string, dir bool) (string, error) {
 	if err != nil {
 		return "", setupErr("resolving mount target", p, err)
 	}
-	comps := splitPath(rel)
+	comps := fsroot.Split(rel)
 	cur := ""
 	for i, c := range comps {
 		next := path.Join(cur, c)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/overlayfs"
 )
 
 type inode struct{ dev, ino uint64 }
@@ -108,7 +110,7 @@ func (t *tarWriter) readDir(d *os.File, rel string) ([]child, error) {
 		if err := unix.Fstatat(int(d.Fd()), n, &c.st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return nil, &os.PathError{Op: "lstat", Path: filepath.Join(t.root, c.name), Err: err}
 		}
-		if t.opts.Source == FromUpper && c.st.Mode&unix.S_IFMT == unix.S_IFCHR && c.st.Rdev == 0 {
+		if t.opts.Source == FromUpper && overlayfs.IsWhiteoutStat(&c.st) {
 			c.tarBase, c.wh = whiteoutPrefix+n, true
 		}
 	}
@@ -191,7 +193,7 @@ func (t *tarWriter) planEntry(c *child) {
 		p.fixes = append(p.fixes, fix{name: c.name, whiteout: true})
 	case ftype == unix.S_IFSOCK:
 		p.fixes = append(p.fixes, fix{name: c.name, remove: true})
-	case ftype == unix.S_IFCHR && c.st.Rdev == 0:
+	case overlayfs.IsWhiteoutStat(&c.st):
 		p.refuse(errors.New("character device 0:0 cannot be stored in an overlay lower directory"))
 	default:
 		p.entry(c, t.mtime(&c.st))
@@ -244,7 +246,7 @@ func (t *tarWriter) dir(hdr *tar.Header, dirfd int, base string) error {
 	}
 	defer d.Close()
 	x := xattrTarget{fd: int(d.Fd()), path: d.Name()}
-	opaque, err := t.isOpaque(x)
+	opaque, err := t.isOpaque(d)
 	if err != nil {
 		return err
 	}
@@ -310,20 +312,17 @@ func markerHeader(name string, mtime time.Time) *tar.Header {
 	return &tar.Header{Name: name, Typeflag: tar.TypeReg, ModTime: mtime}
 }
 
-func (t *tarWriter) isOpaque(x xattrTarget) (bool, error) {
+// isOpaque reports an upper dir's opaque directory, in either marker form
+// (internal/overlayfs); d is open.
+func (t *tarWriter) isOpaque(d *os.File) (bool, error) {
 	if t.opts.Source != FromUpper {
 		return false, nil
 	}
-	for _, name := range []string{overlayOpaqueXattr, overlayUserOpaqueXattr} {
-		v, err := x.value(name)
-		if err != nil {
-			return false, err
-		}
-		if string(v) == "y" {
-			return true, nil
-		}
+	opaque, err := overlayfs.OpaqueFD(int(d.Fd()))
+	if err != nil {
+		return false, &os.PathError{Op: "getxattr", Path: d.Name(), Err: err}
 	}
-	return false, nil
+	return opaque, nil
 }
 
 func (t *tarWriter) xattrs(hdr *tar.Header, x xattrTarget) error {

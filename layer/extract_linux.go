@@ -12,10 +12,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/overlayfs"
 )
 
 // extractor applies the entries of one archive to the tree at root.
@@ -271,7 +272,7 @@ func (e *extractor) hardlink(hdr *tar.Header, target string) error {
 	// In an overlay lower a char device 0:0 is a whiteout: a second name
 	// for one would hide that name in the layers below although the stream
 	// holds no whiteout for it (a 0:0 entry is refused for the same reason).
-	if e.opts.Mode == OverlayLower && isWhiteoutDevice(fi) {
+	if e.opts.Mode == OverlayLower && overlayfs.IsWhiteout(fi) {
 		return fmt.Errorf("hardlink target %q is an overlay whiteout", hdr.Linkname)
 	}
 	// Flags 0: link the target itself, even when it is a symlink.
@@ -279,12 +280,6 @@ func (e *extractor) hardlink(hdr *tar.Header, target string) error {
 		return &os.LinkError{Op: "link", Old: old, New: target, Err: err}
 	}
 	return nil
-}
-
-// isWhiteoutDevice reports a char device 0:0, overlayfs's whiteout.
-func isWhiteoutDevice(fi fs.FileInfo) bool {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && fi.Mode()&fs.ModeCharDevice != 0 && st.Rdev == 0
 }
 
 func (e *extractor) special(hdr *tar.Header, target string) error {

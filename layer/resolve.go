@@ -1,23 +1,10 @@
 package layer
 
-import (
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
-	"path"
-	"path/filepath"
-	"strings"
-)
-
-// maxSymlinks matches the kernel's limit on links followed in one lookup.
-const maxSymlinks = 255
+import "github.com/strata-build/strata/internal/fsroot"
 
 // cleanName turns an archive name into a /-rooted clean path. A leading
 // "/" and any ".." are confined to the root, the way a chroot sees them.
-func cleanName(name string) string {
-	return path.Clean("/" + name)
-}
+func cleanName(name string) string { return fsroot.Clean(name) }
 
 // ResolvePath returns the host path of p inside root as a chroot at root
 // sees it: symlinks under root are followed but never out of it, and ".."
@@ -27,7 +14,8 @@ func cleanName(name string) string {
 // target is walked after the link. Missing components are kept as they
 // are (and the walk goes on past them), so the result can name something
 // to create. Use it for destinations inside an image
-// tree (COPY to a path that is a symlink in the image).
+// tree (COPY to a path that is a symlink in the image). The resolution is
+// internal/fsroot's, the one every package uses.
 func ResolvePath(root, p string) (string, error) {
 	return resolveIn(root, cleanName(p))
 }
@@ -40,47 +28,5 @@ func ResolvePath(root, p string) (string, error) {
 // has no symlink among its existing components, which holds as long as
 // nothing but the caller changes the tree meanwhile.
 func resolveIn(root, rel string) (string, error) {
-	resolved := "/"
-	remaining := rel
-	links := 0
-	for remaining != "" {
-		var comp string
-		comp, remaining, _ = strings.Cut(strings.TrimLeft(remaining, "/"), "/")
-		switch comp {
-		case "", ".":
-			continue
-		case "..":
-			resolved = path.Dir(resolved)
-			continue
-		}
-		next := path.Join(resolved, comp)
-		fi, err := os.Lstat(filepath.Join(root, next))
-		if errors.Is(err, fs.ErrNotExist) {
-			// Keep walking rather than joining the rest as text: the rest may
-			// hold ".." (from a link target) followed by a symlink that must
-			// still be resolved inside root. A missing dir holds no symlink,
-			// so popping it again with ".." is safe.
-			resolved = next
-			continue
-		}
-		if err != nil {
-			return "", err
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			resolved = next
-			continue
-		}
-		if links++; links > maxSymlinks {
-			return "", fmt.Errorf("resolving %s: too many levels of symbolic links", rel)
-		}
-		target, err := os.Readlink(filepath.Join(root, next))
-		if err != nil {
-			return "", err
-		}
-		if path.IsAbs(target) {
-			resolved = "/"
-		}
-		remaining = target + "/" + remaining
-	}
-	return filepath.Join(root, resolved), nil
+	return fsroot.Dir(root).Resolve(rel)
 }

@@ -1,11 +1,12 @@
 package layer
 
 import (
-	"github.com/strata-build/strata/internal/xattrs"
-
 	"archive/tar"
 	"strings"
 	"time"
+
+	"github.com/strata-build/strata/internal/overlayfs"
+	"github.com/strata-build/strata/internal/xattrs"
 )
 
 // OCI whiteout names (image-spec layer.md, "Whiteouts").
@@ -14,11 +15,12 @@ const (
 	whiteoutOpaque = ".wh..wh..opq"
 )
 
-// Overlayfs markers: an opaque directory carries one of these xattrs with
-// value "y"; the user.* form is what unprivileged (userxattr) mounts write.
+// Overlayfs markers (internal/overlayfs): an opaque directory carries one
+// of these xattrs with value "y"; the user.* form is what unprivileged
+// (userxattr) mounts and the sandbox's copy fallback write.
 const (
-	overlayOpaqueXattr     = "trusted.overlay.opaque"
-	overlayUserOpaqueXattr = "user.overlay.opaque"
+	overlayOpaqueXattr     = overlayfs.OpaqueXattr
+	overlayUserOpaqueXattr = overlayfs.UserOpaqueXattr
 	paxXattrPrefix         = "SCHILY.xattr."
 )
 

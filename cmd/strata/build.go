@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	specs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/strata/builder"
@@ -129,23 +128,13 @@ func (o *buildOptions) dockerfileOptions(file string) (dockerfile.Options, error
 		opts.BuildArgs[k] = v
 	}
 	if o.platform != "" {
-		p, err := parsePlatform(o.platform)
+		// As FROM --platform is read, and as BuildKit reads --platform: containerd's
+		// syntax, normalised ("linux/arm64/v8" is linux/arm64, "linux" the host's arch).
+		p, err := dockerfile.ParsePlatform(o.platform)
 		if err != nil {
-			return opts, err
+			return opts, fmt.Errorf("--platform %q: %w", o.platform, err)
 		}
 		opts.Platform = p
 	}
 	return opts, nil
-}
-
-func parsePlatform(s string) (specs.Platform, error) {
-	parts := strings.Split(s, "/")
-	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-		return specs.Platform{}, fmt.Errorf("--platform %q: want os/arch[/variant]", s)
-	}
-	p := specs.Platform{OS: parts[0], Architecture: parts[1]}
-	if len(parts) == 3 {
-		p.Variant = parts[2]
-	}
-	return p, nil
 }

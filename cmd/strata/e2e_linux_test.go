@@ -14,6 +14,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/strata-build/strata/internal/filecopy"
 )
 
 // e2eRoot holds one directory per end-to-end case: a Dockerfile and its build context.
@@ -144,7 +146,7 @@ func normaliseModes(root string) error {
 func (e *e2eEnv) addNeed(t *testing.T, n, dst string) error {
 	switch n {
 	case "busybox.tar.gz", "rootfs.tar.gz":
-		return copyFile(e.busybox, dst)
+		return filecopy.Content(e.busybox, dst, 0o644)
 	case "files.tar":
 		return os.WriteFile(dst, filesTar(t), 0o644)
 	case "files.tar.gz":
@@ -162,24 +164,7 @@ func (e *e2eEnv) addNeed(t *testing.T, n, dst string) error {
 	if !ok {
 		t.Skipf("%s is not in %s (see its PROVENANCE.md)", sharedFiles[n], sharedRootfs)
 	}
-	return copyFile(src, dst)
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	return filecopy.Content(src, dst, 0o644)
 }
 
 // filesTar is a small archive for ADD: a directory, a file, a hard link and a symlink to it.

@@ -1,5 +1,8 @@
 // Package xattrs holds the one rule for which extended attributes an image layer carries,
-// shared by the layer writer, the extractor and COPY.
+// shared by the layer writer, the extractor and COPY, and (on Linux) the one way they are
+// read: File lists and gets them with growing buffers, a filesystem without xattrs
+// (ENOTSUP) having none. The layer writer, COPY and the sandbox's copy fallback read
+// through it.
 package xattrs
 
 import "strings"

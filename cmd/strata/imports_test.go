@@ -1,0 +1,13 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/strata-build/strata/internal/importguard"
+)
+
+// TestImports: the CLI is the top of the graph; it uses the library packages and internal/,
+// never another command or the benchmarks.
+func TestImports(t *testing.T) {
+	importguard.Check(t, []string{"builder", "dockerfile", "executor", "layer", "progress", "store", "internal/..."})
+}
