@@ -39,12 +39,16 @@ type srcFile struct {
 	// Xattrs are the extended attributes a layer keeps (keptXattr), sorted.
 	Xattrs []xattr `json:"xattrs,omitempty"`
 	// LinkTo is the Dst of an earlier file of this COPY that is the same
-	// inode (a hard link): this one is written as a link to it.
+	// inode (a hard link): this one is written as a link to it, or, when a
+	// later source replaced that name meanwhile, as a file of its own (its
+	// other fields describe it whole either way).
 	LinkTo string `json:"linkTo,omitempty"`
 
 	// Mtime is copied into the layer but not keyed, as BuildKit does: a
-	// touch keeps the cache. With SOURCE_DATE_EPOCH, new layers clamp
-	// times to it, so warm and cold builds agree.
+	// touch keeps the cache. With SOURCE_DATE_EPOCH, new layers clamp later
+	// times to it, so warm and cold builds agree unless a file's mtime
+	// moves between two times both earlier than the epoch
+	// (TestMutationDocumentedTradeoffs).
 	Mtime time.Time `json:"-"`
 	// entry is where the content is read; the writer reads nothing else
 	// of it.
@@ -86,7 +90,7 @@ type xattr struct {
 type describer struct {
 	from    srcTree
 	context bool // from is the build context: hash contents, drop owners
-	links   map[inode]string
+	links   map[inode]srcFile // the first file described of each inode
 }
 
 type inode struct{ dev, ino uint64 }
@@ -115,18 +119,23 @@ func (d *describer) describe(e entry, dst string) (srcFile, error) {
 		// Sockets are not copied, as in Docker.
 		return srcFile{}, errSkip
 	}
-	if f.Kind != kindDir && st != nil && st.Nlink > 1 {
-		id := inode{uint64(st.Dev), st.Ino}
-		if first, ok := d.links[id]; ok {
-			f.LinkTo = first
-			return f, nil
-		}
-		if d.links == nil {
-			d.links = map[inode]string{}
-		}
-		d.links[id] = dst
+	if f.Kind == kindDir || st == nil || st.Nlink < 2 {
+		return f, d.fill(&f, st)
 	}
-	return f, d.fill(&f, st)
+	id := inode{uint64(st.Dev), st.Ino}
+	if first, ok := d.links[id]; ok {
+		// The same inode: what was read of it holds for this name too.
+		f.LinkTo, f.Size, f.Sum, f.Link, f.Dev, f.Xattrs = first.Dst, first.Size, first.Sum, first.Link, first.Dev, first.Xattrs
+		return f, nil
+	}
+	if err := d.fill(&f, st); err != nil {
+		return f, err
+	}
+	if d.links == nil {
+		d.links = map[inode]srcFile{}
+	}
+	d.links[id] = f
+	return f, nil
 }
 
 // fill reads what the kind of f needs: a link's target, a node's number,

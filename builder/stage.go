@@ -199,6 +199,12 @@ func (b *build) runKey(ctx context.Context, s *state, st dockerfile.Step, c *ins
 	if err := checkRun(c); err != nil {
 		return nil, nil, err
 	}
+	// Before the lookup: an entry made by a build that was allowed the host
+	// network must not serve one that was not (an ONBUILD trigger of a base
+	// image is not in the preflight).
+	if err := b.checkNetwork(c); err != nil {
+		return nil, nil, err
+	}
 	spec := b.runSpec(s, st, c, "", nil)
 	// The step's own directories, its output, its lowers (the parent key
 	// covers them) and its mounts' host paths (mountsKey covers what they

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -35,6 +36,9 @@ type writer struct {
 	dirTimes []dirTime
 	// owners sets the image owners (owners.Host when nil).
 	owners owners.Policy
+	// written marks the names holding the file written for them that a
+	// hard link may point at.
+	written map[string]bool
 }
 
 // lchown gives the written file host the image owner own.
@@ -165,14 +169,10 @@ func (w *writer) copyNode(f srcFile) error {
 		if err := os.RemoveAll(host); err != nil {
 			return err
 		}
+		w.forget(f.Dst)
 	}
-	if f.LinkTo != "" {
-		// A later source may have replaced the first name; then the link
-		// becomes a copy of what the first name got.
-		if err := os.Link(w.host(f.LinkTo), host); err == nil {
-			return nil
-		}
-		return w.copyLinked(f, host)
+	if f.LinkTo != "" && w.stillWritten(f.LinkTo) {
+		return os.Link(w.host(f.LinkTo), host)
 	}
 	own := w.fileOwner(f)
 	var err error
@@ -186,12 +186,18 @@ func (w *writer) copyNode(f srcFile) error {
 	case kindReg:
 		err = w.copyFile(f, host, own)
 	case kindSymlink:
-		return w.copySymlink(f, host, own)
+		err = w.copySymlink(f, host, own)
 	default:
 		err = w.copySpecial(f, host, own)
 	}
 	if err != nil {
 		return err
+	}
+	if st, ok := f.entry.info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 && f.Kind != kindDir {
+		w.remember(f.Dst)
+	}
+	if f.Kind == kindSymlink {
+		return nil
 	}
 	// Last: chown cleared any file capability.
 	return setXattrs(host, f.Xattrs)
@@ -222,19 +228,27 @@ func (w *writer) copyFile(f srcFile, host string, own owner) error {
 	return nil
 }
 
-// copyLinked writes f as a copy of the file its first name got.
-func (w *writer) copyLinked(f srcFile, host string) error {
-	in, err := os.Open(w.host(f.LinkTo))
-	if err != nil {
-		return err
+// stillWritten reports whether the file this COPY wrote at dst for a hard
+// link's first name is still there: a later source may have put another
+// file, a symlink or a directory at that name, and a link to it would be
+// wrong (inode numbers are reused, so removals are tracked, not inodes).
+func (w *writer) stillWritten(dst string) bool { return w.written[dst] }
+
+// remember records that dst holds the file written for it.
+func (w *writer) remember(dst string) {
+	if w.written == nil {
+		w.written = map[string]bool{}
 	}
-	defer in.Close()
-	fi, err := in.Stat()
-	if err != nil {
-		return err
+	w.written[dst] = true
+}
+
+// forget drops what dst, removed, and everything below it held.
+func (w *writer) forget(dst string) {
+	for p := range w.written {
+		if p == dst || strings.HasPrefix(p, dst+"/") {
+			delete(w.written, p)
+		}
 	}
-	_, err = w.writeFile(host, in, fileMeta{fi.Mode().Perm(), ownerOf(fi), fi.ModTime()})
-	return err
 }
 
 // changed is the error for a source file that is not what was planned: the
