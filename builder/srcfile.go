@@ -89,7 +89,7 @@ type xattr struct {
 // the others link to.
 type describer struct {
 	from    srcTree
-	context bool // from is the build context: hash contents, drop owners
+	context bool              // from is the build context: hash contents, drop owners
 	links   map[inode]srcFile // the first file described of each inode
 }
 

@@ -7,4 +7,6 @@ import (
 )
 
 // TestImports keeps the package graph as docs/architecture.md draws it: mkrootfs needs the minirootfs tree and the layer writer only.
-func TestImports(t *testing.T) { importguard.Check(t, []string{"internal/minirootfs", "layer", "internal/..."}) }
+func TestImports(t *testing.T) {
+	importguard.Check(t, []string{"internal/minirootfs", "layer", "internal/..."})
+}
