@@ -2,21 +2,25 @@ package builder
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
+	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/internal/owners"
 	"github.com/strata-build/strata/layer"
 	"github.com/strata-build/strata/progress"
+	"github.com/strata-build/strata/registry"
 	"github.com/strata-build/strata/store"
 )
 
@@ -24,10 +28,19 @@ import (
 // (SOURCE_DATE_EPOCH, credentials) comes in here.
 type Options struct {
 	Store *store.Store
-	// Cache looks steps up and keeps their results; the Store's own when
-	// nil.
-	Cache Cache
-	Graph *dockerfile.Graph
+	// Cache looks steps up and keeps their results; the Store's own
+	// (cache.Local) when nil.
+	Cache cache.Cache
+	// ExplainCache reports, for every step that misses, what differs from
+	// the closest entry the Cache knows (when it is a cache.Explainer).
+	ExplainCache bool
+	// InlineCache puts the final image's cache records in its config
+	// (cache.InlineKey), for --cache-from the image itself.
+	InlineCache bool
+	// CacheMountSeed is the content a new cache mount id starts with (an
+	// imported cache's), or nil.
+	CacheMountSeed func(id string) *layer.Layer
+	Graph          *dockerfile.Graph
 	// ContextDir is the build context; its .dockerignore applies.
 	ContextDir string
 	// Runner runs RUN steps; RUN fails when nil.
@@ -45,7 +58,11 @@ type Options struct {
 	// Labels are --label values, set on the final image's config.
 	Labels map[string]string
 	// Registry says how bases are pulled.
-	Registry Registry
+	Registry registry.Config
+	// Blobs reads lazy layers (bases, imported caches) into the Store; one
+	// of Registry's own when nil. Share it with the cache imports so a
+	// blob is downloaded once.
+	Blobs *registry.Blobs
 	// HTTPClient fetches ADD URLs; http.DefaultClient when nil.
 	HTTPClient *http.Client
 	// Progress receives the build's events (package progress): steps
@@ -62,24 +79,17 @@ type Options struct {
 	afterKey func(dockerfile.Step)
 }
 
-// Registry configures pulls.
-type Registry struct {
-	// Keychain finds credentials; authn.DefaultKeychain reads docker's
-	// config.json and credential helpers.
-	Keychain authn.Keychain
-	// Insecure registries (host:port) are reached over plain HTTP, as are
-	// localhost and 127.0.0.1 always.
-	Insecure []string
-	// Transport is the HTTP transport; the default when nil.
-	Transport http.RoundTripper
-}
-
 // Result is a built image, its config and manifest stored in the Store.
 type Result struct {
 	Image v1.Image
 	// Descriptor is the manifest's: its digest is the image ID strata
 	// reports (--iidfile), like docker with the containerd image store.
 	Descriptor v1.Descriptor
+	// Steps are every step of every stage built, in stage order, each
+	// once, marked when in the final image's chain: what a cache export
+	// writes. Mounts are the cache mounts the build used.
+	Steps  []cache.Step
+	Mounts []cache.MountDir
 }
 
 // build is one run of Build.
@@ -97,7 +107,12 @@ type build struct {
 	flat   map[string]string // RUN --mount sources: state key -> flattened tree
 	// prefetch extracts resolved bases' snapshots in the background.
 	prefetch *prefetcher
-	cache    Cache
+	// blobs makes the layers of pulled bases lazy: downloaded on first read.
+	blobs *registry.Blobs
+	cache cache.Cache
+	// mounts are the cache mounts the build used, by id.
+	mountsMu sync.Mutex
+	mounts   map[string]string
 }
 
 // built is a finished stage.
@@ -114,9 +129,9 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = http.DefaultClient
 	}
-	b := &build{opts: opts, prog: newReporter(opts.Progress), stages: map[int]*built{}, images: map[string]*state{}, flat: map[string]string{}}
+	b := &build{opts: opts, prog: newReporter(opts.Progress), stages: map[int]*built{}, images: map[string]*state{}, flat: map[string]string{}, mounts: map[string]string{}}
 	if b.cache = opts.Cache; b.cache == nil {
-		b.cache = storeCache{opts.Store}
+		b.cache = cache.NewLocal(opts.Store)
 	}
 	b.prog.warnings(opts.Graph)
 	if err := b.preflight(); err != nil {
@@ -135,6 +150,11 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	b.tmp = work.Path()
 	pctx, cancel := context.WithCancel(ctx)
 	b.prefetch = newPrefetcher(pctx, opts.Store, layer.ExtractOptions{Owners: opts.Owners})
+	// The caller's context: an output written after Build returns may
+	// still download a layer.
+	if b.blobs = opts.Blobs; b.blobs == nil {
+		b.blobs = registry.NewBlobs(ctx, opts.Store, opts.Registry, b.prog.sink)
+	}
 	// A finished or failed build leaves no extraction running.
 	defer b.prefetch.stop()
 	defer cancel()
@@ -147,7 +167,50 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("saving the context's stat cache: %w", err)
 	}
 	target, _ := b.builtStage(opts.Graph.Target.Index)
-	return b.finish(ctx, target.state)
+	steps := b.steps(target.state)
+	res, err := b.finish(ctx, target.state, steps)
+	if err != nil {
+		return nil, err
+	}
+	res.Steps, res.Mounts = steps, b.usedMounts()
+	return res, nil
+}
+
+// steps are the steps of every stage built, each once, in stage order,
+// marked when the target's chain holds them.
+func (b *build) steps(target *state) []cache.Step {
+	inTarget := map[string]bool{}
+	for _, s := range target.steps {
+		inTarget[s.Key] = true
+	}
+	var out []cache.Step
+	seen := map[string]bool{}
+	for _, st := range b.opts.Graph.Stages {
+		done, ok := b.builtStage(st.Index)
+		if !ok {
+			continue
+		}
+		for _, s := range done.state.steps {
+			if seen[s.Key] {
+				continue
+			}
+			seen[s.Key] = true
+			s.InTarget = inTarget[s.Key]
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// usedMounts are the cache mounts the build used, sorted by id.
+func (b *build) usedMounts() []cache.MountDir {
+	b.mountsMu.Lock()
+	defer b.mountsMu.Unlock()
+	var out []cache.MountDir
+	for _, id := range slices.Sorted(maps.Keys(b.mounts)) {
+		out = append(out, cache.MountDir{ID: id, Dir: b.mounts[id]})
+	}
+	return out
 }
 
 // networkChecker is a Runner that can tell before the build whether steps
@@ -244,18 +307,31 @@ func (b *build) setBuilt(index int, s *built) {
 	b.stages[index] = s
 }
 
-// finish applies --label, sets the created time and stores the image.
-func (b *build) finish(ctx context.Context, s *state) (*Result, error) {
+// finish applies --label, sets the created time, adds the inline cache
+// records when asked, and stores the image.
+func (b *build) finish(ctx context.Context, s *state, steps []cache.Step) (*Result, error) {
 	s = s.clone()
 	for k, v := range b.opts.Labels {
 		s.config.Config.Labels = setLabel(s.config.Config.Labels, k, v)
 	}
 	s.config.Created = b.createdTime(s)
-	img, err := assemble(s)
+	var extra map[string]json.RawMessage
+	if b.opts.InlineCache {
+		var ds []v1.Descriptor
+		for _, l := range s.layers {
+			ds = append(ds, l.Descriptor())
+		}
+		records, err := cache.Inline(steps, ds)
+		if err != nil {
+			return nil, err
+		}
+		extra = map[string]json.RawMessage{cache.InlineKey: records}
+	}
+	img, err := assemble(s, extra)
 	if err != nil {
 		return nil, err
 	}
-	return storeImage(ctx, b.opts.Store, img)
+	return storeImage(ctx, b.opts.Store, img, s.layers)
 }
 
 // createdTime is SOURCE_DATE_EPOCH, else the newest history entry's time,

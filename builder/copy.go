@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"time"
 )
@@ -34,12 +35,20 @@ type copyOp struct {
 	heredocs []heredoc
 	dest     string // absolute, trailing "/" kept
 	from     srcTree
-	context  bool   // from is the build context: files become 0:0
-	add      bool   // ADD: local archives are extracted
-	chown    *owner // nil: 0:0 from the context, kept from an image
-	mode     *fs.FileMode
-	image    mergedFS // the image the files land in
-	checksum string   // ADD --checksum
+	context  bool // from is the build context: files become 0:0
+	add      bool // ADD: local archives are extracted
+	// chownSpec is --chown as written (expanded); the key holds it, since
+	// the parent key fixes the /etc/passwd it resolves in. chown is its
+	// ids, resolved when the step runs: nil means 0:0 from the context,
+	// kept from an image.
+	chownSpec string
+	chown     *owner
+	mode      *fs.FileMode
+	// image is the tree the files land in, read only when the step runs
+	// (place): the key needs none of it, so a cached step never waits for
+	// its base's layers.
+	image    mergedFS
+	checksum string // ADD --checksum
 	dl       downloader
 }
 
@@ -53,8 +62,14 @@ type heredoc struct {
 // Files', are what the cache key covers; the writer reads nothing else.
 type planned struct {
 	// Dst is where it lands: the file's path, or the directory that a
-	// directory source's contents or an archive's entries go into.
+	// directory source's contents or an archive's entries go into. While
+	// keying it is the path as if the destination were a directory, not
+	// resolved in the image (see place); the writer gets it resolved.
 	Dst string `json:"dst"`
+	// Name is the file name a single source lands under in a destination
+	// directory ("" for a directory source or an archive, whose contents
+	// land in the destination itself).
+	Name string `json:"name,omitempty"`
 	// Dir: a directory source, whose contents (Files) land in Dst.
 	Dir bool `json:"dir,omitempty"`
 	// Extract: ADD of a local archive (Files[0]), unpacked into Dst.
@@ -86,48 +101,117 @@ func (op *copyOp) destination() (string, bool, error) {
 	return resolved, isDir, nil
 }
 
-// plan lists what op writes, resolving wildcards and symlinked sources,
-// and enforces Docker's rules on the destination.
+// plan lists what op writes, resolving wildcards and symlinked sources of
+// the context and downloading URLs. It reads nothing of the image: each
+// planned Dst is where it would land if the destination, unresolved, were
+// a directory (place settles both once the step runs), so the key is known
+// before the image's layers are. The parent key fixes the image, so the
+// same plan always lands the same way. A stage's or image's sources are
+// matched in place too: the source's key covers them.
 func (op *copyOp) plan(ctx context.Context) ([]planned, error) {
-	dest, destIsDir, err := op.destination()
-	if err != nil {
-		return nil, err
-	}
-	var srcs []string
+	dest := keyDest(op.dest)
 	var out []planned
 	for _, s := range op.sources {
 		if op.add && isURL(s) {
-			p, err := op.planURL(ctx, s, dest, destIsDir)
+			p, err := op.planURL(ctx, s, dest)
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, p)
 			continue
 		}
+		if !op.context {
+			continue
+		}
 		matched, err := op.match(s)
 		if err != nil {
 			return nil, err
 		}
-		srcs = append(srcs, matched...)
-	}
-	if n := len(srcs) + len(out) + len(op.heredocs); n > 1 && !destIsDir {
-		return nil, fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", op.name)
-	}
-	for _, s := range srcs {
-		p, err := op.planSource(s, dest, destIsDir)
-		if err != nil {
-			return nil, err
+		for _, m := range matched {
+			p, err := op.planSource(m, dest)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, p)
 		}
-		out = append(out, p)
 	}
 	for _, h := range op.heredocs {
-		dst := dest
-		if destIsDir {
-			dst = path.Join(dest, h.name)
-		}
-		out = append(out, planned{Dst: dst, Data: &h.data})
+		out = append(out, planned{Dst: path.Join(dest, h.name), Name: h.name, Data: &h.data})
 	}
 	return out, nil
+}
+
+// keyDest is the destination as the plan names it before place: clean,
+// absolute, no trailing slash.
+func keyDest(dest string) string { return path.Clean("/" + dest) }
+
+// place lands the plan in the image once the step runs: it resolves the
+// destination as a chroot would, matches a stage's or image's sources,
+// enforces Docker's rules on the destination, and rewrites every Dst (and
+// hard link) from the plan's names to the resolved ones.
+func (op *copyOp) place(plan []planned) ([]planned, error) {
+	dest, destIsDir, err := op.destination()
+	if err != nil {
+		return nil, err
+	}
+	if !op.context {
+		var srcs []planned
+		for _, s := range op.sources {
+			if op.add && isURL(s) {
+				continue
+			}
+			matched, err := op.match(s)
+			if err != nil {
+				return nil, err
+			}
+			for _, m := range matched {
+				p, err := op.planSource(m, keyDest(op.dest))
+				if err != nil {
+					return nil, err
+				}
+				srcs = append(srcs, p)
+			}
+		}
+		// The sources come before the heredocs and URLs, as written.
+		plan = append(srcs, plan...)
+	}
+	if len(plan) > 1 && !destIsDir {
+		return nil, fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", op.name)
+	}
+	from := keyDest(op.dest)
+	renamed := map[string]string{}
+	out := make([]planned, len(plan))
+	for i, p := range plan {
+		// Where the plan's Dst prefix lands.
+		virt, real := from, dest
+		if p.Name != "" {
+			virt = path.Join(from, p.Name)
+			if destIsDir {
+				real = path.Join(dest, p.Name)
+			}
+		}
+		p.Dst = rebase(p.Dst, virt, real)
+		p.Files = slices.Clone(p.Files)
+		for j := range p.Files {
+			f := &p.Files[j]
+			nd := rebase(f.Dst, virt, real)
+			renamed[f.Dst] = nd
+			f.Dst = nd
+			if f.LinkTo != "" {
+				f.LinkTo = renamed[f.LinkTo]
+			}
+		}
+		out[i] = p
+	}
+	return out, nil
+}
+
+// rebase moves p from below virt to below real.
+func rebase(p, virt, real string) string {
+	if p == virt {
+		return real
+	}
+	return path.Join(real, strings.TrimPrefix(p, virt+"/"))
 }
 
 // describeFiles fills each planned source's Files, in plan order, so hard
@@ -221,8 +305,8 @@ func glob(t srcTree, dir string, comps []string) ([]string, error) {
 }
 
 // planSource resolves one matched source, following a symlink at the top
-// as Docker does, and picks where it lands.
-func (op *copyOp) planSource(src, dest string, destIsDir bool) (planned, error) {
+// as Docker does, and names where it lands below the destination dest.
+func (op *copyOp) planSource(src, dest string) (planned, error) {
 	resolved, err := resolvePath(op.from, src)
 	if err != nil {
 		return planned{}, fmt.Errorf("%s: %w", displaySrc(src), err)
@@ -244,8 +328,9 @@ func (op *copyOp) planSource(src, dest string, destIsDir bool) (planned, error) 
 		p.Dir = true
 	case op.add && op.context && e.info.Mode().IsRegular() && op.isArchive(e):
 		p.Extract = true
-	case destIsDir:
-		p.Dst = path.Join(dest, path.Base(src))
+	default:
+		p.Name = path.Base(src)
+		p.Dst = path.Join(dest, p.Name)
 	}
 	return p, nil
 }
@@ -265,7 +350,7 @@ func (op *copyOp) isArchive(e entry) bool {
 // planURL downloads an ADD URL; it lands as the URL's file name in a
 // destination directory. The download is a file of this build's, so it is
 // described (and hashed) at once.
-func (op *copyOp) planURL(ctx context.Context, rawURL, dest string, destIsDir bool) (planned, error) {
+func (op *copyOp) planURL(ctx context.Context, rawURL, dest string) (planned, error) {
 	file, mtime, err := op.dl.fetch(ctx, rawURL, op.checksum)
 	if err != nil {
 		return planned{}, err
@@ -274,14 +359,13 @@ func (op *copyOp) planURL(ctx context.Context, rawURL, dest string, destIsDir bo
 	if err != nil {
 		return planned{}, err
 	}
-	if destIsDir {
-		dest = path.Join(dest, urlBase(rawURL))
-	}
+	name := urlBase(rawURL)
+	dest = path.Join(dest, name)
 	sum, err := fileSHA256(file)
 	if err != nil {
 		return planned{}, err
 	}
 	e := entry{host: file, info: fi}
 	f := srcFile{Dst: dest, Kind: kindReg, Mode: 0o600, Size: fi.Size(), Sum: sum, Mtime: mtime, entry: e}
-	return planned{src: e, srcPath: rawURL, Dst: dest, URLTime: &mtime, Files: []srcFile{f}}, nil
+	return planned{src: e, srcPath: rawURL, Dst: dest, Name: name, URLTime: &mtime, Files: []srcFile{f}}, nil
 }

@@ -19,6 +19,9 @@ type copyPlan struct {
 	op      *copyOp
 	files   []planned
 	content string
+	// fromKey and fromName are COPY --from's source: its key, and how
+	// the Dockerfile names it.
+	fromKey, fromName string
 }
 
 func (b *build) planCopy(ctx context.Context, s *state, st dockerfile.Step) (*copyPlan, error) {
@@ -40,6 +43,7 @@ func (b *build) planCopy(ctx context.Context, s *state, st dockerfile.Step) (*co
 		var src *state
 		if src, err = b.source(ctx, st.From); err == nil {
 			fromKey = src.key
+			cp.fromKey, cp.fromName = src.key, b.sourceName(st.From)
 		}
 	}
 	if err != nil {
@@ -60,23 +64,16 @@ func (b *build) copyOp(ctx context.Context, s *state, st dockerfile.Step) (*copy
 	case *instructions.AddCommand:
 		op.name, sd, chown, op.add, op.checksum = "ADD", c.SourcesAndDest, c.Chown, true, c.Checksum
 	}
-	lowers, err := b.lowers(ctx, s)
-	if err != nil {
-		return nil, err
-	}
-	op.image = mergedFS{lowers: lowers}
-	if op.from, err = b.sourceTree(ctx, st.From); err != nil {
-		return nil, err
-	}
 	op.context = st.From.Kind == dockerfile.SourceContext
+	if op.context {
+		op.from = b.context
+	}
 	op.sources = sd.SourcePaths
 	for _, h := range sd.SourceContents {
 		op.heredocs = append(op.heredocs, heredoc{name: h.Path, data: h.Data})
 	}
 	op.dest = destPath(s.config.Config.WorkingDir, sd.DestPath)
-	if op.chown, err = resolveChown(chown, op.image); err != nil {
-		return nil, err
-	}
+	op.chownSpec = chown
 	return op, nil
 }
 
@@ -95,6 +92,16 @@ func destPath(workdir, dest string) string {
 		dest += "/"
 	}
 	return dest
+}
+
+// sourceName is how the Dockerfile names a COPY --from source.
+func (b *build) sourceName(src dockerfile.Source) string {
+	if src.Kind == dockerfile.SourceStage {
+		if st := b.opts.Graph.Stage(src.Stage); st != nil {
+			return "stage " + st.DisplayName()
+		}
+	}
+	return src.String()
 }
 
 // sourceTree is where a COPY reads: the context, a stage or an image.
@@ -129,20 +136,38 @@ func (b *build) source(ctx context.Context, src dockerfile.Source) (*state, erro
 
 // copy writes the planned files into a fresh directory and makes it the
 // step's layer.
-func (b *build) copy(ctx context.Context, cp *copyPlan) (*layer.Layer, error) {
+func (b *build) copy(ctx context.Context, s *state, st dockerfile.Step, cp *copyPlan) (*layer.Layer, error) {
+	op := cp.op
+	lowers, err := b.lowers(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	op.image = mergedFS{lowers: lowers}
+	if op.chown, err = resolveChown(op.chownSpec, op.image); err != nil {
+		return nil, err
+	}
+	if !op.context {
+		if op.from, err = b.sourceTree(ctx, st.From); err != nil {
+			return nil, err
+		}
+	}
+	files, err := op.place(cp.files)
+	if err != nil {
+		return nil, err
+	}
+	// A stage's or image's files are listed only now that they are needed.
+	if !op.context {
+		if err := op.describeFiles(files); err != nil {
+			return nil, err
+		}
+	}
 	out, err := os.MkdirTemp(b.tmp, "copy-")
 	if err != nil {
 		return nil, fmt.Errorf("creating COPY directory: %w", err)
 	}
 	defer b.removeUnadopted(out)
-	// A stage's or image's files are listed only now that they are needed.
-	if !cp.op.context {
-		if err := cp.op.describeFiles(cp.files); err != nil {
-			return nil, err
-		}
-	}
-	w := &writer{op: cp.op, out: out, now: b.now(), owners: b.opts.Owners}
-	for _, p := range cp.files {
+	w := &writer{op: op, out: out, now: b.now(), owners: b.opts.Owners}
+	for _, p := range files {
 		if err := w.apply(ctx, p); err != nil {
 			return nil, err
 		}

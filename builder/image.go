@@ -11,7 +11,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/layer"
+	"github.com/strata-build/strata/registry"
 )
 
 // state is a stage's image while it is being built: its layers (all in the
@@ -23,10 +25,14 @@ type state struct {
 	// may change files; prev is the key of the last step of any kind.
 	key  string
 	prev string
+	// base names what the filesystem chain starts from, for explaining
+	// misses; steps are the chain's steps, for the cache export.
+	base  string
+	steps []cache.Step
 }
 
 func (s *state) clone() *state {
-	c := &state{layers: append([]*layer.Layer(nil), s.layers...), key: s.key, prev: s.prev}
+	c := &state{layers: append([]*layer.Layer(nil), s.layers...), key: s.key, prev: s.prev, base: s.base, steps: slices.Clone(s.steps)}
 	c.config = cloneConfig(s.config)
 	return c
 }
@@ -53,19 +59,8 @@ func cloneConfig(cfg v1.ConfigFile) v1.ConfigFile {
 	return cfg
 }
 
-// ociLayerType maps Docker's layer media types onto their OCI equal (same
-// bytes), so a manifest never mixes the two families.
-func ociLayerType(mt types.MediaType) types.MediaType {
-	switch mt {
-	case types.DockerLayer:
-		return types.OCILayer
-	case types.DockerUncompressedLayer:
-		return types.OCIUncompressedLayer
-	case types.DockerForeignLayer:
-		return types.OCIRestrictedLayer
-	}
-	return mt
-}
+// ociLayerType maps Docker's layer media types onto their OCI equal.
+var ociLayerType = registry.OCILayerType
 
 // builtImage is an OCI image whose blobs are all in the store. It
 // implements partial.CompressedImageCore; everything is computed once.
@@ -89,8 +84,9 @@ func (i *builtImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 }
 
 // assemble turns a finished state into an image: the config with its
-// rootfs filled in and an OCI manifest listing the layers.
-func assemble(s *state) (v1.Image, error) {
+// rootfs filled in (and the extra fields, if any) and an OCI manifest
+// listing the layers.
+func assemble(s *state, extra map[string]json.RawMessage) (v1.Image, error) {
 	cfg := cloneConfig(s.config)
 	cfg.RootFS = v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{}}
 	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, Layers: []v1.Descriptor{}}
@@ -107,6 +103,11 @@ func assemble(s *state) (v1.Image, error) {
 	if bi.config, err = json.Marshal(cfg); err != nil {
 		return nil, fmt.Errorf("encoding image config: %w", err)
 	}
+	if len(extra) > 0 {
+		if bi.config, err = withFields(bi.config, extra); err != nil {
+			return nil, fmt.Errorf("encoding image config: %w", err)
+		}
+	}
 	digest, size, err := v1.SHA256(bytes.NewReader(bi.config))
 	if err != nil {
 		return nil, err
@@ -115,7 +116,49 @@ func assemble(s *state) (v1.Image, error) {
 	if bi.manifest, err = json.Marshal(m); err != nil {
 		return nil, fmt.Errorf("encoding image manifest: %w", err)
 	}
-	return partial.CompressedToImage(bi)
+	return bi.image()
+}
+
+// withFields is the JSON object cfg with the fields extra added (keys
+// sorted, as encoding/json writes a map).
+func withFields(cfg []byte, extra map[string]json.RawMessage) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(cfg, &m); err != nil {
+		return nil, err
+	}
+	maps.Copy(m, extra)
+	return json.Marshal(m)
+}
+
+// image is bi as a v1.Image that still knows its layers' origins.
+func (bi *builtImage) image() (v1.Image, error) {
+	img, err := partial.CompressedToImage(bi)
+	if err != nil {
+		return nil, err
+	}
+	return &originImage{Image: img, layers: bi.layers}, nil
+}
+
+// originImage is an image whose layers may note the repository holding
+// their blobs (layer.Layer.Origin), for a push to mount them from there.
+type originImage struct {
+	v1.Image
+	layers map[v1.Hash]*layer.Layer
+}
+
+// mountable is img with every layer that has an origin made mountable
+// from it (registry.Config.Mountable).
+func mountable(img v1.Image, reg registry.Config) (v1.Image, error) {
+	oi, ok := img.(*originImage)
+	if !ok {
+		return img, nil
+	}
+	return reg.Mountable(img, func(h v1.Hash) string {
+		if l := oi.layers[h]; l != nil {
+			return l.Origin()
+		}
+		return ""
+	})
 }
 
 // ImageSize is the sum of the compressed sizes of an image's blobs.

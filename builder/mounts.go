@@ -11,6 +11,7 @@ import (
 	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/internal/owners"
+	"github.com/strata-build/strata/layer"
 	"github.com/strata-build/strata/store"
 )
 
@@ -76,12 +77,39 @@ func (b *build) cacheMount(ctx context.Context, m dockerfile.Mount) (executor.Mo
 	case instructions.MountSharingPrivate:
 		sharing = store.Private
 	}
-	init := func(dir string) error { return b.setCacheDirMeta(dir, m) }
+	init := func(dir string) error {
+		if err := b.setCacheDirMeta(dir, m); err != nil {
+			return err
+		}
+		return b.seedCacheMount(ctx, id, dir)
+	}
 	dir, release, err := b.opts.Store.CacheMount(ctx, id, sharing, init)
 	if err != nil {
 		return executor.Mount{}, nil, err
 	}
+	if path, err := b.opts.Store.CacheMountPath(id); err == nil {
+		b.mountsMu.Lock()
+		b.mounts[id] = path
+		b.mountsMu.Unlock()
+	}
 	return executor.Mount{Type: executor.MountBind, Source: dir, Target: m.Target, ReadOnly: m.ReadOnly}, release, nil
+}
+
+// seedCacheMount fills a new cache mount directory with what an imported
+// cache holds for id (--cache-from with cache-mounts=true), extracted as a
+// layer would be: nothing of it can land outside dir.
+func (b *build) seedCacheMount(ctx context.Context, id, dir string) error {
+	if b.opts.CacheMountSeed == nil {
+		return nil
+	}
+	l := b.opts.CacheMountSeed(id)
+	if l == nil {
+		return nil
+	}
+	if err := applyLayerWith(ctx, l, dir, layer.ExtractOptions{Mode: layer.Flatten, Owners: b.opts.Owners}); err != nil {
+		return fmt.Errorf("filling cache mount %s from the imported cache: %w", id, err)
+	}
+	return nil
 }
 
 // setCacheDirMeta applies the mount's uid, gid and mode (0755 root by

@@ -22,6 +22,7 @@ import (
 
 	"github.com/strata-build/strata/layer"
 	"github.com/strata-build/strata/progress"
+	"github.com/strata-build/strata/registry"
 )
 
 // Output is where an image goes, as docker build's --output.
@@ -34,7 +35,7 @@ type Output struct {
 	Stdout io.Writer
 	// Names are the -t names: annotations in archives, tags in a registry.
 	Names    []string
-	Registry Registry
+	Registry registry.Config
 	// Progress receives the export's events: a vertex named as BuildKit
 	// names its exporters, the bytes written or pushed, and where the
 	// image went (progress.Exported, progress.Pushed). Discarded when nil.
@@ -295,17 +296,22 @@ func writeDockerArchive(img v1.Image, out Output) error {
 }
 
 // Push writes img to the registry under every name.
-func Push(ctx context.Context, img v1.Image, names []string, reg Registry) error {
+func Push(ctx context.Context, img v1.Image, names []string, reg registry.Config) error {
 	return push(ctx, img, names, reg, &vertex{sink: progress.Discard})
 }
 
 // push pushes under every name, sending v's Transfer and Pushed events.
-func push(ctx context.Context, img v1.Image, names []string, reg Registry, v *vertex) error {
+func push(ctx context.Context, img v1.Image, names []string, reg registry.Config, v *vertex) error {
 	if len(names) == 0 {
 		return fmt.Errorf("pushing needs a name (-t)")
 	}
 	digest, err := img.Digest()
 	if err != nil {
+		return err
+	}
+	// Layers a registry already holds (a base's, a cache's) are mounted
+	// from there, not downloaded and uploaded.
+	if img, err = mountable(img, reg); err != nil {
 		return err
 	}
 	for _, n := range names {

@@ -11,6 +11,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/strata-build/strata/registry"
 )
 
 func TestExport(t *testing.T) {
@@ -70,7 +72,7 @@ func TestPruneKeepsTagged(t *testing.T) {
 	if r.Blobs == 0 || r.CacheEntries == 0 {
 		t.Errorf("pruned %+v, want the untagged image's blobs and the cache", r)
 	}
-	if _, _, err := OpenImage(tb.store, "kept"); err != nil {
+	if _, _, err := OpenImage(context.Background(), tb.store, "kept", registry.Config{}); err != nil {
 		t.Errorf("tagged image lost: %v", err)
 	}
 	if _, out := tb.mustBuild(baseDockerfile + "COPY one.txt /one\n"); out == "" {

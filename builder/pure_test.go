@@ -41,18 +41,6 @@ func TestStoreName(t *testing.T) {
 	}
 }
 
-func TestInsecureRegistries(t *testing.T) {
-	r := Registry{Insecure: []string{"reg.lan:5000"}}
-	for host, want := range map[string]bool{
-		"localhost:5000": true, "127.0.0.1:1234": true, "localhost": true,
-		"reg.lan:5000": true, "reg.lan:5001": false, "index.docker.io": false,
-	} {
-		if got := r.isInsecure(host); got != want {
-			t.Errorf("isInsecure(%q) = %t, want %t", host, got, want)
-		}
-	}
-}
-
 func TestRunHistoryText(t *testing.T) {
 	sh := []string{"/bin/sh", "-c", "echo hi"}
 	a1 := dockerfile.Arg{Key: "A", Value: "1", HasValue: true}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/layer"
+	"github.com/strata-build/strata/registry"
 	"github.com/strata-build/strata/store"
 )
 
@@ -55,7 +56,7 @@ func hasPath(env []string) bool {
 // scratch is the empty image: no layers, PATH set as BuildKit sets it.
 func (b *build) scratch() *state {
 	p := b.opts.Graph.Platform
-	s := &state{key: "scratch " + platformString(p)}
+	s := &state{key: "scratch " + platformString(p), base: "scratch " + platformString(p)}
 	s.config = v1.ConfigFile{
 		Architecture: p.Architecture,
 		OS:           p.OS,
@@ -91,7 +92,9 @@ func (b *build) image(ctx context.Context, ref, platform string) (*state, error)
 		return nil, err
 	}
 	b.images[ref+" "+platform] = s
-	b.prefetch.start(s.layers)
+	// Layers already here are extracted ahead of the steps; the others are
+	// downloaded only once a step misses (stageRun.prefetched).
+	b.prefetch.start(b.localLayers(s.layers))
 	return s, nil
 }
 
@@ -102,11 +105,11 @@ func (b *build) localImage(ref string) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, err := LoadImage(st, desc)
+	img, err := loadImage(st, desc, b.blobs)
 	if err != nil {
 		return nil, fmt.Errorf("loading %s from the store: %w", ref, err)
 	}
-	return &state{key: "image " + desc.Digest.String(), config: img.Config, layers: img.Layers}, nil
+	return &state{key: "image " + desc.Digest.String(), base: ref + "@" + desc.Digest.String(), config: img.Config, layers: img.Layers}, nil
 }
 
 // StoredImage is an image read back from the store.
@@ -117,7 +120,13 @@ type StoredImage struct {
 }
 
 // LoadImage reads the manifest desc, its config and layers from the store.
-func LoadImage(st *store.Store, desc v1.Descriptor) (*StoredImage, error) {
+// A layer whose blob is not local yet (see Store.SetOrigin) is read from
+// its origin through reg when something needs its bytes.
+func LoadImage(ctx context.Context, st *store.Store, desc v1.Descriptor, reg registry.Config) (*StoredImage, error) {
+	return loadImage(st, desc, registry.NewBlobs(ctx, st, reg, nil))
+}
+
+func loadImage(st *store.Store, desc v1.Descriptor, blobs *registry.Blobs) (*StoredImage, error) {
 	var img StoredImage
 	if err := readJSON(st, desc.Digest, &img.Manifest); err != nil {
 		return nil, fmt.Errorf("reading manifest: %w", err)
@@ -129,13 +138,24 @@ func LoadImage(st *store.Store, desc v1.Descriptor) (*StoredImage, error) {
 		return nil, fmt.Errorf("manifest %s lists %d layers, its config %d", desc.Digest, len(img.Manifest.Layers), len(img.Config.RootFS.DiffIDs))
 	}
 	for i, d := range img.Manifest.Layers {
-		l, err := st.Layer(d, img.Config.RootFS.DiffIDs[i])
+		l, err := blobs.Stored(d, img.Config.RootFS.DiffIDs[i])
 		if err != nil {
 			return nil, err
 		}
 		img.Layers = append(img.Layers, l)
 	}
 	return &img, nil
+}
+
+// localLayers are the layers of ls whose blobs are in the store.
+func (b *build) localLayers(ls []*layer.Layer) []*layer.Layer {
+	var out []*layer.Layer
+	for _, l := range ls {
+		if ok, err := b.opts.Store.HasBlob(l.Descriptor().Digest); err == nil && ok {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func readJSON(st *store.Store, h v1.Hash, v any) error {

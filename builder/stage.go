@@ -12,6 +12,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 
+	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/layer"
 )
@@ -22,6 +23,9 @@ type stageRun struct {
 	state *state
 	meta  stageMeta
 	total int // steps shown as [k/total], FROM being 1
+	// fetching: the stage's layers are being made ready (downloaded,
+	// extracted) ahead of the steps, since one of them missed.
+	fetching bool
 }
 
 func (b *build) stage(ctx context.Context, st *dockerfile.Stage) error {
@@ -81,14 +85,14 @@ func (b *build) label(st *dockerfile.Stage, k, n int, text string) string {
 // for RUN, COPY and ADD, each looked up in the cache first.
 func (b *build) step(ctx context.Context, r *stageRun, k int, st dockerfile.Step) error {
 	v := b.prog.vertex(b.label(r.stage, k, r.total, b.commandText(st)))
-	err := b.doStep(ctx, r, st, v)
+	err := b.doStep(ctx, r, k, st, v)
 	if err != nil {
 		v.fail(err)
 	}
 	return err
 }
 
-func (b *build) doStep(ctx context.Context, r *stageRun, st dockerfile.Step, v *vertex) error {
+func (b *build) doStep(ctx context.Context, r *stageRun, k int, st dockerfile.Step, v *vertex) error {
 	createdBy, err := applyConfig(&r.state.config, st, &r.meta)
 	if err != nil {
 		return err
@@ -97,15 +101,25 @@ func (b *build) doStep(ctx context.Context, r *stageRun, st dockerfile.Step, v *
 	if err != nil {
 		return err
 	}
+	plan.explain = b.explainRecord(r, k, st, plan, key)
 	if b.opts.afterKey != nil {
 		b.opts.afterKey(st)
 	}
 	if entry, err := b.cached(ctx, key); err != nil || entry != nil {
 		if err == nil {
-			r.state.commit(entry.Layer, entry.History, key, changesFiles(st.Command))
+			r.state.commit(entry.Layer, entry.History, key, changesFiles(st.Command), plan.explain)
 			v.cached()
 		}
 		return err
+	}
+	if b.opts.ExplainCache && !b.opts.NoCache {
+		b.explainMiss(ctx, v, plan.explain)
+	}
+	if !r.fetching && changesFiles(st.Command) {
+		// The first step that does filesystem work: its lowers (and those
+		// of the steps after it) are needed from now on.
+		r.fetching = true
+		b.prefetch.start(r.state.layers)
 	}
 	l, err := b.execute(ctx, r.state, st, plan, v)
 	if err != nil {
@@ -115,17 +129,18 @@ func (b *build) doStep(ctx context.Context, r *stageRun, st dockerfile.Step, v *
 	if createdBy == "" {
 		h = v1.History{}
 	}
-	if err := b.cache.Put(ctx, key, &CacheEntry{Layer: l, History: h}); err != nil {
+	if err := b.cache.Put(ctx, key, &cache.Entry{Layer: l, History: h, Explain: plan.explain}); err != nil {
 		return err
 	}
-	r.state.commit(l, h, key, changesFiles(st.Command))
+	r.state.commit(l, h, key, changesFiles(st.Command), plan.explain)
 	v.done()
 	return nil
 }
 
 // commit appends a step's result; an empty history means none (ONBUILD).
 // Only steps that may change the filesystem advance the state's key.
-func (s *state) commit(l *layer.Layer, h v1.History, key string, fsStep bool) {
+func (s *state) commit(l *layer.Layer, h v1.History, key string, fsStep bool, x *cache.Explain) {
+	s.steps = append(s.steps, cache.Step{Key: key, Layer: l, History: h, Explain: x})
 	if l != nil {
 		s.layers = append(s.layers, l)
 	}
@@ -147,7 +162,7 @@ func changesFiles(cmd any) bool {
 	return false
 }
 
-func (b *build) cached(ctx context.Context, key string) (*CacheEntry, error) {
+func (b *build) cached(ctx context.Context, key string) (*cache.Entry, error) {
 	if b.opts.NoCache {
 		return nil, nil
 	}
@@ -183,6 +198,7 @@ func (b *build) prepare(ctx context.Context, s *state, st dockerfile.Step, creat
 		return nil, "", err
 	}
 	key, err := in.key()
+	plan.in = in
 	return plan, key, err
 }
 
@@ -191,6 +207,9 @@ func (b *build) prepare(ctx context.Context, s *state, st dockerfile.Step, creat
 type stepPlan struct {
 	copy  *copyPlan
 	binds []*bindPlan // by index in the step's mounts; nil for other kinds
+	// in is what the key covers; explain is it as --explain-cache shows it.
+	in      keyInput
+	explain *cache.Explain
 }
 
 // runKey is what a RUN's key covers: the spec the executor gets, less the
@@ -242,7 +261,7 @@ func (b *build) execute(ctx context.Context, s *state, st dockerfile.Step, plan 
 	case *instructions.RunCommand:
 		return b.run(ctx, s, st, c, plan.binds, v)
 	case *instructions.CopyCommand, *instructions.AddCommand:
-		return b.copy(ctx, plan.copy)
+		return b.copy(ctx, s, st, plan.copy)
 	case *instructions.WorkdirCommand:
 		return b.workdir(ctx, s)
 	}

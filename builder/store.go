@@ -8,10 +8,10 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/strata-build/strata/layer"
+	"github.com/strata-build/strata/registry"
 	"github.com/strata-build/strata/store"
 )
 
@@ -25,9 +25,30 @@ func StoreName(ref string) string {
 	return ref + ":latest"
 }
 
-// storeImage writes the config and manifest of img to the store (its
-// layers are there already) and returns the result.
-func storeImage(ctx context.Context, st *store.Store, img v1.Image) (*Result, error) {
+// storeImage writes the config and manifest of img to the store and
+// returns the result. Its layers are in the store, or (reused from a
+// registry and never read) recorded with the repository that holds them.
+func storeImage(ctx context.Context, st *store.Store, img v1.Image, layers []*layer.Layer) (*Result, error) {
+	for _, l := range layers {
+		d := l.Descriptor()
+		if ok, err := st.HasBlob(d.Digest); err != nil || ok {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if l.Origin() != "" {
+			if err := st.SetOrigin(d.Digest, l.Origin()); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		// From a cache directory: copied in, as nothing else can fetch it
+		// later.
+		if err := copyIntoStore(ctx, st, l); err != nil {
+			return nil, err
+		}
+	}
 	cfg, err := img.RawConfigFile()
 	if err != nil {
 		return nil, err
@@ -47,6 +68,23 @@ func storeImage(ctx context.Context, st *store.Store, img v1.Image) (*Result, er
 	return &Result{Image: img, Descriptor: desc}, nil
 }
 
+// copyIntoStore makes l's blob a blob of the store.
+func copyIntoStore(ctx context.Context, st *store.Store, l *layer.Layer) error {
+	rc, err := l.Compressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	d := l.Descriptor()
+	if ok, err := st.HasBlob(d.Digest); err != nil || ok {
+		return err
+	}
+	if _, _, err := st.PutBlob(ctx, rc, d.Digest); err != nil {
+		return fmt.Errorf("storing layer %s: %w", d.Digest, err)
+	}
+	return nil
+}
+
 // Tag tags the result in the store under each name.
 func Tag(st *store.Store, res *Result, names []string) error {
 	for _, n := range names {
@@ -58,13 +96,14 @@ func Tag(st *store.Store, res *Result, names []string) error {
 }
 
 // OpenImage returns the image tagged name in the store, its manifest and
-// config exactly as stored.
-func OpenImage(st *store.Store, name string) (v1.Image, v1.Descriptor, error) {
+// config exactly as stored. Layers not yet local are read from the
+// registry recorded for them (through reg) when their bytes are needed.
+func OpenImage(ctx context.Context, st *store.Store, name string, reg registry.Config) (v1.Image, v1.Descriptor, error) {
 	desc, err := st.Resolve(StoreName(name))
 	if err != nil {
 		return nil, v1.Descriptor{}, fmt.Errorf("image %s: %w", name, err)
 	}
-	img, err := LoadImage(st, desc)
+	img, err := LoadImage(ctx, st, desc, reg)
 	if err != nil {
 		return nil, desc, fmt.Errorf("image %s: %w", name, err)
 	}
@@ -78,7 +117,7 @@ func OpenImage(st *store.Store, name string) (v1.Image, v1.Descriptor, error) {
 	for _, l := range img.Layers {
 		bi.layers[l.Descriptor().Digest] = l
 	}
-	out, err := partial.CompressedToImage(bi)
+	out, err := bi.image()
 	return out, desc, err
 }
 

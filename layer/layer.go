@@ -23,6 +23,10 @@ type Layer struct {
 	// adopt is the directory the layer was written from, to become its
 	// snapshot when one is first needed (WriteOptions.Adopt).
 	adopt *Adoption
+	// origin is a repository ("registry/name") that holds the blob, for a
+	// layer whose bytes may not be local: a push to that registry mounts it
+	// from there instead of uploading it.
+	origin string
 }
 
 // Opener opens a layer's compressed blob.
@@ -33,6 +37,17 @@ type Opener func() (io.ReadCloser, error)
 func New(desc v1.Descriptor, diffID v1.Hash, open Opener) *Layer {
 	return &Layer{open: open, digest: desc.Digest, diffID: diffID, size: desc.Size, mediaType: desc.MediaType}
 }
+
+// WithOrigin is l, noting that the repository repo ("registry/name") holds
+// its blob.
+func (l *Layer) WithOrigin(repo string) *Layer {
+	c := *l
+	c.origin = repo
+	return &c
+}
+
+// Origin is the repository noted by WithOrigin, or "".
+func (l *Layer) Origin() string { return l.origin }
 
 // Adoption is the directory a layer was written from and what makes it the
 // layer's snapshot (WriteOptions.Adopt); nil when there is none.

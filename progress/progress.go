@@ -124,6 +124,13 @@ type Exported struct {
 	Dest string
 }
 
+// CacheMiss says, for --explain-cache, why the step ID missed the cache:
+// one line per input that differs from the closest entry.
+type CacheMiss struct {
+	ID      string
+	Reasons []string
+}
+
 // Message is a line of the tool's own about the build as a whole, no
 // step's ("check-repro: build 1 of 2").
 type Message struct{ Text string }
@@ -138,3 +145,4 @@ func (Transfer) event()      {}
 func (Pushed) event()        {}
 func (Exported) event()      {}
 func (Message) event()       {}
+func (CacheMiss) event()     {}

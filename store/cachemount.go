@@ -55,6 +55,12 @@ func (s *Store) CacheMount(ctx context.Context, id string, sharing Sharing, init
 	}, nil
 }
 
+// CacheMountPath is the directory of the cache mount id, whether it exists.
+func (s *Store) CacheMountPath(id string) (string, error) {
+	sum := sha256.Sum256([]byte(id))
+	return s.path("cache-mounts", hex.EncodeToString(sum[:])), nil
+}
+
 // privateCacheDir is an empty cache directory for one step alone, in this
 // Store's temporary directory.
 func (s *Store) privateCacheDir(init func(string) error) (string, error) {

@@ -33,6 +33,9 @@ func (s *Store) Prune() (PruneReport, error) {
 	if err := s.removeExcept(s.path("snapshots", "sha256"), diffIDs, &r.Snapshots, &r.Bytes); err != nil {
 		return r, err
 	}
+	if err := s.removeExcept(s.path("origins", "sha256"), blobs, new(int), new(int64)); err != nil {
+		return r, err
+	}
 	if err := s.removeExcept(s.path("cache"), nil, &r.CacheEntries, &r.Bytes); err != nil {
 		return r, err
 	}

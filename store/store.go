@@ -23,6 +23,7 @@ import (
 //	snapshots/sha256/<diffID>      layers extracted as overlay lower directories
 //	snapshots/sha256/<diffID>-<n>  copies, for stacks that hold a layer n+1 times
 //	cache/<sha256 of key>          the build cache's key/value entries
+//	origins/sha256/<digest>        the repository holding a blob not yet local
 //	tmp/<session>/                 one directory of temporary files per Store
 //	locks/                         flock(2) files guarding the index and snapshots
 //
@@ -171,7 +172,7 @@ func (s *Store) makeDirs() error {
 			return err
 		}
 	}
-	for _, d := range []string{"blobs/sha256", "snapshots/sha256", "cache", "locks"} {
+	for _, d := range []string{"blobs/sha256", "snapshots/sha256", "cache", "locks", "origins/sha256"} {
 		if err := os.MkdirAll(s.path(d), 0o755); err != nil {
 			return err
 		}

@@ -9,7 +9,8 @@ set -euo pipefail
 # zstd, xz-utils, bzip2, gzip, tar: reference compressors and archive formats for tests and benches.
 # libc6-dev: static libc for the small C probes the sandbox tests compile with gcc (escape attempts).
 # slirp4netns: the user-mode network of RUN steps on the default network (strata needs it at run time).
-packages=(umoci skopeo runc busybox-static docker-registry zstd xz-utils bzip2 gzip tar iproute2 procps libc6-dev slirp4netns)
+# apache2-utils: htpasswd, for the registry with basic auth the cache tests push to.
+packages=(umoci skopeo runc busybox-static docker-registry apache2-utils zstd xz-utils bzip2 gzip tar iproute2 procps libc6-dev slirp4netns)
 
 missing=()
 for p in "${packages[@]}"; do

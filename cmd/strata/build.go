@@ -37,6 +37,9 @@ type buildOptions struct {
 	pidsLimit       int64
 	checkRepro      bool
 	allow           []string
+	cacheFrom       []string
+	cacheTo         []string
+	explainCache    bool
 }
 
 func newBuildCmd() *cobra.Command {
@@ -85,6 +88,9 @@ dependencies, expanded instructions) instead of building.`,
 	f.BoolVar(&o.print, "print", false, "print the parsed stage graph instead of building")
 	f.BoolVar(&o.checkRepro, "check-repro", false, "build twice in scratch stores (the second without cache) and report the first difference, if any")
 	f.Int64Var(&o.pidsLimit, "pids-limit", executor.DefaultPidsLimit, "most processes and threads a RUN step may have at once (0 or -1: no limit)")
+	f.StringArrayVar(&o.cacheFrom, "cache-from", nil, "import build cache: type=registry,ref=REF (an export or an image with inline records) or type=local,src=DIR; repeatable")
+	f.StringArrayVar(&o.cacheTo, "cache-to", nil, "export build cache: type=registry,ref=REF or type=local,dest=DIR [,mode=min|max][,cache-mounts=true], or type=inline; repeatable")
+	f.BoolVar(&o.explainCache, "explain-cache", false, "for every step that misses the cache, say what differs from the closest entry")
 	f.StringArrayVar(&o.insecure, "insecure-registry", nil, "registry host:port to reach over plain HTTP (localhost and 127.0.0.1 always are); repeatable")
 	return cmd
 }

@@ -127,7 +127,7 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-const registryConfig = `version: 0.1
+const registryYAML = `version: 0.1
 log:
   level: warn
 storage:
@@ -143,12 +143,28 @@ http:
 // waits until /v2/ answers.
 func startRegistry(t *testing.T, dir string) (string, *syncBuffer) {
 	t.Helper()
+	r := startRegistryWith(t, dir, "")
+	return r.addr, r.log
+}
+
+// registryProc is a running docker-registry: its address, its output (the access log
+// included) and how to stop it before the test ends.
+type registryProc struct {
+	addr string
+	log  *syncBuffer
+	stop func()
+}
+
+// startRegistryWith starts a docker-registry whose configuration has extra appended (an auth
+// section, say).
+func startRegistryWith(t *testing.T, dir, extra string) *registryProc {
+	t.Helper()
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cfg := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, registryConfig, filepath.Join(dir, "data"), addr), 0o644); err != nil {
+	if err := os.WriteFile(cfg, append(fmt.Appendf(nil, registryYAML, filepath.Join(dir, "data"), addr), extra...), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
@@ -159,14 +175,18 @@ func startRegistry(t *testing.T, dir string) (string, *syncBuffer) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			_ = cmd.Process.Kill()
+			<-exited
+		})
+	}
+	t.Cleanup(stop)
 	if err := waitRegistry(addr, exited); err != nil {
 		t.Fatalf("docker-registry on %s: %v\n%s", addr, err, logs.String())
 	}
-	return addr, logs
+	return &registryProc{addr: addr, log: logs, stop: stop}
 }
 
 // syncBuffer is a bytes.Buffer the registry writes to while tests read it.
@@ -200,7 +220,8 @@ func waitRegistry(addr string, exited <-chan error) error {
 		resp, err := http.Get("http://" + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			// 401: up, and asking for credentials.
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
 				return nil
 			}
 		}

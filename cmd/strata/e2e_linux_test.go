@@ -95,6 +95,14 @@ func TestE2E(t *testing.T) {
 			t.Parallel()
 			e.testCheckRepro(t)
 		})
+		t.Run("registry-cache", func(t *testing.T) {
+			t.Parallel()
+			e.testRegistryCache(t)
+		})
+		t.Run("explain-cache", func(t *testing.T) {
+			t.Parallel()
+			e.testExplainCache(t)
+		})
 	})
 	t.Logf("end-to-end suite took %v", time.Since(start).Round(time.Millisecond))
 }

@@ -33,7 +33,7 @@ func newImagesCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tDIGEST\tCREATED\tSIZE")
 			for _, d := range idx.Manifests {
-				img, err := builder.LoadImage(st, d)
+				img, err := builder.LoadImage(cmd.Context(), st, d, registryConfig(nil))
 				if err != nil {
 					return fmt.Errorf("image %s: %w", d.Annotations[refNameAnnotation], err)
 				}
@@ -60,12 +60,12 @@ func newPushCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			img, desc, err := builder.OpenImage(st, args[0])
+			img, desc, err := builder.OpenImage(cmd.Context(), st, args[0], registryConfig(insecure))
 			if err != nil {
 				return err
 			}
 			dest := args[len(args)-1]
-			if err := builder.Push(cmd.Context(), img, []string{dest}, registry(insecure)); err != nil {
+			if err := builder.Push(cmd.Context(), img, []string{dest}, registryConfig(insecure)); err != nil {
 				return oneLine(err)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), desc.Digest)
@@ -79,6 +79,7 @@ func newPushCmd() *cobra.Command {
 
 func newSaveCmd() *cobra.Command {
 	var root, output, format string
+	var insecure []string
 	cmd := &cobra.Command{
 		Use:   "save NAME -o FILE [--format oci|docker]",
 		Short: "Write an image from the store to an archive",
@@ -95,16 +96,17 @@ func newSaveCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			img, _, err := builder.OpenImage(st, args[0])
+			img, _, err := builder.OpenImage(cmd.Context(), st, args[0], registryConfig(insecure))
 			if err != nil {
 				return err
 			}
-			return builder.Export(cmd.Context(), img, builder.Output{Type: format, Dest: output, Names: []string{args[0]}})
+			return oneLine(builder.Export(cmd.Context(), img, builder.Output{Type: format, Dest: output, Names: []string{args[0]}}))
 		},
 	}
 	cmd.Flags().StringVar(&root, "root", "", "directory of strata's store and cache")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "archive to write")
 	cmd.Flags().StringVar(&format, "format", "oci", "archive format: oci or docker")
+	cmd.Flags().StringArrayVar(&insecure, "insecure-registry", nil, "registry host:port to reach over plain HTTP, for layers not yet downloaded; repeatable")
 	return cmd
 }
 

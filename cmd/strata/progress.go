@@ -110,6 +110,10 @@ func (d *plainDisplay) Event(e progress.Event) {
 		fmt.Fprintln(d.w, warningText(e))
 	case progress.Message:
 		fmt.Fprintln(d.w, e.Text)
+	case progress.CacheMiss:
+		for _, r := range e.Reasons {
+			fmt.Fprintf(d.w, "#%d cache miss: %s\n", d.num[e.ID], progress.Inert(r))
+		}
 	}
 }
 
@@ -252,6 +256,11 @@ type (
 		Type string `json:"type"`
 		Text string `json:"text"`
 	}
+	jsonCacheMiss struct {
+		Type    string   `json:"type"`
+		ID      string   `json:"id"`
+		Reasons []string `json:"reasons"`
+	}
 )
 
 func jsonEvent(e progress.Event) any {
@@ -276,6 +285,8 @@ func jsonEvent(e progress.Event) any {
 		return jsonExported{"exported", e.ID, e.Type, e.Dest}
 	case progress.Message:
 		return jsonMessage{"message", e.Text}
+	case progress.CacheMiss:
+		return jsonCacheMiss{"cache_miss", e.ID, e.Reasons}
 	}
 	return nil
 }

@@ -138,6 +138,8 @@ func (d *ttyDisplay) Event(e progress.Event) {
 		id = e.ID
 	case progress.Exported:
 		id = e.ID
+	case progress.CacheMiss:
+		id = e.ID
 	}
 	v := d.byID[id]
 	if v == nil {
@@ -164,6 +166,10 @@ func (d *ttyDisplay) Event(e progress.Event) {
 		v.subs = append(v.subs, &ttySub{text: progress.Inert("pushed " + e.Ref + "@" + e.Digest)})
 	case progress.Exported:
 		v.subs = append(v.subs, &ttySub{text: progress.Inert("exported to " + e.Dest)})
+	case progress.CacheMiss:
+		for _, r := range e.Reasons {
+			v.subs = append(v.subs, &ttySub{text: progress.Inert("cache miss: " + r)})
+		}
 	}
 }
 

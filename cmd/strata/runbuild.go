@@ -20,6 +20,7 @@ import (
 	"github.com/strata-build/strata/internal/owners"
 	"github.com/strata-build/strata/layer"
 	"github.com/strata-build/strata/progress"
+	"github.com/strata-build/strata/registry"
 	"github.com/strata-build/strata/store"
 )
 
@@ -37,6 +38,10 @@ func runBuild(cmd *cobra.Command, o *buildOptions, contextArg string) (err error
 		return err
 	}
 	outputs, err := o.parseOutputs()
+	if err != nil {
+		return err
+	}
+	cf, err := o.parseCacheFlags(opts.Compression)
 	if err != nil {
 		return err
 	}
@@ -76,11 +81,19 @@ func runBuild(cmd *cobra.Command, o *buildOptions, contextArg string) (err error
 		return o.checkReproducible(cmd, opts, outputs)
 	}
 	opts.Store = st
+	// Layers of bases and imported caches download into the store only
+	// when something reads them; outputs written after the build may.
+	blobs := registry.NewBlobs(ctx, st, opts.Registry, disp)
+	opts.Blobs = blobs
+	cf.setUp(ctx, &opts, st, blobs, disp)
 	res, err := builder.Build(ctx, opts)
 	if err != nil {
 		return err
 	}
-	return o.deliver(cmd, st, res, outputs)
+	if err := o.deliver(cmd, st, res, outputs); err != nil {
+		return err
+	}
+	return cf.export(ctx, res, blobs, disp)
 }
 
 // checkReproducible builds twice, each time in a scratch store of its own
@@ -210,7 +223,8 @@ func (o *buildOptions) builderOptions(sink progress.Sink) (builder.Options, erro
 		return opts, err
 	}
 	opts.NoCache = o.noCache
-	opts.Registry = registry(o.insecure)
+	opts.ExplainCache = o.explainCache
+	opts.Registry = registryConfig(o.insecure)
 	opts.Progress = sink
 	pids := o.pidsLimit
 	if pids <= 0 {
@@ -257,7 +271,7 @@ func keyValues(flag string, kvs []string) (map[string]string, error) {
 func (o *buildOptions) parseOutputs() ([]builder.Output, error) {
 	var outs []builder.Output
 	for _, spec := range o.outputs {
-		out := builder.Output{Names: o.tags, Registry: registry(o.insecure)}
+		out := builder.Output{Names: o.tags, Registry: registryConfig(o.insecure)}
 		for _, field := range strings.Split(spec, ",") {
 			k, v, _ := strings.Cut(field, "=")
 			switch k {
@@ -277,7 +291,7 @@ func (o *buildOptions) parseOutputs() ([]builder.Output, error) {
 		outs = append(outs, out)
 	}
 	if o.push {
-		outs = append(outs, builder.Output{Type: "registry", Names: o.tags, Registry: registry(o.insecure)})
+		outs = append(outs, builder.Output{Type: "registry", Names: o.tags, Registry: registryConfig(o.insecure)})
 	}
 	for _, out := range outs {
 		if out.Type == "registry" && len(out.Names) == 0 {

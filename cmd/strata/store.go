@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
-	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/registry"
 	"github.com/strata-build/strata/store"
 )
 
@@ -31,8 +31,8 @@ func openStore(root string) (*store.Store, error) {
 	return store.Open(root)
 }
 
-func registry(insecure []string) builder.Registry {
-	return builder.Registry{Keychain: authn.DefaultKeychain, Insecure: insecure}
+func registryConfig(insecure []string) registry.Config {
+	return registry.Config{Keychain: authn.DefaultKeychain, Insecure: insecure}
 }
 
 // oneLine keeps an error on one line: a registry's or a tool's message may

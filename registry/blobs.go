@@ -1,0 +1,203 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/strata-build/strata/layer"
+	"github.com/strata-build/strata/progress"
+	"github.com/strata-build/strata/store"
+)
+
+// Blobs makes layers whose blobs live in a registry until something reads
+// their bytes (a RUN's lowers, COPY's merged view, an output that holds
+// them): the first read downloads the blob into the store, checked against
+// its digest and size, and every later read is local. A base image's layers
+// and a registry cache's are such layers, so a build whose steps all hit
+// downloads no layer, and a push to the same registry mounts them instead
+// (layer.Layer.Origin).
+type Blobs struct {
+	st   *store.Store
+	reg  Config
+	ctx  context.Context
+	sink progress.Sink
+
+	mu       sync.Mutex
+	inflight map[v1.Hash]*download
+}
+
+type download struct {
+	done chan struct{}
+	err  error
+}
+
+// NewBlobs reads blobs into st through reg for as long as ctx lasts (an
+// output written after the build may still need one), reporting each
+// download to sink (nil: discarded).
+func NewBlobs(ctx context.Context, st *store.Store, reg Config, sink progress.Sink) *Blobs {
+	if sink == nil {
+		sink = progress.Discard
+	}
+	return &Blobs{st: st, reg: reg, ctx: ctx, sink: sink, inflight: map[v1.Hash]*download{}}
+}
+
+// Store is where the blobs are downloaded to.
+func (bl *Blobs) Store() *store.Store { return bl.st }
+
+// Config is the registry configuration the blobs are read with.
+func (bl *Blobs) Config() Config { return bl.reg }
+
+// Layer is the layer desc of repo, with diffID from its image's config (or
+// a cache entry): the store's blob when it has it, else read from repo on
+// first use. Either way the layer notes repo as its origin.
+func (bl *Blobs) Layer(desc v1.Descriptor, diffID v1.Hash, repo name.Repository) (*layer.Layer, error) {
+	desc.MediaType = OCILayerType(desc.MediaType)
+	if _, err := layer.CompressionOf(desc.MediaType); err != nil {
+		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
+	}
+	if ok, err := bl.st.HasBlob(desc.Digest); err != nil {
+		return nil, err
+	} else if ok {
+		l, err := bl.st.Layer(desc, diffID)
+		if err != nil {
+			return nil, err
+		}
+		return l.WithOrigin(repo.String()), nil
+	}
+	open := func() (io.ReadCloser, error) {
+		if err := bl.Fetch(desc, repo); err != nil {
+			return nil, err
+		}
+		return bl.st.OpenBlob(desc.Digest)
+	}
+	return layer.New(desc, diffID, open).WithOrigin(repo.String()), nil
+}
+
+// Stored is layer d of an image in the store: its blob, or, when the blob
+// is not local, a lazy layer read from the origin the store recorded
+// (store.Store.SetOrigin).
+func (bl *Blobs) Stored(d v1.Descriptor, diffID v1.Hash) (*layer.Layer, error) {
+	ok, err := bl.st.HasBlob(d.Digest)
+	if err != nil {
+		return nil, err
+	}
+	origin, oerr := bl.st.Origin(d.Digest)
+	if ok {
+		l, err := bl.st.Layer(d, diffID)
+		if err != nil || oerr != nil {
+			return l, err
+		}
+		return l.WithOrigin(origin), nil
+	}
+	if oerr != nil {
+		return nil, fmt.Errorf("layer blob %s is not in the store and no registry is known to hold it", d.Digest)
+	}
+	repo, err := bl.reg.ParseRepo(origin)
+	if err != nil {
+		return nil, err
+	}
+	return bl.Layer(d, diffID, repo)
+}
+
+// Fetch downloads blob desc from repo into the store, once however many
+// readers ask at the same time.
+func (bl *Blobs) Fetch(desc v1.Descriptor, repo name.Repository) error {
+	if ok, err := bl.st.HasBlob(desc.Digest); err == nil && ok {
+		return nil
+	}
+	bl.mu.Lock()
+	d, busy := bl.inflight[desc.Digest]
+	if !busy {
+		d = &download{done: make(chan struct{})}
+		bl.inflight[desc.Digest] = d
+	}
+	bl.mu.Unlock()
+	if busy {
+		select {
+		case <-d.done:
+			return d.err
+		case <-bl.ctx.Done():
+			return bl.ctx.Err()
+		}
+	}
+	d.err = bl.download(desc, repo)
+	bl.mu.Lock()
+	delete(bl.inflight, desc.Digest)
+	bl.mu.Unlock()
+	close(d.done)
+	return d.err
+}
+
+func (bl *Blobs) download(desc v1.Descriptor, repo name.Repository) (err error) {
+	id := "download:" + desc.Digest.String()
+	start := time.Now()
+	bl.sink.Event(progress.VertexStarted{ID: id, Name: fmt.Sprintf("downloading %s from %s", desc.Digest, repo), Started: start})
+	defer func() {
+		if err != nil {
+			bl.sink.Event(progress.VertexError{ID: id, Message: err.Error(), Duration: time.Since(start)})
+			return
+		}
+		bl.sink.Event(progress.VertexDone{ID: id, Duration: time.Since(start)})
+	}()
+	rl, err := remote.Layer(repo.Digest(desc.Digest.String()), bl.reg.RemoteOptions(bl.ctx)...)
+	if err != nil {
+		return fmt.Errorf("downloading %s from %s: %w", desc.Digest, repo, err)
+	}
+	rc, err := rl.Compressed()
+	if err != nil {
+		return fmt.Errorf("downloading %s from %s: %w", desc.Digest, repo, err)
+	}
+	defer rc.Close()
+	_, n, err := bl.st.PutBlob(bl.ctx, &countingReader{r: rc, id: id, total: desc.Size, sink: bl.sink}, desc.Digest)
+	if err != nil {
+		return fmt.Errorf("downloading %s from %s: %w", desc.Digest, repo, err)
+	}
+	bl.sink.Event(progress.Transfer{ID: id, Name: "downloading", Current: n, Total: desc.Size, Done: true})
+	if n != desc.Size {
+		// The digest matched, so the descriptor lied about the size: a
+		// manifest carrying it would be refused by every registry.
+		return fmt.Errorf("downloading %s from %s: %d bytes, its descriptor says %d", desc.Digest, repo, n, desc.Size)
+	}
+	return nil
+}
+
+// countingReader reports a download's progress every MiB or so.
+type countingReader struct {
+	r       io.Reader
+	id      string
+	total   int64
+	n, sent int64
+	sink    progress.Sink
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.n-c.sent >= max(1<<20, c.total/50) {
+		c.sent = c.n
+		c.sink.Event(progress.Transfer{ID: c.id, Name: "downloading", Current: c.n, Total: c.total})
+	}
+	return n, err
+}
+
+// OCILayerType maps Docker's layer media types onto their OCI equal (same
+// bytes), so a manifest never mixes the two families.
+func OCILayerType(mt types.MediaType) types.MediaType {
+	switch mt {
+	case types.DockerLayer:
+		return types.OCILayer
+	case types.DockerUncompressedLayer:
+		return types.OCIUncompressedLayer
+	case types.DockerForeignLayer:
+		return types.OCIRestrictedLayer
+	}
+	return mt
+}
