@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -69,11 +70,21 @@ func (c Config) RemoteOptions(ctx context.Context) []remote.Option {
 	if kc == nil {
 		kc = authn.DefaultKeychain
 	}
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
+	return []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc), remote.WithTransport(c.transport())}
+}
+
+// defaultTransport is http.DefaultTransport that gives up on a registry
+// that accepts a request and never answers: a CI job would hang until its
+// own timeout, with no line saying why.
+var defaultTransport = func() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = 2 * time.Minute
+	return t
+}()
+
+func (c Config) transport() http.RoundTripper {
 	if c.Transport != nil {
-		opts = append(opts, remote.WithTransport(c.Transport))
-	} else {
-		opts = append(opts, remote.WithTransport(http.DefaultTransport))
+		return c.Transport
 	}
-	return opts
+	return defaultTransport
 }

@@ -34,10 +34,7 @@ func (c Config) NewBlobChecker(ctx context.Context, repo name.Repository) (*Blob
 	if err != nil {
 		return nil, fmt.Errorf("credentials for %s: %w", repo, err)
 	}
-	base := c.Transport
-	if base == nil {
-		base = http.DefaultTransport
-	}
+	base := c.transport()
 	// Retries network flakes and 5xx/429 as go-containerregistry's own
 	// requests do.
 	rt, err := transport.NewWithContext(ctx, repo.Registry, auth, transport.NewRetry(base), []string{repo.Scope(transport.PullScope)})
