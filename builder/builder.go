@@ -38,8 +38,8 @@ type Options struct {
 	// (cache.InlineKey), for --cache-from the image itself.
 	InlineCache bool
 	// CacheMountSeed is the content a new cache mount id starts with (an
-	// imported cache's), or nil.
-	CacheMountSeed func(id string) *layer.Layer
+	// imported cache's) and the cache's name, or nil.
+	CacheMountSeed func(id string) (*layer.Layer, string)
 	Graph          *dockerfile.Graph
 	// ContextDir is the build context; its .dockerignore applies.
 	ContextDir string

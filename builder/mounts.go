@@ -12,6 +12,7 @@ import (
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/internal/owners"
 	"github.com/strata-build/strata/layer"
+	"github.com/strata-build/strata/progress"
 	"github.com/strata-build/strata/store"
 )
 
@@ -81,7 +82,7 @@ func (b *build) cacheMount(ctx context.Context, m dockerfile.Mount) (executor.Mo
 		if err := b.setCacheDirMeta(dir, m); err != nil {
 			return err
 		}
-		return b.seedCacheMount(ctx, id, dir)
+		return b.seedCacheMount(ctx, id, dir, m)
 	}
 	dir, release, err := b.opts.Store.CacheMount(ctx, id, sharing, init)
 	if err != nil {
@@ -97,19 +98,31 @@ func (b *build) cacheMount(ctx context.Context, m dockerfile.Mount) (executor.Mo
 
 // seedCacheMount fills a new cache mount directory with what an imported
 // cache holds for id (--cache-from with cache-mounts=true), extracted as a
-// layer would be: nothing of it can land outside dir.
-func (b *build) seedCacheMount(ctx context.Context, id, dir string) error {
+// layer would be: nothing of it can land outside dir. Content that cannot
+// be extracted is left out with a warning: the mount starts empty.
+func (b *build) seedCacheMount(ctx context.Context, id, dir string, m dockerfile.Mount) error {
 	if b.opts.CacheMountSeed == nil {
 		return nil
 	}
-	l := b.opts.CacheMountSeed(id)
+	l, from := b.opts.CacheMountSeed(id)
 	if l == nil {
 		return nil
 	}
-	if err := applyLayerWith(ctx, l, dir, layer.ExtractOptions{Mode: layer.Flatten, Owners: b.opts.Owners}); err != nil {
-		return fmt.Errorf("filling cache mount %s from the imported cache: %w", id, err)
+	err := applyLayerWith(ctx, l, dir, layer.ExtractOptions{Mode: layer.Flatten, Owners: b.opts.Owners})
+	if err == nil || ctx.Err() != nil {
+		return err
 	}
-	return nil
+	b.prog.sink.Event(progress.Warning{Message: fmt.Sprintf("cache %s: cache mount %s left empty: %v", from, id, err)})
+	des, rerr := os.ReadDir(dir)
+	for _, de := range des {
+		if rerr == nil {
+			rerr = os.RemoveAll(filepath.Join(dir, de.Name()))
+		}
+	}
+	if rerr != nil {
+		return fmt.Errorf("emptying cache mount %s: %w", id, rerr)
+	}
+	return b.setCacheDirMeta(dir, m)
 }
 
 // setCacheDirMeta applies the mount's uid, gid and mode (0755 root by

@@ -6,16 +6,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/executor"
+	"github.com/strata-build/strata/layer"
 )
 
 // A relative context directory is made absolute before it reaches the
@@ -280,4 +284,60 @@ func TestAddExtractErrorHidesTempDir(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "extracting bad.tar") || strings.Contains(err.Error(), tb.store.Root()) {
 		t.Errorf("ADD: %v, want bad.tar named and no temporary path", err)
 	}
+}
+
+// An imported cache mount that cannot be extracted (not a tar, a link out
+// of the mount) leaves the mount empty, with a warning naming the cache;
+// one that can fills the new mount before the RUN sees it.
+func TestCacheMountSeed(t *testing.T) {
+	good := t.TempDir()
+	if err := os.WriteFile(filepath.Join(good, "kept"), []byte("from the cache"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tb := newTestBuild(t, baseFiles)
+	goodLayer, err := tb.store.WriteLayer(context.Background(), good, layer.WriteOptions{Source: layer.FromDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	junk := []byte("not a tar at all")
+	badLayer := layer.New(v1.Descriptor{MediaType: types.OCILayer, Size: int64(len(junk))}, v1.Hash{}, func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(junk)), nil
+	})
+	for _, c := range []struct {
+		id   string
+		l    *layer.Layer
+		want []string
+		warn string
+	}{
+		{"good", goodLayer, []string{"kept"}, ""},
+		{"bad", badLayer, nil, "cache reg.example/c:1: cache mount bad left empty"},
+	} {
+		lr := &listRunner{}
+		tb.runner = lr
+		_, out := tb.mustBuild(baseDockerfile+"RUN --mount=type=cache,id="+c.id+",target=/c noop\n", func(o *Options) {
+			o.CacheMountSeed = func(id string) (*layer.Layer, string) {
+				if id == c.id {
+					return c.l, "reg.example/c:1"
+				}
+				return nil, ""
+			}
+		})
+		if !slices.Equal(lr.names, c.want) {
+			t.Errorf("cache mount %s held %v, want %v", c.id, lr.names, c.want)
+		}
+		if c.warn != "" && !strings.Contains(out, c.warn) {
+			t.Errorf("no warning %q:\n%s", c.warn, out)
+		}
+	}
+}
+
+// listRunner records the names in the first mount's source.
+type listRunner struct{ names []string }
+
+func (r *listRunner) Run(ctx context.Context, spec executor.Spec) (executor.Result, error) {
+	des, err := os.ReadDir(spec.Mounts[0].Source)
+	for _, de := range des {
+		r.names = append(r.names, de.Name())
+	}
+	return executor.Result{}, err
 }

@@ -15,13 +15,17 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	ggcrlayout "github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
+	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/layer"
 	"github.com/strata-build/strata/registry"
@@ -278,6 +282,25 @@ func TestImportFaults(t *testing.T) {
 			}
 			return push(t, "range", m, c2)
 		}, missing: []string{"key-1"}, warnings: []string{"out of range"}},
+		{name: "a negative layer index", ref: func(t *testing.T) string {
+			c2 := cfg
+			c2.Entries = slices.Clone(cfg.Entries)
+			for i := range c2.Entries {
+				if c2.Entries[i].Key == "key-1" {
+					// Not -1 ("no layer"): the step would hit without its files.
+					c2.Entries[i].Layer = -5
+				}
+			}
+			return push(t, "negative", m, c2)
+		}, missing: []string{"key-1"}, warnings: []string{"out of range"}},
+		{name: "many bad entries, one line", ref: func(t *testing.T) string {
+			c2 := cfg
+			c2.Entries = slices.Clone(cfg.Entries)
+			for i := range 500 {
+				c2.Entries = append(c2.Entries, Record{Key: fmt.Sprintf("junk-%d", i), Layer: 1000 + i})
+			}
+			return push(t, "many", m, c2)
+		}, warnings: []string{"ignoring 500 entries", "and 499 other reasons"}},
 		{name: "another format version", ref: func(t *testing.T) string {
 			c2 := cfg
 			c2.Version = 2
@@ -303,6 +326,9 @@ func TestImportFaults(t *testing.T) {
 			}
 			if e, _ := imp.Get(f.ctx, "key-meta"); e == nil {
 				t.Error("the metadata entry, which needs no blob, was dropped")
+			}
+			if len(warnings) > 1 {
+				t.Errorf("%d warning lines for one cache: %q", len(warnings), warnings)
 			}
 			joined := strings.Join(warnings, "\n")
 			for _, w := range c.warnings {
@@ -451,4 +477,101 @@ func mustRef(t *testing.T, s string) name.Reference {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// TestLayerContentIsChecked: an entry whose layer is another blob, or its
+// blob with another diffID, passes the import (nothing is downloaded) but
+// fails the first read, and keeps failing for the build.
+func TestLayerContentIsChecked(t *testing.T) {
+	f := newFixture(t)
+	dir := filepath.Join(t.TempDir(), "layout")
+	// key-0 names key-1's blob with key-0's diffID.
+	steps := slices.Clone(f.steps)
+	d0, _ := steps[0].Layer.DiffID()
+	steps[0].Layer = layer.New(steps[1].Layer.Descriptor(), d0, steps[1].Layer.Compressed)
+	steps[1].Key = "key-1-alone"
+	steps = steps[:1]
+	blobs := registry.NewBlobs(f.ctx, f.st, registry.Config{}, nil)
+	if err := Export(f.ctx, mustSpec(t, true, "type=local,mode=max,dest="+dir), steps, nil, blobs, nil); err != nil {
+		t.Fatal(err)
+	}
+	imp, _, err := Import(f.ctx, mustSpec(t, false, "type=local,src="+dir), freshBlobs(t), linux)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := imp.Get(f.ctx, "key-0")
+	if e == nil {
+		t.Fatal("no entry")
+	}
+	for range 2 {
+		if _, err := e.Layer.Compressed(); err == nil || !strings.Contains(err.Error(), "diffID") {
+			t.Fatalf("reading a layer whose content is not its diffID's: %v", err)
+		}
+	}
+}
+
+// TestHostileLayoutDirectory: a cache directory restored from elsewhere
+// cannot make strata read a device or a FIFO, write through a symlink, or
+// delete what is not a cache's.
+func TestHostileLayoutDirectory(t *testing.T) {
+	f := newFixture(t)
+	blobs := registry.NewBlobs(f.ctx, f.st, registry.Config{}, nil)
+	t.Run("index.json is a device or a FIFO", func(t *testing.T) {
+		for _, target := range []string{"/dev/zero", "fifo"} {
+			dir := t.TempDir()
+			if target == "fifo" {
+				if err := unix.Mkfifo(filepath.Join(dir, "index.json"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := os.Symlink(target, filepath.Join(dir, "index.json")); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, _, err := Import(f.ctx, mustSpec(t, false, "type=local,src="+dir), freshBlobs(t), linux)
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Errorf("%s as index.json imported", target)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("importing with %s as index.json did not return", target)
+			}
+		}
+	})
+	t.Run("blobs/sha256 is a symlink", func(t *testing.T) {
+		dir, victim := t.TempDir(), t.TempDir()
+		os.WriteFile(filepath.Join(victim, "precious"), []byte("x"), 0o644)
+		os.Mkdir(filepath.Join(dir, "blobs"), 0o755)
+		os.Symlink(victim, filepath.Join(dir, "blobs", "sha256"))
+		err := Export(f.ctx, mustSpec(t, true, "type=local,dest="+dir), f.steps, nil, blobs, nil)
+		if err == nil || !strings.Contains(err.Error(), "not a directory") {
+			t.Errorf("export through a symlinked blobs/sha256: %v", err)
+		}
+		if des, _ := os.ReadDir(victim); len(des) != 1 {
+			t.Errorf("the symlink's target now holds %d files", len(des))
+		}
+	})
+	t.Run("a layout shared with an image index", func(t *testing.T) {
+		dir := t.TempDir()
+		lp, err := ggcrlayout.Write(dir, empty.Index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, _ := mutate.AppendLayers(empty.Image, static.NewLayer([]byte("not a tar, a blob"), "application/vnd.oci.image.layer.v1.tar"))
+		if err := lp.AppendIndex(mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img})); err != nil {
+			t.Fatal(err)
+		}
+		before, _ := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
+		if err := Export(f.ctx, mustSpec(t, true, "type=local,dest="+dir), f.steps, nil, blobs, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, de := range before {
+			if _, err := os.Stat(filepath.Join(dir, "blobs", "sha256", de.Name())); err != nil {
+				t.Errorf("the export removed %s, a blob of the other image", de.Name())
+			}
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -8,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -30,6 +33,7 @@ type Imported struct {
 	explain     *layer.Layer
 	explainOnce sync.Once
 	explains    []*Explain
+	explainErr  error
 	mounts      map[string]*layer.Layer
 }
 
@@ -200,10 +204,10 @@ func read(src source, m *v1.Manifest, raw []byte, diffIDs []v1.Hash) (*Imported,
 	dropped := map[string]int{}
 	for _, r := range c.Entries {
 		e := &Entry{History: r.History}
-		if r.Layer >= 0 {
+		if r.Layer != -1 {
 			why := ""
 			switch {
-			case r.Layer >= len(m.Layers):
+			case r.Layer < 0 || r.Layer >= len(m.Layers):
 				why = fmt.Sprintf("layer index %d out of range", r.Layer)
 			case bad[r.Layer] != "":
 				why = bad[r.Layer]
@@ -223,18 +227,34 @@ func read(src source, m *v1.Manifest, raw []byte, diffIDs []v1.Hash) (*Imported,
 		}
 		imp.entries[r.Key] = e
 	}
-	for why, n := range dropped {
-		warnings = append(warnings, fmt.Sprintf("cache %s: ignoring %d entries: %s", src.name, n, why))
+	if len(dropped) > 0 {
+		// One line however many: the first reason, and how many others.
+		reasons := slices.Sorted(maps.Keys(dropped))
+		n := 0
+		for _, k := range reasons {
+			n += dropped[k]
+		}
+		line := fmt.Sprintf("cache %s: ignoring %d entries: %s", src.name, n, reasons[0])
+		if len(reasons) > 1 {
+			line += fmt.Sprintf(" (and %d other reasons)", len(reasons)-1)
+		}
+		warnings = append(warnings, line)
 	}
 	for i, d := range m.Layers {
-		if d.MediaType == ExplainMediaType && bad[i] == "" {
-			d.MediaType = types.OCILayer // gzip, read by layer.Layer
-			imp.explain, _ = src.layer(d, v1.Hash{})
+		if d.MediaType != ExplainMediaType {
+			continue
 		}
+		if bad[i] != "" {
+			warnings = append(warnings, fmt.Sprintf("cache %s: its explain records are unusable: %s", src.name, bad[i]))
+			continue
+		}
+		d.MediaType = types.OCILayer // gzip, read by layer.Layer
+		imp.explain, _ = src.layer(d, v1.Hash{})
 	}
+	badMounts := 0
 	for _, mt := range c.Mounts {
 		if mt.Layer < 0 || mt.Layer >= len(m.Layers) || bad[mt.Layer] != "" {
-			warnings = append(warnings, fmt.Sprintf("cache %s: ignoring cache mount %q: its blob is missing", src.name, mt.ID))
+			badMounts++
 			continue
 		}
 		d := m.Layers[mt.Layer]
@@ -242,6 +262,9 @@ func read(src source, m *v1.Manifest, raw []byte, diffIDs []v1.Hash) (*Imported,
 		if l, err := src.layer(d, v1.Hash{}); err == nil {
 			imp.mounts[mt.ID] = l
 		}
+	}
+	if badMounts > 0 {
+		warnings = append(warnings, fmt.Sprintf("cache %s: ignoring %d cache mounts: their blobs are missing or not as described", src.name, badMounts))
 	}
 	return imp, warnings, nil
 }
@@ -288,6 +311,9 @@ func (c *Imported) Get(_ context.Context, key string) (*Entry, error) {
 // Export.
 func (c *Imported) Put(context.Context, string, *Entry) error { return nil }
 
+// Name is the cache's reference or directory.
+func (c *Imported) Name() string { return c.name }
+
 // Len is the number of usable entries.
 func (c *Imported) Len() int { return len(c.entries) }
 
@@ -301,8 +327,13 @@ func (c *Imported) Similar(_ context.Context, e *Explain) ([]*Explain, error) {
 		if c.explain == nil {
 			return
 		}
-		c.explains, _ = readExplains(c.explain)
+		if c.explains, c.explainErr = readExplains(c.explain); c.explainErr != nil {
+			c.explainErr = fmt.Errorf("cache %s: its explain records cannot be read: %w", c.name, c.explainErr)
+		}
 	})
+	if c.explainErr != nil {
+		return nil, c.explainErr
+	}
 	var out []*Explain
 	for _, x := range c.explains {
 		if x.Key != e.Key && (x.Stage == e.Stage && x.Step == e.Step || x.Command == e.Command) {
@@ -311,6 +342,9 @@ func (c *Imported) Similar(_ context.Context, e *Explain) ([]*Explain, error) {
 	}
 	return out, nil
 }
+
+// maxExplain bounds the explain records read, uncompressed, and each one.
+const maxExplain, maxExplainRecord = 64 << 20, 16 << 20
 
 func readExplains(l *layer.Layer) ([]*Explain, error) {
 	rc, err := l.Compressed()
@@ -322,17 +356,21 @@ func readExplains(l *layer.Layer) ([]*Explain, error) {
 	if err != nil {
 		return nil, err
 	}
-	dec := json.NewDecoder(io.LimitReader(zr, 4*maxMetadata))
+	sc := bufio.NewScanner(io.LimitReader(zr, maxExplain))
+	sc.Buffer(make([]byte, 64<<10), maxExplainRecord)
 	var out []*Explain
-	for {
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
 		var x Explain
-		if err := dec.Decode(&x); err == io.EOF {
-			return out, nil
-		} else if err != nil {
+		if err := json.Unmarshal(line, &x); err != nil {
 			return out, err
 		}
 		out = append(out, &x)
 	}
+	return out, sc.Err()
 }
 
 // encodeExplains is the explain blob: gzipped JSON lines.

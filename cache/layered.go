@@ -16,10 +16,10 @@ func (c *Layered) Get(ctx context.Context, key string) (*Entry, error) {
 		return e, err
 	}
 	for _, imp := range c.Imports {
+		// Not copied into the local store: an imported entry is checked
+		// only when its layer's bytes are read, and a damaged one must not
+		// outlive the import.
 		if e, _ := imp.Get(ctx, key); e != nil {
-			// Remembered here too: once its blob is local (a step or an
-			// output read it), the next build hits without the import.
-			_ = c.Local.Put(ctx, key, &Entry{Layer: e.Layer, History: e.History})
 			return e, nil
 		}
 	}

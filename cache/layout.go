@@ -12,9 +12,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/internal/durable"
 	"github.com/strata-build/strata/layer"
@@ -41,7 +45,7 @@ func (d layoutDir) readBlob(h v1.Hash) ([]byte, error) {
 	if h.Algorithm != "sha256" || len(h.Hex) != 64 {
 		return nil, fmt.Errorf("bad digest %s", h)
 	}
-	f, err := os.Open(d.blob(h))
+	f, err := openRegular(d.blob(h))
 	if err != nil {
 		return nil, err
 	}
@@ -64,15 +68,43 @@ func (d layoutDir) readBlob(h v1.Hash) ([]byte, error) {
 }
 
 func (d layoutDir) index() (*v1.IndexManifest, error) {
-	b, err := os.ReadFile(filepath.Join(string(d), "index.json"))
+	f, err := openRegular(filepath.Join(string(d), "index.json"))
 	if err != nil {
 		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxMetadata+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxMetadata {
+		return nil, fmt.Errorf("index.json is larger than a cache's index can be")
 	}
 	var idx v1.IndexManifest
 	if err := json.Unmarshal(b, &idx); err != nil {
 		return nil, fmt.Errorf("reading index.json: %w", err)
 	}
 	return &idx, nil
+}
+
+// openRegular opens p for reading if it is a regular file, not through a
+// symlink: a cache directory is restored from somewhere else (a CI cache),
+// and a FIFO or a device there must not block or feed the build.
+func openRegular(p string) (*os.File, error) {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), p)
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file", p)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // manifestFor is the manifest tagged tag, or the only one.
@@ -136,16 +168,27 @@ func importLocal(spec Spec, blobs *registry.Blobs) (*Imported, []string, error) 
 			}
 			// Copied into the store, checked against its digest, when
 			// first read.
+			var mu sync.Mutex
+			var failed error // once its content failed the check, always
 			open := func() (io.ReadCloser, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if failed != nil {
+					return nil, failed
+				}
 				if ok, err := st.HasBlob(d.Digest); err != nil || !ok {
-					f, err := os.Open(dir.blob(d.Digest))
-					if err != nil {
-						return nil, err
-					}
-					_, _, err = st.PutBlob(context.Background(), f, d.Digest)
-					f.Close()
+					f, err := openRegular(dir.blob(d.Digest))
 					if err != nil {
 						return nil, fmt.Errorf("cache %s: %w", spec.Dir, err)
+					}
+					_, verr, err := registry.StoreVerified(context.Background(), st, f, d, diffID)
+					f.Close()
+					if verr != nil {
+						failed = fmt.Errorf("cache %s: layer %s: %w", spec.Dir, d.Digest, verr)
+						return nil, failed
+					}
+					if err != nil {
+						return nil, fmt.Errorf("cache %s: layer %s: %w", spec.Dir, d.Digest, err)
 					}
 				}
 				return st.OpenBlob(d.Digest)
@@ -162,6 +205,19 @@ func writeLayout(ctx context.Context, dir layoutDir, tag string, manifest []byte
 	if err := os.MkdirAll(filepath.Join(string(dir), "blobs", "sha256"), 0o755); err != nil {
 		return err
 	}
+	// Written into and cleaned: never through a symlink to elsewhere.
+	for _, sub := range []string{"blobs", "blobs/sha256"} {
+		if fi, err := os.Lstat(filepath.Join(string(dir), sub)); err != nil || !fi.IsDir() {
+			return fmt.Errorf("%s/%s is not a directory (a symlink?): not writing a cache there", dir, sub)
+		}
+	}
+	// One export at a time per directory; imports need no lock (every
+	// file appears by rename).
+	unlock, err := lockDir(ctx, string(dir))
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	for _, b := range blobs {
 		if err := dir.writeBlob(ctx, b); err != nil {
 			return err
@@ -266,34 +322,87 @@ func (d layoutDir) temp() (*os.File, error) {
 	return os.OpenFile(filepath.Join(string(d), "blobs", "sha256", ".tmp-"+hex.EncodeToString(r[:])), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 }
 
-// collect removes the blobs (and temporary files of dead exports) that no
-// manifest of idx uses.
+// collect removes the blobs that no manifest of idx uses (walking nested
+// indexes, as an OCI layout shared with other tools may hold them), and the
+// temporary files of exports that died. Anything it cannot read makes it
+// keep everything; it removes only files named as blobs or as its own
+// temporary files.
 func (d layoutDir) collect(idx *v1.IndexManifest) error {
 	keep := map[string]bool{}
-	for _, md := range idx.Manifests {
-		keep[md.Digest.Hex] = true
-		raw, err := d.readBlob(md.Digest)
-		if err != nil {
-			// Leave everything: a manifest we cannot read may need it.
-			return nil
+	var walk func(ds []v1.Descriptor, depth int) bool
+	walk = func(ds []v1.Descriptor, depth int) bool {
+		if depth > 8 {
+			return false
 		}
-		var m v1.Manifest
-		if json.Unmarshal(raw, &m) != nil {
-			return nil
+		for _, md := range ds {
+			keep[md.Digest.Hex] = true
+			raw, err := d.readBlob(md.Digest)
+			if err != nil {
+				return false
+			}
+			var probe struct {
+				Manifests []v1.Descriptor `json:"manifests"`
+				Config    *v1.Descriptor  `json:"config"`
+				Layers    []v1.Descriptor `json:"layers"`
+			}
+			if json.Unmarshal(raw, &probe) != nil {
+				return false
+			}
+			switch {
+			case probe.Config != nil:
+				keep[probe.Config.Digest.Hex] = true
+				for _, l := range probe.Layers {
+					keep[l.Digest.Hex] = true
+				}
+			case probe.Manifests != nil:
+				if !walk(probe.Manifests, depth+1) {
+					return false
+				}
+			default:
+				return false
+			}
 		}
-		keep[m.Config.Digest.Hex] = true
-		for _, l := range m.Layers {
-			keep[l.Digest.Hex] = true
-		}
+		return true
 	}
-	des, err := os.ReadDir(filepath.Join(string(d), "blobs", "sha256"))
+	if !walk(idx.Manifests, 0) {
+		return nil
+	}
+	blobs := filepath.Join(string(d), "blobs", "sha256")
+	des, err := os.ReadDir(blobs)
 	if err != nil {
 		return err
 	}
 	for _, de := range des {
-		if !keep[de.Name()] {
-			os.Remove(filepath.Join(string(d), "blobs", "sha256", de.Name()))
+		n := de.Name()
+		ours := strings.HasPrefix(n, ".tmp-") || len(n) == 64 && strings.Trim(n, "0123456789abcdef") == ""
+		if ours && !keep[n] {
+			os.Remove(filepath.Join(blobs, n))
 		}
 	}
 	return nil
+}
+
+// lockDir takes an exclusive flock of the directory dir, waiting (and
+// giving up when ctx ends) while another export holds it.
+func lockDir(ctx context.Context, dir string) (func(), error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	for {
+		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { unix.Close(fd) }, nil
+		}
+		if err != unix.EWOULDBLOCK {
+			unix.Close(fd)
+			return nil, fmt.Errorf("locking %s: %w", dir, err)
+		}
+		select {
+		case <-ctx.Done():
+			unix.Close(fd)
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

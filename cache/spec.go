@@ -60,6 +60,9 @@ func parse(v string, to bool) (Spec, error) {
 		flag = "--cache-to"
 	}
 	s := Spec{Mode: "min", Tag: "latest", IgnoreError: true, raw: v}
+	if strings.ContainsAny(v, "\r\n") {
+		return s, fmt.Errorf("%s %q: one line, please", flag, v)
+	}
 	fields, err := csv.NewReader(strings.NewReader(v)).Read()
 	if err != nil || len(fields) == 0 {
 		return s, fmt.Errorf("%s %q: not a comma-separated list of key=value", flag, v)
@@ -68,6 +71,12 @@ func parse(v string, to bool) (Spec, error) {
 		// buildx: a bare value is a registry reference.
 		s.Type, s.Ref = "registry", fields[0]
 		return s, nil
+	}
+	// An unsupported type is named as such, whatever its keys.
+	for _, f := range fields {
+		if k, val, _ := strings.Cut(f, "="); strings.TrimSpace(strings.ToLower(k)) == "type" && (val == "gha" || val == "s3" || val == "azblob") {
+			return s, fmt.Errorf("%s %q: type=%s is not supported: use type=registry, or type=local with the CI system's own cache", flag, v, val)
+		}
 	}
 	for _, f := range fields {
 		k, val, ok := strings.Cut(f, "=")

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -32,6 +33,11 @@ type Blobs struct {
 
 	mu       sync.Mutex
 	inflight map[v1.Hash]*download
+	// failed are the blobs whose content is not what the layer claims
+	// (layer.VerifyContent), by digest and diffID: their layers stay
+	// unusable for the rest of the build, though the blob, whose digest
+	// is right, stays in the store.
+	failed map[string]error
 }
 
 type download struct {
@@ -46,7 +52,7 @@ func NewBlobs(ctx context.Context, st *store.Store, reg Config, sink progress.Si
 	if sink == nil {
 		sink = progress.Discard
 	}
-	return &Blobs{st: st, reg: reg, ctx: ctx, sink: sink, inflight: map[v1.Hash]*download{}}
+	return &Blobs{st: st, reg: reg, ctx: ctx, sink: sink, inflight: map[v1.Hash]*download{}, failed: map[string]error{}}
 }
 
 // Store is where the blobs are downloaded to.
@@ -73,7 +79,7 @@ func (bl *Blobs) Layer(desc v1.Descriptor, diffID v1.Hash, repo name.Repository)
 		return l.WithOrigin(repo.String()), nil
 	}
 	open := func() (io.ReadCloser, error) {
-		if err := bl.Fetch(desc, repo); err != nil {
+		if err := bl.Fetch(desc, diffID, repo); err != nil {
 			return nil, err
 		}
 		return bl.st.OpenBlob(desc.Digest)
@@ -108,8 +114,16 @@ func (bl *Blobs) Stored(d v1.Descriptor, diffID v1.Hash) (*layer.Layer, error) {
 }
 
 // Fetch downloads blob desc from repo into the store, once however many
-// readers ask at the same time.
-func (bl *Blobs) Fetch(desc v1.Descriptor, repo name.Repository) error {
+// readers ask at the same time, checking it against its digest and, for a
+// layer (diffID set), its media type and diffID (layer.VerifyContent).
+func (bl *Blobs) Fetch(desc v1.Descriptor, diffID v1.Hash, repo name.Repository) error {
+	claim := desc.Digest.String() + " " + diffID.String()
+	bl.mu.Lock()
+	if err := bl.failed[claim]; err != nil {
+		bl.mu.Unlock()
+		return err
+	}
+	bl.mu.Unlock()
 	if ok, err := bl.st.HasBlob(desc.Digest); err == nil && ok {
 		return nil
 	}
@@ -123,20 +137,39 @@ func (bl *Blobs) Fetch(desc v1.Descriptor, repo name.Repository) error {
 	if busy {
 		select {
 		case <-d.done:
-			return d.err
+			if d.err != nil {
+				return d.err
+			}
+			// Downloaded for another claim of the same blob: check ours.
+			return bl.Fetch(desc, diffID, repo)
 		case <-bl.ctx.Done():
 			return bl.ctx.Err()
 		}
 	}
-	d.err = bl.download(desc, repo)
+	d.err = bl.download(desc, diffID, repo)
 	bl.mu.Lock()
 	delete(bl.inflight, desc.Digest)
+	var verr *verifyError
+	if errors.As(d.err, &verr) {
+		bl.failed[claim] = d.err
+	}
 	bl.mu.Unlock()
 	close(d.done)
 	return d.err
 }
 
-func (bl *Blobs) download(desc v1.Descriptor, repo name.Repository) (err error) {
+// verifyError is a blob whose content is not what its layer claims.
+type verifyError struct{ err error }
+
+func (e *verifyError) Error() string { return e.err.Error() }
+func (e *verifyError) Unwrap() error { return e.err }
+
+// idleTimeout is how long a download may go without receiving a byte
+// before it is given up: a registry that stalls mid-blob would otherwise
+// hang the build.
+var idleTimeout = 2 * time.Minute
+
+func (bl *Blobs) download(desc v1.Descriptor, diffID v1.Hash, repo name.Repository) (err error) {
 	id := "download:" + desc.Digest.String()
 	start := time.Now()
 	bl.sink.Event(progress.VertexStarted{ID: id, Name: fmt.Sprintf("downloading %s from %s", desc.Digest, repo), Started: start})
@@ -147,18 +180,30 @@ func (bl *Blobs) download(desc v1.Descriptor, repo name.Repository) (err error) 
 		}
 		bl.sink.Event(progress.VertexDone{ID: id, Duration: time.Since(start)})
 	}()
-	rl, err := remote.Layer(repo.Digest(desc.Digest.String()), bl.reg.RemoteOptions(bl.ctx)...)
-	if err != nil {
+	ctx, cancel := context.WithCancelCause(bl.ctx)
+	defer cancel(nil)
+	stalled := fmt.Errorf("no data from %s for %v", repo, idleTimeout)
+	idle := time.AfterFunc(idleTimeout, func() { cancel(stalled) })
+	defer idle.Stop()
+	fail := func(err error) error {
+		if cause := context.Cause(ctx); cause == stalled {
+			err = cause
+		}
 		return fmt.Errorf("downloading %s from %s: %w", desc.Digest, repo, err)
+	}
+	rl, err := remote.Layer(repo.Digest(desc.Digest.String()), bl.reg.RemoteOptions(ctx)...)
+	if err != nil {
+		return fail(err)
 	}
 	rc, err := rl.Compressed()
 	if err != nil {
-		return fmt.Errorf("downloading %s from %s: %w", desc.Digest, repo, err)
+		return fail(err)
 	}
 	defer rc.Close()
-	_, n, err := bl.st.PutBlob(bl.ctx, &countingReader{r: rc, id: id, total: desc.Size, sink: bl.sink}, desc.Digest)
+	var body io.Reader = &countingReader{r: rc, id: id, total: desc.Size, sink: bl.sink, idle: idle}
+	n, verr, err := StoreVerified(ctx, bl.st, body, desc, diffID)
 	if err != nil {
-		return fmt.Errorf("downloading %s from %s: %w", desc.Digest, repo, err)
+		return fail(err)
 	}
 	bl.sink.Event(progress.Transfer{ID: id, Name: "downloading", Current: n, Total: desc.Size, Done: true})
 	if n != desc.Size {
@@ -166,7 +211,28 @@ func (bl *Blobs) download(desc v1.Descriptor, repo name.Repository) (err error) 
 		// manifest carrying it would be refused by every registry.
 		return fmt.Errorf("downloading %s from %s: %d bytes, its descriptor says %d", desc.Digest, repo, n, desc.Size)
 	}
+	if verr != nil {
+		return &verifyError{fmt.Errorf("layer %s from %s: %w", desc.Digest, repo, verr)}
+	}
 	return nil
+}
+
+// StoreVerified stores the blob r into st, checked against desc's digest
+// and, when diffID is set, checked as a layer (layer.VerifyContent) while
+// it streams in. verr is the layer check's failure; the blob, whose digest
+// is right, is stored either way.
+func StoreVerified(ctx context.Context, st *store.Store, r io.Reader, desc v1.Descriptor, diffID v1.Hash) (n int64, verr, err error) {
+	if diffID == (v1.Hash{}) {
+		_, n, err = st.PutBlob(ctx, r, desc.Digest)
+		return n, nil, err
+	}
+	verified := make(chan error, 1)
+	pr, pw := io.Pipe()
+	go func() { verified <- layer.VerifyContent(pr, desc.MediaType, diffID) }()
+	_, n, err = st.PutBlob(ctx, io.TeeReader(r, pw), desc.Digest)
+	pw.CloseWithError(err)
+	verr = <-verified
+	return n, verr, err
 }
 
 // countingReader reports a download's progress every MiB or so.
@@ -176,10 +242,14 @@ type countingReader struct {
 	total   int64
 	n, sent int64
 	sink    progress.Sink
+	idle    *time.Timer
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
+	if n > 0 {
+		c.idle.Reset(idleTimeout)
+	}
 	c.n += int64(n)
 	if c.n-c.sent >= max(1<<20, c.total/50) {
 		c.sent = c.n

@@ -82,6 +82,13 @@ func TestBuildErrors(t *testing.T) {
 		{"bad output", []string{"build", "--root", t.TempDir(), "-o", "dest=x", bad}, "type= is required"},
 		{"push without a name", []string{"build", "--root", t.TempDir(), "--push", bad}, "pushing needs a name"},
 		{"no context", []string{"build", "--print"}, "accepts 1 arg"},
+		{"bad cache-from", []string{"build", "--root", t.TempDir(), "--cache-from", "type=s3,bucket=x", bad}, "type=s3 is not supported"},
+		{"cache-to without ref", []string{"build", "--root", t.TempDir(), "--cache-to", "type=registry", bad}, "needs ref="},
+		{"cache over the pushed image", []string{"build", "--root", t.TempDir(), "-t", "reg.example/app:1", "--push",
+			"--cache-to", "type=registry,ref=reg.example/app:1", bad}, "is also the image's tag"},
+		{"cache compression not the build's", []string{"build", "--root", t.TempDir(), "--compression", "zstd",
+			"--cache-to", "type=registry,ref=reg.example/c,compression=gzip", bad}, "differs from the build's --compression zstd"},
+		{"inline without a push", []string{"build", "--root", t.TempDir(), "--cache-to", "type=inline", bad}, "add --push"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

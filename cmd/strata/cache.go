@@ -46,12 +46,42 @@ func (o *buildOptions) parseCacheFlags(compression layer.Compression) (cacheFlag
 		if s.Type == "inline" && !o.push && !o.hasOutput("registry") {
 			return cf, fmt.Errorf("--cache-to type=inline: the records ride in the pushed image: add --push (or -o type=registry)")
 		}
+		if s.Type == "registry" {
+			if err := o.notPushedTag(s); err != nil {
+				return cf, err
+			}
+		}
 		cf.to = append(cf.to, s)
 	}
 	if o.checkRepro && (len(cf.from) > 0 || len(cf.to) > 0) {
 		return cf, fmt.Errorf("--check-repro builds twice from nothing: drop --cache-from and --cache-to")
 	}
 	return cf, nil
+}
+
+// notPushedTag refuses a cache ref that is a tag the build pushes: the
+// cache would replace the image there.
+func (o *buildOptions) notPushedTag(s cache.Spec) error {
+	reg := registryConfig(o.insecure)
+	c, err := reg.ParseRef(s.Ref)
+	if err != nil {
+		return fmt.Errorf("--cache-to %q: %w", s, err)
+	}
+	outs, err := o.parseOutputs()
+	if err != nil {
+		return err
+	}
+	for _, out := range outs {
+		if out.Type != "registry" {
+			continue
+		}
+		for _, n := range out.Names {
+			if r, err := reg.ParseRef(n); err == nil && r.Name() == c.Name() {
+				return fmt.Errorf("--cache-to %q: %s is also the image's tag: the cache would replace the image (use another tag, say %s:cache)", s, n, c.Context().Name())
+			}
+		}
+	}
+	return nil
 }
 
 func (o *buildOptions) hasOutput(typ string) bool {
@@ -92,13 +122,13 @@ func (cf cacheFlags) setUp(ctx context.Context, opts *builder.Options, st *store
 		layered.Imports = append(layered.Imports, imp)
 	}
 	opts.Cache = layered
-	opts.CacheMountSeed = func(id string) *layer.Layer {
+	opts.CacheMountSeed = func(id string) (*layer.Layer, string) {
 		for _, imp := range layered.Imports {
 			if l := imp.Mount(id); l != nil {
-				return l
+				return l, imp.Name()
 			}
 		}
-		return nil
+		return nil, ""
 	}
 	for _, s := range cf.to {
 		if s.Type == "inline" {

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/strata-build/strata/executor"
+	"github.com/strata-build/strata/progress"
 )
 
 func main() {
@@ -20,7 +21,9 @@ func main() {
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "strata:", err)
+		// Errors carry text from registries and Dockerfiles: no escape
+		// sequence of theirs reaches the terminal.
+		fmt.Fprintln(os.Stderr, "strata:", progress.Inert(err.Error()))
 		os.Exit(1)
 	}
 }

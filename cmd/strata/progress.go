@@ -88,7 +88,7 @@ func (d *plainDisplay) Event(e progress.Event) {
 	case progress.VertexStarted:
 		d.n++
 		d.num[e.ID] = d.n
-		fmt.Fprintf(d.w, "#%d %s\n", d.n, e.Name)
+		fmt.Fprintf(d.w, "#%d %s\n", d.n, progress.Inert(e.Name))
 	case progress.VertexLog:
 		fmt.Fprintf(d.w, "#%d %s\n", d.num[e.ID], e.Line)
 	case progress.VertexCached:
@@ -96,20 +96,20 @@ func (d *plainDisplay) Event(e progress.Event) {
 	case progress.VertexDone:
 		fmt.Fprintf(d.w, "#%d DONE %.1fs\n", d.num[e.ID], e.Duration.Seconds())
 	case progress.VertexError:
-		fmt.Fprintf(d.w, "#%d ERROR: %s\n", d.num[e.ID], e.Message)
+		fmt.Fprintf(d.w, "#%d ERROR: %s\n", d.num[e.ID], progress.Inert(e.Message))
 	case progress.Transfer:
 		// The total only: the bytes as they go are for the live view.
 		if e.Done {
 			fmt.Fprintf(d.w, "#%d %s %s done\n", d.num[e.ID], e.Name, transferSize(e))
 		}
 	case progress.Pushed:
-		fmt.Fprintf(d.w, "#%d pushed %s@%s\n", d.num[e.ID], e.Ref, e.Digest)
+		fmt.Fprintf(d.w, "#%d pushed %s\n", d.num[e.ID], progress.Inert(e.Ref+"@"+e.Digest))
 	case progress.Exported:
-		fmt.Fprintf(d.w, "#%d exported to %s\n", d.num[e.ID], e.Dest)
+		fmt.Fprintf(d.w, "#%d exported to %s\n", d.num[e.ID], progress.Inert(e.Dest))
 	case progress.Warning:
-		fmt.Fprintln(d.w, warningText(e))
+		fmt.Fprintln(d.w, progress.Inert(warningText(e)))
 	case progress.Message:
-		fmt.Fprintln(d.w, e.Text)
+		fmt.Fprintln(d.w, progress.Inert(e.Text))
 	case progress.CacheMiss:
 		for _, r := range e.Reasons {
 			fmt.Fprintf(d.w, "#%d cache miss: %s\n", d.num[e.ID], progress.Inert(r))

@@ -400,6 +400,10 @@ func parseJSONEvent(line []byte) (progress.Event, error) {
 		var j jsonMessage
 		err = decode(&j)
 		return progress.Message{Text: j.Text}, err
+	case "cache_miss":
+		var j jsonCacheMiss
+		err = decode(&j)
+		return progress.CacheMiss{ID: j.ID, Reasons: j.Reasons}, err
 	}
 	return nil, fmt.Errorf("unknown type %q", head.Type)
 }
@@ -409,7 +413,8 @@ func parseJSONEvent(line []byte) (progress.Event, error) {
 func TestJSONCoversEveryEvent(t *testing.T) {
 	for _, e := range []progress.Event{progress.VertexStarted{}, progress.VertexLog{}, progress.VertexCached{},
 		progress.VertexDone{}, progress.VertexError{}, progress.Warning{}, progress.Transfer{}, progress.Pushed{},
-		progress.Exported{ID: "x", Type: "oci", Dest: "out.tar"}, progress.Message{}} {
+		progress.Exported{ID: "x", Type: "oci", Dest: "out.tar"}, progress.Message{},
+		progress.CacheMiss{ID: "3", Reasons: []string{`build arg V: "1" -> "2"`}}} {
 		v := jsonEvent(e)
 		if v == nil {
 			t.Errorf("%T has no JSON form", e)
@@ -541,5 +546,24 @@ func TestProgressFlag(t *testing.T) {
 	_, stderr, err = runCLIEnv(t, "quiet", "build", "--root", store, ctx)
 	if err != nil || stderr != "" {
 		t.Errorf("BUILDKIT_PROGRESS=quiet: %v, stderr %q", err, stderr)
+	}
+}
+
+// TestPlainDisplayIsInert: text from registries and caches (warnings, errors,
+// names) reaches the terminal with its control characters spelled out.
+func TestPlainDisplayIsInert(t *testing.T) {
+	var buf bytes.Buffer
+	d := newPlainDisplay(&buf)
+	evil := "\x1b]0;pwned\x07\x1b[2J"
+	d.Event(progress.VertexStarted{ID: "1", Name: "importing cache manifest from " + evil})
+	d.Event(progress.Warning{Message: "cache x not used: " + evil})
+	d.Event(progress.VertexError{ID: "1", Message: "line one\nline two " + evil})
+	d.Event(progress.CacheMiss{ID: "1", Reasons: []string{"a\x1b[31m.go: content differs"}})
+	out := buf.String()
+	if strings.ContainsAny(out, "\x1b\x07") {
+		t.Errorf("control characters reached the output: %q", out)
+	}
+	if strings.Count(out, "\n") != 4 {
+		t.Errorf("%d lines for four events: %q", strings.Count(out, "\n"), out)
 	}
 }
