@@ -240,7 +240,13 @@ func (op *copyOp) describeFiles(plan []planned) error {
 		}
 		p.Files = []srcFile{f}
 	}
-	return nil
+	var lists [][]srcFile
+	for _, p := range plan {
+		if p.Data == nil && p.URLTime == nil {
+			lists = append(lists, p.Files)
+		}
+	}
+	return d.fill(fileRefs(lists...))
 }
 
 // match expands one source (wildcards per path component, as BuildKit)

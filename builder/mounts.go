@@ -189,9 +189,11 @@ func (b *build) planContextBind(src string) (*bindPlan, error) {
 		return nil, err
 	}
 	if bp.root.Kind == kindDir {
-		bp.files, err = d.walk(resolved, "/", nil)
+		if bp.files, err = d.walk(resolved, "/", nil); err != nil {
+			return nil, err
+		}
 	}
-	return bp, err
+	return bp, d.fill(append([]*srcFile{&bp.root}, fileRefs(bp.files)...))
 }
 
 // resolveContext resolves src in the context, refusing paths and

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"runtime"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -53,6 +55,8 @@ type srcFile struct {
 	// entry is where the content is read; the writer reads nothing else
 	// of it.
 	entry entry
+	// ino is the inode of a file with more than one link, for describer.
+	ino *inode
 }
 
 // fileKind is a file's type.
@@ -86,16 +90,18 @@ type xattr struct {
 
 // describer makes the srcFiles of one COPY: it tracks hard links across
 // all the COPY's sources, so the first path written of an inode is the one
-// the others link to.
+// the others link to. describe and walk list the files; fill then reads
+// what each needs (content hashes, link targets, xattrs), in parallel.
 type describer struct {
 	from    srcTree
-	context bool              // from is the build context: hash contents, drop owners
-	links   map[inode]srcFile // the first file described of each inode
+	context bool             // from is the build context: hash contents, drop owners
+	links   map[inode]string // the Dst of the first file described of each inode
 }
 
 type inode struct{ dev, ino uint64 }
 
-// describe is the srcFile of the source file e, landing at dst.
+// describe is the srcFile of the source file e, landing at dst; fill
+// completes it.
 func (d *describer) describe(e entry, dst string) (srcFile, error) {
 	f := srcFile{Dst: dst, Mode: e.info.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky), Mtime: e.info.ModTime(), entry: e}
 	st, _ := e.info.Sys().(*syscall.Stat_t)
@@ -120,34 +126,76 @@ func (d *describer) describe(e entry, dst string) (srcFile, error) {
 		return srcFile{}, errSkip
 	}
 	if f.Kind == kindDir || st == nil || st.Nlink < 2 {
-		return f, d.fill(&f, st)
-	}
-	id := inode{uint64(st.Dev), st.Ino}
-	if first, ok := d.links[id]; ok {
-		// The same inode: what was read of it holds for this name too.
-		f.LinkTo, f.Size, f.Sum, f.Link, f.Dev, f.Xattrs = first.Dst, first.Size, first.Sum, first.Link, first.Dev, first.Xattrs
 		return f, nil
 	}
-	if err := d.fill(&f, st); err != nil {
-		return f, err
+	f.ino = &inode{uint64(st.Dev), st.Ino}
+	if first, ok := d.links[*f.ino]; ok {
+		// The same inode: it takes what fill reads of the first.
+		f.LinkTo = first
+		return f, nil
 	}
 	if d.links == nil {
-		d.links = map[inode]srcFile{}
+		d.links = map[inode]string{}
 	}
-	d.links[id] = f
+	d.links[*f.ino] = f.Dst
 	return f, nil
 }
 
-// fill reads what the kind of f needs: a link's target, a node's number,
-// a file's content hash, the kept xattrs.
-func (d *describer) fill(f *srcFile, st *syscall.Stat_t) error {
+// fill reads, for every file of files, what its kind needs: a link's
+// target, a node's number, a file's content hash, the kept xattrs, a few
+// files at a time (the first error in files' order wins); a hard link then
+// takes what was read of the first name of its inode.
+func (d *describer) fill(files []*srcFile) error {
+	firsts := map[inode]*srcFile{}
+	var work []*srcFile
+	for _, f := range files {
+		switch {
+		case f.LinkTo != "" && f.ino != nil:
+		case f.ino != nil:
+			firsts[*f.ino] = f
+			work = append(work, f)
+		default:
+			work = append(work, f)
+		}
+	}
+	errs := make([]error, len(work))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), 8, max(len(work), 1)) {
+		wg.Go(func() {
+			for i := range next {
+				errs[i] = d.fillOne(work[i])
+			}
+		})
+	}
+	for i := range work {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	for _, f := range files {
+		if f.LinkTo != "" && f.ino != nil {
+			first := firsts[*f.ino]
+			f.Size, f.Sum, f.Link, f.Dev, f.Xattrs = first.Size, first.Sum, first.Link, first.Dev, first.Xattrs
+		}
+	}
+	return nil
+}
+
+func (d *describer) fillOne(f *srcFile) error {
 	var err error
 	switch f.Kind {
 	case kindSymlink:
-		f.Link, err = d.from.linkTarget(f.entry)
-		return err
+		if f.Link, err = d.from.linkTarget(f.entry); err != nil {
+			return err
+		}
 	case kindChar, kindBlock:
-		if st != nil {
+		if st, ok := f.entry.info.Sys().(*syscall.Stat_t); ok {
 			f.Dev = &devNumber{Major: unixMajor(uint64(st.Rdev)), Minor: unixMinor(uint64(st.Rdev))}
 		}
 	case kindReg:
@@ -159,6 +207,17 @@ func (d *describer) fill(f *srcFile, st *syscall.Stat_t) error {
 	}
 	f.Xattrs, err = d.from.xattrs(f.entry)
 	return err
+}
+
+// fileRefs are pointers to every srcFile of the lists, in order, for fill.
+func fileRefs(lists ...[]srcFile) []*srcFile {
+	var out []*srcFile
+	for _, l := range lists {
+		for i := range l {
+			out = append(out, &l[i])
+		}
+	}
+	return out
 }
 
 // errSkip marks a source file a COPY leaves out.

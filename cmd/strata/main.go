@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/strata-build/strata/executor"
@@ -18,12 +19,22 @@ func main() {
 		executor.ChildMain()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// STRATA_CPUPROFILE=FILE writes a pprof CPU profile of the command, for
+	// the benches (go tool pprof FILE).
+	if p := os.Getenv("STRATA_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
 	if err != nil {
 		// Errors carry text from registries and Dockerfiles: no escape
 		// sequence of theirs reaches the terminal.
 		fmt.Fprintln(os.Stderr, "strata:", progress.Inert(err.Error()))
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
