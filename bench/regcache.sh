@@ -18,6 +18,8 @@
 set -euo pipefail
 export CGO_ENABLED=0
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 cmdline="bench/regcache.sh $*"
 quick=0 runs="" keep=0 port=5056 epoch=1700000000
 cache=/var/tmp/strata-bench-cache
@@ -42,12 +44,6 @@ bin=$work/bin results=$work/results.jsonl logs=$work/logs
 mkdir -p "$bin" "$logs"
 registry_pid="" bk_pid=""
 
-log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-
-umount_under() {
-	local m
-	for m in $(findmnt -rn -o TARGET | grep "^$1/" | sort -r || true); do umount -l "$m" 2>/dev/null || true; done
-}
 
 cleanup() {
 	stop_buildkitd
@@ -89,30 +85,6 @@ build_tools() {
 	go build -o "$bin/strata" ./cmd/strata
 	go build -trimpath -ldflags=-s -o "$bin/benchtool" ./bench/benchtool
 	go build -o "$bin/seedimage" ./bench/seedimage
-}
-
-start_registry() {
-	if curl -fs "http://$registry/v2/" >/dev/null; then
-		echo "bench/regcache.sh: $registry is taken; pass --port N" >&2
-		exit 1
-	fi
-	mkdir -p "$work/registry"
-	cat >"$work/registry.yml" <<-EOF
-		version: 0.1
-		storage:
-		  filesystem:
-		    rootdirectory: $work/registry
-		http:
-		  addr: $registry
-	EOF
-	docker-registry serve "$work/registry.yml" >"$logs/registry.log" 2>&1 &
-	registry_pid=$!
-	for _ in $(seq 50); do
-		curl -fs "http://$registry/v2/" >/dev/null && return
-		sleep 0.1
-	done
-	echo "bench/regcache.sh: registry did not start, see $logs/registry.log" >&2
-	exit 1
 }
 
 seed_and_generate() {

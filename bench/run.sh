@@ -20,6 +20,8 @@ set -euo pipefail
 export CGO_ENABLED=0
 cd "$(dirname "$0")/.."
 repo=$PWD
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 cmdline="bench/run.sh $*"
 quick=0 runs="" keep=0 port=5055 epoch=1700000000
@@ -48,7 +50,6 @@ bin=$work/bin results=$work/results.jsonl logs=$work/logs
 mkdir -p "$bin" "$logs"
 registry_pid="" dockerd_pid=""
 
-log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 cleanup() {
 	stop_dockerd
@@ -57,12 +58,6 @@ cleanup() {
 	if [ "$keep" = 1 ]; then log "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
-
-# umount_under DIR: lazily unmounts whatever a builder left mounted below DIR.
-umount_under() {
-	local m
-	for m in $(findmnt -rn -o TARGET | grep "^$1/" | sort -r || true); do umount -l "$m" 2>/dev/null || true; done
-}
 
 # install_deps: the Debian packages for the peers, the registry and the bases, if missing.
 install_deps() {
@@ -84,30 +79,6 @@ build_tools() {
 	go build -o "$bin/strata" ./cmd/strata || log "strata does not build: its builds will be recorded as failed"
 	go build -trimpath -ldflags=-s -o "$bin/benchtool" ./bench/benchtool
 	go build -o "$bin/seedimage" ./bench/seedimage
-}
-
-start_registry() {
-	if curl -fs "http://$registry/v2/" >/dev/null; then
-		echo "bench/run.sh: $registry is taken (another bench run?); pass --port N" >&2
-		exit 1
-	fi
-	mkdir -p "$work/registry"
-	cat >"$work/registry.yml" <<-EOF
-		version: 0.1
-		storage:
-		  filesystem:
-		    rootdirectory: $work/registry
-		http:
-		  addr: $registry
-	EOF
-	docker-registry serve "$work/registry.yml" >"$logs/registry.log" 2>&1 &
-	registry_pid=$!
-	for _ in $(seq 50); do
-		curl -fs "http://$registry/v2/" >/dev/null && return
-		sleep 0.1
-	done
-	echo "bench/run.sh: registry did not start, see $logs/registry.log" >&2
-	exit 1
 }
 
 # seed_bases: debian:bookworm (mmdebstrap minbase, cached) and busybox:bench (cmd/mkrootfs),
