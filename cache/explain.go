@@ -61,7 +61,7 @@ func (c *Local) putExplain(key string, e *Explain) error {
 	if err != nil {
 		return fmt.Errorf("encoding explain record: %w", err)
 	}
-	if err := c.st.CachePut("explain "+key, b); err != nil {
+	if err := c.st.CacheHint("explain "+key, b); err != nil {
 		return err
 	}
 	for _, slot := range e.slotKeys() {
@@ -76,7 +76,7 @@ func (c *Local) putExplain(key string, e *Explain) error {
 		if err != nil {
 			return err
 		}
-		if err := c.st.CachePut(slot, b); err != nil {
+		if err := c.st.CacheHint(slot, b); err != nil {
 			return err
 		}
 	}

@@ -40,6 +40,31 @@ func (s *Store) CachePut(key string, value []byte) error {
 	return nil
 }
 
+// CacheHint stores value for key like CachePut, visible whole or not at
+// all, but without waiting for the disk: for advisory data (what a step's
+// key covered, for --explain-cache), which a crash may lose and nothing
+// needs. A step writes several, so the fsyncs would cost each step.
+func (s *Store) CacheHint(key string, value []byte) error {
+	tmp, err := s.tempFile("hint")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(value); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing cache entry: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing cache entry: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), s.cachePath(key)); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing cache entry: %w", err)
+	}
+	return nil
+}
+
 // CacheDelete removes the entry for key; a missing entry is not an error.
 func (s *Store) CacheDelete(key string) error {
 	err := os.Remove(s.cachePath(key))
