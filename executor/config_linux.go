@@ -27,6 +27,9 @@ type childConfig struct {
 	OverlayWork string
 	Merged      string
 	Binds       string
+	// UserXattr mounts the overlay with userxattr, as a user namespace requires: opaque
+	// markers are user.overlay.*, the form trees written there carry.
+	UserXattr bool
 	// Copy mode: Rootfs is a plain directory to run on.
 	Rootfs string
 

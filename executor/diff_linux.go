@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/overlayfs"
 )
 
 // differ writes into upper what changed in the rootfs copy at root since before was
@@ -187,15 +189,6 @@ func (d *differ) makeDir(rel string, st *unix.Stat_t) error {
 	return copyMeta(filepath.Join(d.root, rel), dst, st)
 }
 
-// markOpaque sets the trusted opaque xattr, or the user form where trusted.overlay.* cannot be
-// set (an upper dir that is itself on overlayfs, the usual reason for the copy fallback).
-func markOpaque(p string) error {
-	err := unix.Lsetxattr(p, opaqueXattr, []byte("y"), 0)
-	if err == nil {
-		return nil
-	}
-	if err2 := unix.Lsetxattr(p, userOpaqueXattr, []byte("y"), 0); err2 == nil {
-		return nil
-	}
-	return &os.PathError{Op: "setxattr " + opaqueXattr, Path: p, Err: err}
-}
+// markOpaque: the user form where trusted.overlay.* cannot be set (an upper dir that is
+// itself on overlayfs, the usual reason for the copy fallback; a user namespace).
+func markOpaque(p string) error { return overlayfs.SetOpaque(p) }

@@ -49,6 +49,9 @@ func (s *sandbox) overlayOptions() (dir, opts string, err error) {
 	c := s.cfg
 	dir = commonDir(append([]string{c.Upper, c.OverlayWork}, c.Lowers...))
 	opts = formatOverlayOptions(dir, c.Lowers, c.Upper, c.OverlayWork)
+	if c.UserXattr {
+		opts = userXattrOptions(opts)
+	}
 	limit := os.Getpagesize() - 1
 	if len(opts) <= limit {
 		return dir, opts, nil
@@ -64,6 +67,9 @@ func (s *sandbox) overlayOptions() (dir, opts string, err error) {
 		}
 	}
 	opts = formatOverlayOptions(c.Binds, short, c.Upper, c.OverlayWork)
+	if c.UserXattr {
+		opts = userXattrOptions(opts)
+	}
 	if len(opts) > limit {
 		return "", "", setupErr("mounting overlay", s.root, fmt.Errorf("%d lowers do not fit in the mount options", len(c.Lowers)))
 	}
@@ -81,6 +87,13 @@ func formatOverlayOptions(dir string, lowers []string, upper, work string) strin
 		",upperdir=" + overlayEscape(relTo(dir, upper)) +
 		",workdir=" + overlayEscape(relTo(dir, work)) +
 		",index=off,redirect_dir=off,metacopy=off"
+}
+
+// userXattrOptions turns the options into those of a mount in a user namespace:
+// redirect_dir=off means "follow" where the module follows redirects always, which
+// userxattr refuses; nofollow creates and follows none.
+func userXattrOptions(opts string) string {
+	return strings.Replace(opts, ",redirect_dir=off,", ",redirect_dir=nofollow,", 1) + ",userxattr"
 }
 
 // overlayEscape escapes the separators overlayfs splits its options on.

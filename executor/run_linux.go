@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/strata-build/strata/internal/rootless"
 )
 
 // Run runs spec's command in a sandbox and returns how it exited; see the package doc.
@@ -106,6 +108,7 @@ func (e *Executor) baseConfig(spec Spec) (childConfig, error) {
 	cfg := childConfig{
 		Args: spec.Args, Env: spec.Env, Cwd: spec.Cwd, User: spec.User, Hostname: hostname,
 		PrivateNetwork: spec.Network != NetworkHost, Mounts: spec.Mounts,
+		UserXattr: rootless.InUserNamespace(),
 	}
 	var err error
 	if cfg.Seccomp, err = seccompProgram(); err != nil {

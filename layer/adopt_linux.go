@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/internal/durable"
+	"github.com/strata-build/strata/internal/overlayfs"
 )
 
 // adoptPlan collects, during the one tar walk, what must change on disk for
@@ -81,7 +82,7 @@ func (p *adoptPlan) current() *fix { return &p.fixes[len(p.fixes)-1] }
 // marker stays on an opaque directory; an SELinux label stays too, since
 // the host labels every file it creates, extracted ones as well.
 func (p *adoptPlan) dropXattr(name string, opaque bool) {
-	if opaque && name == overlayOpaqueXattr || name == selinuxXattr {
+	if opaque && (name == overlayOpaqueXattr || name == overlayUserOpaqueXattr) || name == selinuxXattr {
 		return
 	}
 	f := p.current()
@@ -146,8 +147,8 @@ func (f *fix) apply(p string) error {
 		}
 	}
 	if f.opaque {
-		if err := unix.Lsetxattr(p, overlayOpaqueXattr, []byte("y"), 0); err != nil {
-			return &os.PathError{Op: "lsetxattr " + overlayOpaqueXattr, Path: p, Err: err}
+		if err := overlayfs.SetOpaque(p); err != nil {
+			return err
 		}
 	}
 	if f.mtime != nil {

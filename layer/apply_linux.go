@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/overlayfs"
 )
 
 // metadata restores ownership, mode, xattrs and times of a created entry.
@@ -118,8 +120,8 @@ func (e *extractor) opaque(dir string) error {
 		if err != nil {
 			return err
 		}
-		if err := unix.Lsetxattr(parent, overlayOpaqueXattr, []byte("y"), 0); err != nil {
-			return &os.PathError{Op: "lsetxattr " + overlayOpaqueXattr, Path: parent, Err: err}
+		if err := overlayfs.SetOpaque(parent); err != nil {
+			return err
 		}
 		return nil
 	}

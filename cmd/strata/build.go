@@ -45,8 +45,9 @@ type buildOptions struct {
 func newBuildCmd() *cobra.Command {
 	var o buildOptions
 	cmd := &cobra.Command{
-		Use:   "build [flags] CONTEXT",
-		Short: "Build an image from a Dockerfile",
+		Use:         "build [flags] CONTEXT",
+		Annotations: usesStore,
+		Short:       "Build an image from a Dockerfile",
 		Long: `Build an image from the Dockerfile in CONTEXT (or the one -f names).
 CONTEXT "-" reads a tar archive (the context, plain or compressed; -f then
 names a file inside it) or a Dockerfile from stdin.

@@ -17,9 +17,10 @@ const refNameAnnotation = "org.opencontainers.image.ref.name"
 func newImagesCmd() *cobra.Command {
 	var root string
 	cmd := &cobra.Command{
-		Use:   "images",
-		Short: "List the images tagged in the store",
-		Args:  cobra.NoArgs,
+		Use:         "images",
+		Annotations: usesStore,
+		Short:       "List the images tagged in the store",
+		Args:        cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := openStore(root)
 			if err != nil {
@@ -51,9 +52,10 @@ func newPushCmd() *cobra.Command {
 	var root string
 	var insecure []string
 	cmd := &cobra.Command{
-		Use:   "push NAME [DEST]",
-		Short: "Push an image from the store to a registry (as DEST when given)",
-		Args:  cobra.RangeArgs(1, 2),
+		Use:         "push NAME [DEST]",
+		Annotations: usesStore,
+		Short:       "Push an image from the store to a registry (as DEST when given)",
+		Args:        cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := openStore(root)
 			if err != nil {
@@ -81,9 +83,10 @@ func newSaveCmd() *cobra.Command {
 	var root, output, format string
 	var insecure []string
 	cmd := &cobra.Command{
-		Use:   "save NAME -o FILE [--format oci|docker]",
-		Short: "Write an image from the store to an archive",
-		Args:  cobra.ExactArgs(1),
+		Use:         "save NAME -o FILE [--format oci|docker]",
+		Annotations: usesStore,
+		Short:       "Write an image from the store to an archive",
+		Args:        cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output == "" {
 				return fmt.Errorf("save: -o FILE is required")
@@ -114,8 +117,9 @@ func newPruneCmd() *cobra.Command {
 	var root string
 	var force bool
 	cmd := &cobra.Command{
-		Use:   "prune",
-		Short: "Empty the build cache and remove blobs no tagged image uses",
+		Use:         "prune",
+		Annotations: usesStore,
+		Short:       "Empty the build cache and remove blobs no tagged image uses",
 		Long: `Empty the build cache and remove the blobs and snapshots no tagged image uses.
 
 Builds hold the store open; prune waits until none does (and new builds wait

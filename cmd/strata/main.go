@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/strata-build/strata/executor"
+	"github.com/strata-build/strata/internal/rootless"
 	"github.com/strata-build/strata/progress"
 )
 
@@ -18,6 +19,8 @@ func main() {
 	if executor.IsChild() {
 		executor.ChildMain()
 	}
+	// A command re-executed in a user namespace (see enterUserNamespace) starts here.
+	rootless.Init()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// STRATA_CPUPROFILE=FILE writes a pprof CPU profile of the command, for
 	// the benches (go tool pprof FILE).

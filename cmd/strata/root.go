@@ -10,6 +10,8 @@ func newRootCmd() *cobra.Command {
 		Short:         "Build OCI container images from Dockerfiles, without a daemon",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Flags are parsed and checked by now; the work runs in the namespace.
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return enterUserNamespace(cmd) },
 	}
 	root.AddCommand(newBuildCmd(), newImagesCmd(), newPushCmd(), newSaveCmd(), newPruneCmd())
 	return root

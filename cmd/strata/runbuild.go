@@ -17,7 +17,6 @@ import (
 	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/executor"
-	"github.com/strata-build/strata/internal/owners"
 	"github.com/strata-build/strata/layer"
 	"github.com/strata-build/strata/progress"
 	"github.com/strata-build/strata/registry"
@@ -231,10 +230,7 @@ func (o *buildOptions) builderOptions(sink progress.Sink) (builder.Options, erro
 		pids = -1
 	}
 	opts.Runner = executor.New(executor.Options{Warnings: warningWriter{sink}, PidsLimit: pids})
-	opts.Owners = owners.Host
-	if os.Geteuid() != 0 {
-		opts.Owners = owners.Recorded
-	}
+	opts.Owners = ownerPolicy()
 	return opts, nil
 }
 

@@ -7,14 +7,15 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
+	"github.com/strata-build/strata/internal/rootless"
 	"github.com/strata-build/strata/registry"
 	"github.com/strata-build/strata/store"
 )
 
 // defaultRoot is the store strata uses without --root: /var/lib/strata
-// for root, else $XDG_DATA_HOME/strata (~/.local/share/strata).
+// for root, else (also in the user namespace of a user without root) $XDG_DATA_HOME/strata (~/.local/share/strata).
 func defaultRoot() string {
-	if os.Geteuid() == 0 {
+	if os.Geteuid() == 0 && rootless.Current() == rootless.NotInNamespace {
 		return "/var/lib/strata"
 	}
 	if x := os.Getenv("XDG_DATA_HOME"); x != "" {

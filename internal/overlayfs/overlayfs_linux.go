@@ -60,3 +60,17 @@ func opaque(get func(name string, buf []byte) (int, error)) (bool, error) {
 	}
 	return false, nil
 }
+
+// SetOpaque marks the directory at p opaque: the trusted form, or the user form where
+// trusted.overlay.* cannot be written (in a user namespace, where overlayfs is mounted
+// with userxattr and reads that form; an upper dir that is itself on overlayfs).
+func SetOpaque(p string) error {
+	err := unix.Lsetxattr(p, OpaqueXattr, []byte("y"), 0)
+	if err == nil {
+		return nil
+	}
+	if err2 := unix.Lsetxattr(p, UserOpaqueXattr, []byte("y"), 0); err2 == nil {
+		return nil
+	}
+	return &fs.PathError{Op: "setxattr " + OpaqueXattr, Path: p, Err: err}
+}

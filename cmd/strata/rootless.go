@@ -1,0 +1,57 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-build/strata/internal/owners"
+	"github.com/strata-build/strata/internal/rootless"
+)
+
+// usesStore marks the commands that work on the store, which a user without root runs in
+// a user namespace: there it owns files as the image's owners (see enterUserNamespace).
+var usesStore = map[string]string{"store": "true"}
+
+// noUserNamespace is why this process, run by a user without root, is not in a user
+// namespace: RUN steps cannot run, and COPY/ADD record owners instead of setting them.
+var noUserNamespace error
+
+// enterUserNamespace re-executes a store command of a user without root in a user
+// namespace where that user is root and its subordinate IDs (/etc/subuid) are the
+// image's other IDs, as podman and `buildah unshare` do: the store then holds the same
+// trees a root build's does (owners, setuid bits, device nodes in the user's range), RUN
+// steps get a sandbox, and mounts end with the process. Where user namespaces are not
+// allowed, the command goes on without one.
+func enterUserNamespace(cmd *cobra.Command) error {
+	if os.Geteuid() == 0 || rootless.Current() != rootless.NotInNamespace || cmd.Annotations["store"] == "" {
+		return nil
+	}
+	m, err := rootless.LookupMapping()
+	if err != nil {
+		return fmt.Errorf("reading subordinate IDs: %w", err)
+	}
+	code, err := rootless.Enter(m)
+	var no *rootless.UnavailableError
+	if errors.As(err, &no) {
+		noUserNamespace = no
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	os.Exit(code)
+	return nil
+}
+
+// ownerPolicy is how this process gives files their image owners: it sets them where it
+// can own files as any ID the image uses (root, or root of a namespace mapping the user's
+// subordinate IDs), and records them in an xattr where it cannot.
+func ownerPolicy() owners.Policy {
+	if os.Geteuid() == 0 && rootless.Current() != rootless.Single {
+		return owners.Host
+	}
+	return owners.Recorded
+}

@@ -1,0 +1,182 @@
+package rootless
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The re-executed command learns it is strata's namespace from these variables. envMode
+// is "ids" (the caller and its subordinate ranges mapped) or "single" (the caller only).
+const (
+	envMode   = "_STRATA_USERNS"
+	envWait   = "_STRATA_USERNS_WAIT" // the mapping comes through fd 3, then re-exec
+	envParent = "_STRATA_USERNS_PARENT"
+)
+
+// Mode is how this process maps IDs.
+type Mode string
+
+const (
+	// NotInNamespace: the process runs as it was started (root, or a user who did not
+	// re-execute).
+	NotInNamespace Mode = ""
+	// IDs: a user namespace mapping the caller to root and its subordinate ranges to 1..n,
+	// so files can have any owner the image gives them.
+	IDs Mode = "ids"
+	// Single: a user namespace mapping only the caller, to root; other owners are recorded
+	// in an xattr (owners.Recorded).
+	Single Mode = "single"
+)
+
+// Current is the mode this process runs in.
+func Current() Mode { return Mode(os.Getenv(envMode)) }
+
+// Init is the first thing the command does. In a process Enter started it waits for the
+// mapping and re-executes itself, so that it starts as root of the namespace with its
+// capabilities (an exec before the mapping drops them); then it ties its life to its
+// parent's and keeps its mounts out of the parent's view. It returns only in the final
+// process.
+func Init() {
+	if os.Getenv(envWait) != "" {
+		sync := os.NewFile(3, "userns-sync")
+		var b [1]byte
+		if n, _ := sync.Read(b[:]); n != 1 || b[0] != 'm' {
+			os.Exit(125)
+		}
+		sync.Close()
+		os.Unsetenv(envWait)
+		err := unix.Exec("/proc/self/exe", os.Args, os.Environ())
+		fmt.Fprintf(os.Stderr, "strata: re-executing in the user namespace: %v\n", err)
+		os.Exit(125)
+	}
+	if Current() == NotInNamespace {
+		return
+	}
+	// The exec as root of the namespace cleared the death signal Enter asked for.
+	_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
+	if strconv.Itoa(os.Getppid()) != os.Getenv(envParent) {
+		os.Exit(125) // the parent is gone already
+	}
+	// Mounts made by the build (overlays, the sandbox's) stay in this namespace and go
+	// with it, whatever way the command ends.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		fmt.Fprintf(os.Stderr, "strata: making mounts private in the user namespace: %v\n", err)
+		os.Exit(125)
+	}
+}
+
+// Enter runs this command again in a new user and mount namespace mapped as m says (IDs
+// when m has ranges and newuidmap/newgidmap are found, Single otherwise), forwards the
+// signals it gets, and returns the exit code to end with.
+func Enter(m Mapping) (int, error) {
+	mode, uidmap, gidmap := Single, "", ""
+	if m.Size() > 1 {
+		var err1, err2 error
+		uidmap, err1 = exec.LookPath("newuidmap")
+		gidmap, err2 = exec.LookPath("newgidmap")
+		if err1 == nil && err2 == nil {
+			mode = IDs
+		}
+	}
+	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
+	cmd.Args[0] = os.Args[0]
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), envMode+"="+string(mode), envParent+"="+strconv.Itoa(os.Getpid()))
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
+		Pdeathsig:  syscall.SIGKILL,
+	}
+	var syncW *os.File
+	if mode == Single {
+		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: m.UID, Size: 1}}
+		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: m.GID, Size: 1}}
+	} else {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return 0, err
+		}
+		defer r.Close()
+		syncW = w
+		defer w.Close()
+		cmd.ExtraFiles = []*os.File{r}
+		cmd.Env = append(cmd.Env, envWait+"=1")
+	}
+	// Signals are passed on, not acted on: the build cleans up and says why it stopped.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
+	defer signal.Stop(sigs)
+	if err := cmd.Start(); err != nil {
+		return 0, &UnavailableError{Err: err}
+	}
+	if mode == IDs {
+		size := m.Size()
+		pid := strconv.Itoa(cmd.Process.Pid)
+		err := runMap(uidmap, pid, idMap(m.UID, m.SubUID, size))
+		if err == nil {
+			err = runMap(gidmap, pid, idMap(m.GID, m.SubGID, size))
+		}
+		if err != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return 0, fmt.Errorf("mapping the subordinate IDs of uid %d: %w (run strata doctor)", m.UID, err)
+		}
+		if _, err := syncW.Write([]byte{'m'}); err != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return 0, err
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				_ = cmd.Process.Signal(s)
+			case <-done:
+				return
+			}
+		}
+	}()
+	err := cmd.Wait()
+	close(done)
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return exit.ExitCode(), nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return 0, nil
+}
+
+// UnavailableError is a user namespace the kernel or a security policy refused.
+type UnavailableError struct{ Err error }
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("user namespaces are not allowed here (%v)", e.Err)
+}
+
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+func runMap(prog, pid string, args []string) error {
+	out, err := exec.Command(prog, append([]string{pid}, args...)...).CombinedOutput()
+	if err != nil {
+		msg := strings.TrimSpace(string(out))
+		if msg == "" {
+			msg = err.Error()
+		}
+		return fmt.Errorf("%s: %s", prog, strings.Join(strings.Fields(msg), " "))
+	}
+	return nil
+}
