@@ -166,7 +166,7 @@ func (tb *testBuild) mustBuild(src string, mod ...func(*Options)) (*Result, stri
 func rootfs(t *testing.T, img v1.Image) string {
 	t.Helper()
 	dir := t.TempDir()
-	if err := flatten(context.Background(), img, dir); err != nil {
+	if err := flatten(context.Background(), img, dir, nil); err != nil {
 		t.Fatal(err)
 	}
 	return dir

@@ -226,7 +226,7 @@ func (b *build) stagePath(ctx context.Context, from dockerfile.Source, src strin
 			return "", err
 		}
 		for _, l := range s.layers {
-			if err := applyLayer(ctx, l, dir); err != nil {
+			if err := applyLayerWith(ctx, l, dir, layer.ExtractOptions{Mode: layer.Flatten, Owners: b.opts.Owners}); err != nil {
 				return "", err
 			}
 		}

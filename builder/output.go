@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/strata-build/strata/internal/owners"
 	"github.com/strata-build/strata/layer"
 	"github.com/strata-build/strata/progress"
 	"github.com/strata-build/strata/registry"
@@ -40,6 +41,9 @@ type Output struct {
 	// names its exporters, the bytes written or pushed, and where the
 	// image went (progress.Exported, progress.Pushed). Discarded when nil.
 	Progress progress.Sink
+	// Owners keeps the image's owners in the tree type=tar flattens before
+	// writing it (owners.Host when nil; owners.Recorded where strata cannot chown).
+	Owners owners.Policy
 
 	v *vertex // the export's, set by Export
 }
@@ -360,21 +364,17 @@ func writeRemote(ref name.Reference, img v1.Image, opts []remote.Option, m *mete
 
 // flatten applies the image's layers in order to dir: the root
 // filesystem a container would see.
-func flatten(ctx context.Context, img v1.Image, dir string) error {
+func flatten(ctx context.Context, img v1.Image, dir string, own owners.Policy) error {
 	layers, err := img.Layers()
 	if err != nil {
 		return err
 	}
 	for _, l := range layers {
-		if err := applyLayer(ctx, l, dir); err != nil {
+		if err := applyLayerWith(ctx, l, dir, layer.ExtractOptions{Mode: layer.Flatten, Owners: own}); err != nil {
 			return fmt.Errorf("writing %s: %w", dir, err)
 		}
 	}
 	return nil
-}
-
-func applyLayer(ctx context.Context, l v1.Layer, dir string) error {
-	return applyLayerWith(ctx, l, dir, layer.ExtractOptions{Mode: layer.Flatten})
 }
 
 func applyLayerWith(ctx context.Context, l v1.Layer, dir string, opts layer.ExtractOptions) error {
@@ -414,10 +414,10 @@ func writeRootfsTar(ctx context.Context, img v1.Image, out Output) error {
 		return fmt.Errorf("writing %s: %w", out.Dest, err)
 	}
 	defer os.RemoveAll(dir)
-	if err := flatten(ctx, img, dir); err != nil {
+	if err := flatten(ctx, img, dir, out.Owners); err != nil {
 		return err
 	}
 	return out.writeFile(func(w io.Writer) error {
-		return layer.WriteTar(ctx, w, dir, layer.WriteOptions{Source: layer.FromDir})
+		return layer.WriteTar(ctx, w, dir, layer.WriteOptions{Source: layer.FromDir, Owners: out.Owners})
 	})
 }

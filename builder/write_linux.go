@@ -366,7 +366,7 @@ func (w *writer) extract(ctx context.Context, p planned) error {
 	}
 	h := sha256.New()
 	r := io.TeeReader(f, h)
-	if _, err := layer.Extract(ctx, r, w.host(p.Dst), layer.ExtractOptions{Mode: layer.Flatten}); err != nil {
+	if _, err := layer.Extract(ctx, r, w.host(p.Dst), layer.ExtractOptions{Mode: layer.Flatten, Owners: w.owners}); err != nil {
 		return fmt.Errorf("extracting %s: %w", name, hidePrefix{err, w.out})
 	}
 	// Extract may stop at the tar's end; the rest is hashed all the same.

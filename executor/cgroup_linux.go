@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/rootless"
 )
 
 // cgroups puts each step in a cgroup of its own under a "strata" cgroup strata creates: on
@@ -30,6 +32,9 @@ type cgroups struct {
 func detectCgroups() *cgroups {
 	if os.Geteuid() != 0 {
 		return &cgroups{why: "not running as root"}
+	}
+	if rootless.InUserNamespace() {
+		return &cgroups{why: "strata runs in a user namespace (rootless), where cgroups are not delegated"}
 	}
 	var st unix.Statfs_t
 	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {

@@ -230,6 +230,9 @@ func (s *sandbox) runCommand(u execUser) (code, sig int, err error) {
 	if err := installSeccomp(s.cfg.Seccomp); err != nil {
 		return 0, 0, err
 	}
+	if why := unmappedIDs(u); why != "" {
+		return 0, 0, &SetupError{Op: "starting the command as " + s.cfg.User, Msg: why}
+	}
 	argv0, lookErr := lookPath(s.cfg.Args[0], lookupEnv(env, "PATH"))
 	var proc *os.Process
 	if lookErr == nil {
@@ -238,7 +241,7 @@ func (s *sandbox) runCommand(u execUser) (code, sig int, err error) {
 			Env:   env,
 			Files: []*os.File{devnull, os.Stdout, os.Stderr},
 			Sys: &syscall.SysProcAttr{
-				Credential: &syscall.Credential{Uid: uint32(u.UID), Gid: uint32(u.GID), Groups: toUint32(u.Groups)},
+				Credential: &syscall.Credential{Uid: uint32(u.UID), Gid: uint32(u.GID), Groups: toUint32(u.Groups), NoSetGroups: setgroupsDenied()},
 				Setsid:     true,
 			},
 		})

@@ -121,6 +121,10 @@ type Executor struct {
 	// noOverlay is why overlayfs failed once; later steps go straight to the copy.
 	noOverlay string
 
+	// tunErr is why the default network cannot work here, checked once.
+	tunOnce sync.Once
+	tunErr  error
+
 	cgroupsOnce sync.Once
 	// cgroups is where steps' cgroups go, nil when they cannot be used, and noCgroupsWhy why.
 	cgroups      *cgroups

@@ -43,8 +43,22 @@ func (e *Executor) CheckNetwork(mode NetworkMode) error {
 	if mode != NetworkDefault {
 		return nil
 	}
-	_, err := e.networkHelper()
-	return err
+	if _, err := e.networkHelper(); err != nil {
+		return err
+	}
+	e.tunOnce.Do(func() { e.tunErr = checkTun() })
+	return e.tunErr
+}
+
+// checkTun opens /dev/net/tun as slirp4netns will: in a user namespace root has no
+// rights over the host's root-owned node, so a 0600 one (Debian makes it 0666) fails
+// every step's network, and is named before the build instead.
+func checkTun() error {
+	f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("RUN's default network needs /dev/net/tun, which strata cannot open here (%v): as root, chmod 0666 /dev/net/tun (Debian's default) or load the tun module; or build with --network=none (run strata doctor)", errors.Unwrap(err))
+	}
+	return f.Close()
 }
 
 func (e *Executor) networkHelper() (string, error) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/strata-build/strata/builder"
 	"github.com/strata-build/strata/internal/owners"
 	"github.com/strata-build/strata/internal/rootless"
 )
@@ -44,6 +45,16 @@ func enterUserNamespace(cmd *cobra.Command) error {
 	}
 	os.Exit(code)
 	return nil
+}
+
+// withSingleIDHint adds to a failed RUN of a build that maps the caller alone why a
+// chown or su in it may have failed.
+func withSingleIDHint(err error) error {
+	var exit *builder.ExitError
+	if rootless.Current() != rootless.Single || !errors.As(err, &exit) {
+		return err
+	}
+	return fmt.Errorf("%w (rootless without subordinate IDs: RUN can use uid 0 only, so chown to other IDs fails; run strata doctor)", err)
 }
 
 // ownerPolicy is how this process gives files their image owners: it sets them where it

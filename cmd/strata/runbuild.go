@@ -87,7 +87,7 @@ func runBuild(cmd *cobra.Command, o *buildOptions, contextArg string) (err error
 	cf.setUp(ctx, &opts, st, blobs, disp)
 	res, err := builder.Build(ctx, opts)
 	if err != nil {
-		return err
+		return withSingleIDHint(err)
 	}
 	if err := o.deliver(cmd, st, res, outputs); err != nil {
 		return err
@@ -267,7 +267,7 @@ func keyValues(flag string, kvs []string) (map[string]string, error) {
 func (o *buildOptions) parseOutputs() ([]builder.Output, error) {
 	var outs []builder.Output
 	for _, spec := range o.outputs {
-		out := builder.Output{Names: o.tags, Registry: registryConfig(o.insecure)}
+		out := builder.Output{Names: o.tags, Registry: registryConfig(o.insecure), Owners: ownerPolicy()}
 		for _, field := range strings.Split(spec, ",") {
 			k, v, _ := strings.Cut(field, "=")
 			switch k {
