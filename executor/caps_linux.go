@@ -30,13 +30,25 @@ const defaultCaps uint64 = 1<<unix.CAP_CHOWN | 1<<unix.CAP_DAC_OVERRIDE | 1<<uni
 // race-enabled test binaries) the other threads keep theirs, out of the command's reach
 // because the init is not dumpable. One call on all threads stops the world; a call per
 // capability would cost a millisecond a step.
-func dropPrivileges() error {
+//
+// Under chroot isolation (chroot true) the command also loses CAP_SYS_CHROOT, the way out of
+// a chroot, and keeps only what the container gave the init.
+func dropPrivileges(chroot bool) error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return setupErr("setting no_new_privs", "", err)
 	}
+	keep := defaultCaps
+	if chroot {
+		keep &^= 1 << unix.CAP_SYS_CHROOT
+		have, err := permittedCaps()
+		if err != nil {
+			return setupErr("capget", "", err)
+		}
+		keep &= have
+	}
 	last := lastCap()
 	for c := 0; c <= last; c++ {
-		if defaultCaps&(1<<uint(c)) != 0 {
+		if keep&(1<<uint(c)) != 0 {
 			continue
 		}
 		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
@@ -49,8 +61,8 @@ func dropPrivileges() error {
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	data := [2]unix.CapUserData{
-		{Effective: uint32(defaultCaps), Permitted: uint32(defaultCaps)},
-		{Effective: uint32(defaultCaps >> 32), Permitted: uint32(defaultCaps >> 32)},
+		{Effective: uint32(keep), Permitted: uint32(keep)},
+		{Effective: uint32(keep >> 32), Permitted: uint32(keep >> 32)},
 	}
 	err := onAllThreads(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
 	runtime.KeepAlive(&hdr)
@@ -59,6 +71,25 @@ func dropPrivileges() error {
 		return setupErr("capset", "", err)
 	}
 	return nil
+}
+
+// permittedCaps is the calling thread's permitted set.
+func permittedCaps() (uint64, error) {
+	data, err := capget()
+	return uint64(data[0].Permitted) | uint64(data[1].Permitted)<<32, err
+}
+
+// effectiveCaps is the calling thread's effective set.
+func effectiveCaps() (uint64, error) {
+	data, err := capget()
+	return uint64(data[0].Effective) | uint64(data[1].Effective)<<32, err
+}
+
+func capget() ([2]unix.CapUserData, error) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	err := unix.Capget(&hdr, &data[0])
+	return data, err
 }
 
 // onAllThreads makes a system call on every thread of the process, or, where the runtime

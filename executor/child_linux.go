@@ -86,6 +86,9 @@ func childRun() childReport {
 	if err := json.NewDecoder(os.NewFile(configFD, "config")).Decode(&cfg); err != nil {
 		return childReport{Err: setupErr("reading config", "", err)}
 	}
+	if cfg.Chroot {
+		return chrootRun(cfg)
+	}
 	// The config comes once the host has put the init in the step's cgroup: a cgroup
 	// namespace made now is rooted there, so the command sees "/" and none of the host's
 	// cgroup paths. Namespaces are per thread; the command is forked from this one.
@@ -121,6 +124,9 @@ type sandbox struct {
 	stubs         []stub
 	parents       []parentMeta
 	seen          map[string]bool // parents already recorded, and stubs
+	// procDir is the host's /proc under chroot isolation, where the init finds the step's
+	// leftovers; nil in the namespaced sandbox, where the init is PID 1.
+	procDir *os.File
 }
 
 // setup builds the sandbox's filesystem and enters it.
@@ -223,7 +229,7 @@ func (s *sandbox) runCommand(u execUser) (code, sig int, err error) {
 	if err := s.waitNetwork(); err != nil {
 		return 0, 0, err
 	}
-	if err := dropPrivileges(); err != nil {
+	if err := dropPrivileges(s.cfg.Chroot); err != nil {
 		return 0, 0, err
 	}
 	// Last, once nothing the init still does needs a call the profile forbids.
@@ -254,7 +260,7 @@ func (s *sandbox) runCommand(u execUser) (code, sig int, err error) {
 		}
 		return 126, 0, nil
 	}
-	ws, err := superviseUntilExit(proc.Pid)
+	ws, err := superviseUntilExit(proc.Pid, s.procDir)
 	if err != nil {
 		return 0, 0, setupErr("waiting for the command", "", err)
 	}
@@ -284,7 +290,7 @@ func (s *sandbox) waitNetwork() error {
 // superviseUntilExit forwards signals to the command and reaps every process until the
 // command exits; then it kills all that is left in the PID namespace and reaps that too. An
 // error means the command's status was lost; its processes are killed all the same.
-func superviseUntilExit(pid int) (unix.WaitStatus, error) {
+func superviseUntilExit(pid int, procDir *os.File) (unix.WaitStatus, error) {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
 	done := make(chan struct{})
@@ -301,6 +307,10 @@ func superviseUntilExit(pid int) (unix.WaitStatus, error) {
 	status, err := reapUntil(pid)
 	signal.Stop(sigs)
 	close(done)
+	if procDir != nil {
+		killChildren(procDir)
+		return status, err
+	}
 	// kill(-1) from PID 1 reaches every other process of the namespace.
 	_ = unix.Kill(-1, unix.SIGKILL)
 	for {

@@ -30,8 +30,10 @@ type childConfig struct {
 	// UserXattr mounts the overlay with userxattr, as a user namespace requires: opaque
 	// markers are user.overlay.*, the form trees written there carry.
 	UserXattr bool
-	// Copy mode: Rootfs is a plain directory to run on.
+	// Copy mode: Rootfs is a plain directory to run on; Chroot runs there without
+	// namespaces or mounts (chroot isolation), the system files already in place.
 	Rootfs string
+	Chroot bool
 
 	Args     []string
 	Env      []string

@@ -95,8 +95,25 @@ type Result struct {
 // can use more, and nothing legitimate needs ten thousands.
 const DefaultPidsLimit = 4096
 
+// Isolation is how a step is kept from the host.
+type Isolation string
+
+const (
+	// IsolationSandbox (the default) runs a step in namespaces of its own on an overlay.
+	IsolationSandbox Isolation = ""
+	// IsolationChroot runs a step chrooted into a copy of its base, sharing the network and
+	// processes of the container strata runs in: for unprivileged containers, where
+	// namespaces and mounts are refused (see chroot_linux.go).
+	IsolationChroot Isolation = "chroot"
+)
+
 // Options configure an Executor.
 type Options struct {
+	// Isolation is IsolationSandbox or IsolationChroot.
+	Isolation Isolation
+	// Unavailable, when set, is why steps cannot run here at all (a user without root
+	// where user namespaces are refused): CheckNetwork and Run return it.
+	Unavailable error
 	// Warnings receives a line when the executor falls back from overlayfs to copying.
 	Warnings io.Writer
 	// ForceCopy runs every step on a copy of the lowers, as when overlayfs is unavailable.

@@ -39,7 +39,19 @@ var ErrNoNetworkHelper = errors.New("RUN's default network needs slirp4netns (De
 // CheckNetwork says whether steps on network mode can run here: the default network needs the
 // helper program. Callers check before a build starts, so a missing helper is reported before
 // any work.
+//
+// It says first whether steps can run here at all: the sandbox needs the capability to make
+// namespaces and mounts, which an unprivileged container does not grant.
 func (e *Executor) CheckNetwork(mode NetworkMode) error {
+	if err := e.checkIsolation(); err != nil {
+		return err
+	}
+	if e.opts.Isolation == IsolationChroot {
+		if mode == NetworkNone {
+			return errors.New("RUN --network=none needs a network namespace, which --isolation=chroot does not make: steps share the container's network")
+		}
+		return nil
+	}
 	if mode != NetworkDefault {
 		return nil
 	}

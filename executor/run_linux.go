@@ -13,12 +13,17 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/strata-build/strata/internal/rootless"
 )
 
 // Run runs spec's command in a sandbox and returns how it exited; see the package doc.
 func (e *Executor) Run(ctx context.Context, spec Spec) (Result, error) {
 	if err := spec.validate(); err != nil {
+		return Result{}, err
+	}
+	if err := e.checkIsolation(); err != nil {
 		return Result{}, err
 	}
 	if err := prepareDirs(spec); err != nil {
@@ -28,6 +33,9 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Result, error) {
 	cfg, err := e.baseConfig(spec)
 	if err != nil {
 		return Result{}, err
+	}
+	if e.opts.Isolation == IsolationChroot {
+		return e.runChroot(ctx, spec, cfg)
 	}
 	reason := e.copyReason()
 	if reason == "" {
@@ -46,6 +54,40 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Result, error) {
 		}
 	}
 	return e.runCopy(ctx, spec, cfg, reason)
+}
+
+// network is the network the step really gets: the container's own under chroot isolation.
+func (e *Executor) network(spec Spec) NetworkMode {
+	if e.opts.Isolation == IsolationChroot {
+		return NetworkHost
+	}
+	return spec.Network
+}
+
+// checkIsolation says why the isolation chosen cannot work here, or nil.
+func (e *Executor) checkIsolation() error {
+	if e.opts.Unavailable != nil {
+		return e.opts.Unavailable
+	}
+	have, err := effectiveCaps()
+	if err != nil {
+		return nil // the attempt will say
+	}
+	if e.opts.Isolation == IsolationChroot {
+		for _, c := range []struct {
+			bit  uint
+			name string
+		}{{unix.CAP_SYS_CHROOT, "CAP_SYS_CHROOT"}, {unix.CAP_MKNOD, "CAP_MKNOD"}, {unix.CAP_SETUID, "CAP_SETUID"}, {unix.CAP_SETGID, "CAP_SETGID"}} {
+			if have&(1<<c.bit) == 0 {
+				return fmt.Errorf("--isolation=chroot needs %s, which strata does not have here: run strata as root of the container, with Docker's default capabilities (run strata doctor)", c.name)
+			}
+		}
+		return nil
+	}
+	if have&(1<<unix.CAP_SYS_ADMIN) == 0 {
+		return errors.New("RUN steps need namespaces and mounts (CAP_SYS_ADMIN), which this environment does not allow: in an unprivileged container, pass --isolation=chroot (run strata doctor)")
+	}
+	return nil
 }
 
 // overlayUnsupported is a failure to mount the overlay that the copy fallback can avoid.
@@ -123,7 +165,7 @@ func (e *Executor) baseConfig(spec Spec) (childConfig, error) {
 		data   []byte
 	}{
 		{"/etc/hosts", []byte("127.0.0.1\tlocalhost " + hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n")},
-		{"/etc/resolv.conf", resolvConfFor(spec.Network, resolv)},
+		{"/etc/resolv.conf", resolvConfFor(e.network(spec), resolv)},
 		{"/etc/hostname", []byte(hostname + "\n")},
 	}
 	for _, f := range files {
@@ -203,7 +245,7 @@ func (e *Executor) spawn(ctx context.Context, spec Spec, cfg childConfig) (child
 	defer repR.Close()
 	var netR, netW *os.File
 	helper := ""
-	if spec.Network == NetworkDefault {
+	if spec.Network == NetworkDefault && !cfg.Chroot {
 		if helper, err = e.networkHelper(); err == nil {
 			netR, netW, err = os.Pipe()
 		}
@@ -215,7 +257,7 @@ func (e *Executor) spawn(ctx context.Context, spec Spec, cfg childConfig) (child
 		defer netW.Close()
 		cfg.WaitNetwork = true
 	}
-	cmd := initCommand(ctx, spec, cfgR, repW, netR)
+	cmd := initCommand(ctx, spec, cfg.Chroot, cfgR, repW, netR)
 	err = cmd.Start()
 	cfgR.Close()
 	repW.Close()
@@ -323,7 +365,7 @@ func (e *Executor) noCgroups(why string) {
 	e.cgroups, e.noCgroupsWhy = nil, why
 }
 
-func initCommand(ctx context.Context, spec Spec, cfgR, repW, netR *os.File) *exec.Cmd {
+func initCommand(ctx context.Context, spec Spec, chroot bool, cfgR, repW, netR *os.File) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "/proc/self/exe")
 	cmd.Args = []string{childArg0}
 	cmd.Env = []string{}
@@ -339,6 +381,9 @@ func initCommand(ctx context.Context, spec Spec, cfgR, repW, netR *os.File) *exe
 	flags := syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
 	if spec.Network != NetworkHost {
 		flags |= syscall.CLONE_NEWNET
+	}
+	if chroot {
+		flags = 0
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: uintptr(flags), Pdeathsig: syscall.SIGKILL}
 	// Output pipes close when the PID namespace dies; this only bounds a stuck copy.

@@ -35,6 +35,7 @@ type buildOptions struct {
 	print           bool
 	insecure        []string
 	pidsLimit       int64
+	isolation       string
 	checkRepro      bool
 	allow           []string
 	cacheFrom       []string
@@ -88,6 +89,7 @@ dependencies, expanded instructions) instead of building.`,
 	f.StringVar(&o.platform, "platform", "", "target platform os/arch[/variant] (default the host's)")
 	f.BoolVar(&o.print, "print", false, "print the parsed stage graph instead of building")
 	f.BoolVar(&o.checkRepro, "check-repro", false, "build twice in scratch stores (the second without cache) and report the first difference, if any")
+	f.StringVar(&o.isolation, "isolation", "", "how RUN steps are isolated: sandbox (namespaces and overlayfs; the default) or chroot (inside an unprivileged container: no namespaces, steps share its network and processes); default $STRATA_ISOLATION")
 	f.Int64Var(&o.pidsLimit, "pids-limit", executor.DefaultPidsLimit, "most processes and threads a RUN step may have at once (0 or -1: no limit)")
 	f.StringArrayVar(&o.cacheFrom, "cache-from", nil, "import build cache: type=registry,ref=REF (an export or an image with inline records) or type=local,src=DIR; repeatable")
 	f.StringArrayVar(&o.cacheTo, "cache-to", nil, "export build cache: type=registry,ref=REF or type=local,dest=DIR [,mode=min|max][,cache-mounts=true], or type=inline; repeatable")

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/internal/owners"
 	"github.com/strata-build/strata/internal/rootless"
 )
@@ -55,6 +56,34 @@ func withSingleIDHint(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w (rootless without subordinate IDs: RUN can use uid 0 only, so chown to other IDs fails; run strata doctor)", err)
+}
+
+// isolationMode is --isolation, else $STRATA_ISOLATION.
+func (o *buildOptions) isolationMode() (executor.Isolation, error) {
+	v, from := o.isolation, "--isolation"
+	if v == "" {
+		v, from = os.Getenv("STRATA_ISOLATION"), "STRATA_ISOLATION"
+	}
+	switch v {
+	case "", "sandbox":
+		return executor.IsolationSandbox, nil
+	case "chroot":
+		return executor.IsolationChroot, nil
+	}
+	return "", fmt.Errorf("%s %q: want sandbox or chroot", from, v)
+}
+
+// runUnavailable is why RUN steps cannot run for a user without root outside a user
+// namespace, or nil.
+func runUnavailable() error {
+	if os.Geteuid() == 0 {
+		return nil
+	}
+	why := "not running as root"
+	if noUserNamespace != nil {
+		why = noUserNamespace.Error()
+	}
+	return fmt.Errorf("RUN steps cannot run here: %s, and strata is not root (COPY/ADD-only builds work; run strata doctor)", why)
 }
 
 // ownerPolicy is how this process gives files their image owners: it sets them where it

@@ -229,7 +229,11 @@ func (o *buildOptions) builderOptions(sink progress.Sink) (builder.Options, erro
 	if pids <= 0 {
 		pids = -1
 	}
-	opts.Runner = executor.New(executor.Options{Warnings: warningWriter{sink}, PidsLimit: pids})
+	iso, err := o.isolationMode()
+	if err != nil {
+		return opts, err
+	}
+	opts.Runner = executor.New(executor.Options{Warnings: warningWriter{sink}, PidsLimit: pids, Isolation: iso, Unavailable: runUnavailable()})
 	opts.Owners = ownerPolicy()
 	return opts, nil
 }

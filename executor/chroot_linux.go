@@ -1,0 +1,338 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/filecopy"
+	"github.com/strata-build/strata/internal/overlayfs"
+)
+
+// Chroot isolation is for a build inside an unprivileged container (Docker's default
+// capabilities and seccomp profile, as a Kubernetes pod gets): no user namespaces, no
+// mounts. A step runs chrooted into a copy of its lowers, as root of the container with
+// Docker's capabilities less CAP_SYS_CHROOT (the way out of a chroot), under the seccomp
+// profile. What the namespaced sandbox gets from mounts is put into the copy as files and
+// taken out of the diff afterwards: a fresh /dev with the standard nodes, the generated
+// /etc/hosts, /etc/resolv.conf and /etc/hostname, and RUN --mount's targets (binds copied
+// in, or moved in and back for a cache; tmpfs an empty directory). So the layer holds what
+// the namespaced sandbox's would. The step shares the container's network, processes and
+// hostname: the container is the boundary (SECURITY.md).
+
+// runChroot runs spec chrooted into a copy of its lowers.
+func (e *Executor) runChroot(ctx context.Context, spec Spec, cfg childConfig) (Result, error) {
+	root := filepath.Join(spec.WorkDir, "rootfs")
+	if _, err := materialize(spec.Lowers, root); err != nil {
+		return Result{}, err
+	}
+	inj := &injected{root: root}
+	if err := inj.system(cfg.EtcFiles); err != nil {
+		return Result{}, err
+	}
+	for _, m := range spec.Mounts {
+		if err := inj.mount(m); err != nil {
+			return Result{}, err
+		}
+	}
+	// Recorded with everything put in: the diff then sees only what the step did.
+	before, err := recordTree(root)
+	if err != nil {
+		return Result{}, err
+	}
+	cfg.Rootfs, cfg.Chroot = root, true
+	cfg.PrivateNetwork, cfg.Mounts, cfg.EtcFiles = false, nil, nil
+	rep, err := e.spawn(ctx, spec, cfg)
+	if rerr := inj.takeBack(); err == nil && rerr != nil {
+		err = rerr
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	if err := diffTree(root, before, spec.UpperDir); err != nil {
+		return Result{}, err
+	}
+	if err := inj.dropFrom(spec.UpperDir, before); err != nil {
+		return Result{}, err
+	}
+	return resultOf(spec, rep, ""), nil
+}
+
+// injected is what runChroot put into the copy in place of mounts.
+type injected struct {
+	root    string
+	targets []string    // relative to root; dropped from the diff
+	moved   [][2]string // cache directories moved in: (host source, path in root)
+}
+
+// system makes /dev (the standard nodes, as runc's default devices; /dev/pipes and the
+// rest of /dev is the step's scratch, as the tmpfs there is) and the generated /etc files.
+func (inj *injected) system(etc []etcFile) error {
+	// As runc: the image has no business moving /dev, and a symlink would move the nodes.
+	if fi, err := os.Lstat(filepath.Join(inj.root, "dev")); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		return &SetupError{Op: "making", Path: "/dev", Msg: "the image has a symlink there; it must be a directory"}
+	}
+	dev, err := inj.place("/dev", true)
+	if err != nil {
+		return err
+	}
+	for _, d := range defaultDevices() {
+		p := filepath.Join(dev, d.name)
+		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
+			return fmt.Errorf("chroot isolation: making %s (needs CAP_MKNOD): %w", p, err)
+		}
+	}
+	for _, d := range []string{"pts", "shm"} {
+		if err := os.Mkdir(filepath.Join(dev, d), 0o755); err != nil {
+			return fmt.Errorf("chroot isolation: %w", err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(dev, "shm"), 0o1777); err != nil {
+		return fmt.Errorf("chroot isolation: %w", err)
+	}
+	for _, l := range [][2]string{{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}} {
+		if err := os.Symlink(l[0], filepath.Join(dev, l[1])); err != nil {
+			return fmt.Errorf("chroot isolation: %w", err)
+		}
+	}
+	for _, f := range etc {
+		p, err := inj.place(f.Target, false)
+		if err != nil {
+			return err
+		}
+		if err := filecopy.Content(f.Source, p, 0o644); err != nil {
+			return fmt.Errorf("chroot isolation: writing %s: %w", f.Target, err)
+		}
+	}
+	return nil
+}
+
+// mount puts m's content at its target.
+func (inj *injected) mount(m Mount) error {
+	switch {
+	case m.Type == MountTmpfs:
+		_, err := inj.place(m.Target, true)
+		return err
+	case m.Type != MountBind:
+		return fmt.Errorf("chroot isolation: mount type %q", m.Type)
+	}
+	fi, err := os.Stat(m.Source)
+	if err != nil {
+		return fmt.Errorf("chroot isolation: bind source: %w", err)
+	}
+	if !fi.IsDir() {
+		p, err := inj.place(m.Target, false)
+		if err != nil {
+			return err
+		}
+		return filecopy.Content(m.Source, p, fi.Mode().Perm())
+	}
+	p, err := inj.place(m.Target, true)
+	if err != nil {
+		return err
+	}
+	if m.ReadOnly {
+		return applyLower(m.Source, p)
+	}
+	// Writable (a cache): moved in, and back once the step is done, so what it wrote stays.
+	if err := os.Remove(p); err != nil {
+		return fmt.Errorf("chroot isolation: %w", err)
+	}
+	if err := os.Rename(m.Source, p); err != nil {
+		return fmt.Errorf("chroot isolation: moving %s into the rootfs: %w", m.Source, err)
+	}
+	inj.moved = append(inj.moved, [2]string{m.Source, p})
+	return nil
+}
+
+// place resolves target in the copy as the step will see it, replaces what is there (the
+// copy is the build's own) with an empty directory, or an empty spot for a file, creating
+// missing parents, and records it for dropFrom.
+func (inj *injected) place(target string, dir bool) (string, error) {
+	rel, err := resolveInRoot(inj.root, target)
+	if err != nil || rel == "" {
+		return "", fmt.Errorf("chroot isolation: resolving %s in the rootfs: %v", target, err)
+	}
+	p := filepath.Join(inj.root, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return "", fmt.Errorf("chroot isolation: %w", err)
+	}
+	if err := os.RemoveAll(p); err != nil {
+		return "", fmt.Errorf("chroot isolation: %w", err)
+	}
+	if dir {
+		if err := os.Mkdir(p, 0o755); err != nil {
+			return "", fmt.Errorf("chroot isolation: %w", err)
+		}
+	}
+	inj.targets = append(inj.targets, rel)
+	return p, nil
+}
+
+// takeBack moves the caches back to where they live. One the step replaced by something
+// else than a directory is lost, and comes back empty.
+func (inj *injected) takeBack() error {
+	var errs []error
+	for _, mv := range inj.moved {
+		fi, err := os.Lstat(mv[1])
+		if err == nil && fi.IsDir() {
+			err = os.Rename(mv[1], mv[0])
+		} else {
+			err = os.Mkdir(mv[0], 0o755)
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// dropFrom removes from the upper dir what the step wrote at the injected targets (the
+// mounts' content, which the namespaced sandbox would not keep either), then the parents
+// left holding nothing the step changed.
+func (inj *injected) dropFrom(upper string, before *tree) error {
+	for _, rel := range inj.targets {
+		if err := inj.drop(upper, rel, before); err != nil {
+			return fmt.Errorf("dropping %s from the step's changes: %w", rel, err)
+		}
+	}
+	return nil
+}
+
+// drop removes rel from the upper dir; its parent goes too when that leaves it an empty
+// copy of a directory the step did not change, else gets its times back from the rootfs
+// (the removal changed them).
+func (inj *injected) drop(upper, rel string, before *tree) error {
+	if err := os.RemoveAll(filepath.Join(upper, rel)); err != nil {
+		return err
+	}
+	parent := parentOf(rel)
+	up := filepath.Join(upper, parent)
+	if _, err := os.Lstat(up); err != nil {
+		return nil
+	}
+	if parent != "" && isEmptyDir(up) && !overlayfs.IsOpaque(up) && inj.unchanged(parent, before) {
+		return inj.drop(upper, parent, before)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(inj.root, parent), &st); err != nil {
+		return err
+	}
+	return setTimes(up, st.Atim, st.Mtim)
+}
+
+// unchanged reports a directory of the rootfs with the metadata it had before the step.
+func (inj *injected) unchanged(rel string, before *tree) bool {
+	was, ok := before.entries[rel]
+	if !ok {
+		return false
+	}
+	st, err := statx(filepath.Join(inj.root, rel))
+	if err != nil {
+		return false
+	}
+	now := stateOf(&st)
+	return now.mode == was.mode && now.uid == was.uid && now.gid == was.gid && now.mtime == was.mtime
+}
+
+// chrootRun is the init of chroot isolation: no namespace to build, a chroot to enter.
+func chrootRun(cfg childConfig) childReport {
+	// Opened before the chroot: the init finds the processes the step leaves behind there.
+	proc, err := os.Open("/proc")
+	if err != nil {
+		return childReport{Err: setupErr("open", "/proc", err)}
+	}
+	defer proc.Close()
+	// Orphans of the step become the init's children, so they can be found and killed.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return childReport{Err: setupErr("becoming a subreaper", "", err)}
+	}
+	if err := unix.Chroot(cfg.Rootfs); err != nil {
+		return childReport{Err: setupErr("chroot (needs CAP_SYS_CHROOT)", cfg.Rootfs, err)}
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return childReport{Err: setupErr("chdir", "/", err)}
+	}
+	s := &sandbox{cfg: cfg, procDir: proc}
+	user, err := s.user()
+	if err != nil {
+		return childReport{Err: setupErr("resolving USER", "", err)}
+	}
+	var rep childReport
+	rep.ExitCode, rep.Signal, err = s.runCommand(user)
+	if err != nil {
+		rep.Err = setupErr("running command", "", err)
+	}
+	return rep
+}
+
+// killChildren kills the init's children but the ones already reaped, through the /proc
+// opened before the chroot, until none is left: the step's leftovers, which chroot
+// isolation has no PID namespace or cgroup to end with.
+func killChildren(proc *os.File) {
+	self := strconv.Itoa(os.Getpid())
+	for {
+		names, err := readDirNames(proc)
+		if err != nil {
+			return
+		}
+		found := false
+		for _, n := range names {
+			if n[0] < '0' || n[0] > '9' {
+				continue
+			}
+			if ppidOf(proc, n) == self {
+				if pid, err := strconv.Atoi(n); err == nil {
+					_ = unix.Kill(pid, unix.SIGKILL)
+					found = true
+				}
+			}
+		}
+		for {
+			if _, err := unix.Wait4(-1, nil, unix.WNOHANG, nil); err != unix.EINTR {
+				break
+			}
+		}
+		if !found {
+			var ws unix.WaitStatus
+			if _, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil); err == unix.ECHILD {
+				return
+			}
+		}
+	}
+}
+
+func readDirNames(dir *os.File) ([]string, error) {
+	if _, err := dir.Seek(0, 0); err != nil {
+		return nil, err
+	}
+	return dir.Readdirnames(-1)
+}
+
+// ppidOf reads the parent's PID from /proc/<pid>/stat (after the command name, which
+// may hold spaces and parentheses: the last ')' ends it).
+func ppidOf(proc *os.File, pid string) string {
+	fd, err := unix.Openat(int(proc.Fd()), pid+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return ""
+	}
+	f := os.NewFile(uintptr(fd), "stat")
+	defer f.Close()
+	var buf [512]byte
+	n, _ := f.Read(buf[:])
+	s := string(buf[:n])
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return ""
+	}
+	fields := strings.Fields(s[i+1:])
+	if len(fields) < 2 {
+		return ""
+	}
+	return fields[1]
+}
