@@ -127,3 +127,38 @@ func (b beneath) opaque(rel string) bool {
 	opaque, _ := overlayfs.OpaqueFD(int(f.Fd()))
 	return opaque
 }
+
+// removeAll removes rel and everything below it, never following a symlink.
+func (b beneath) removeAll(rel string) error {
+	err := b.at(rel, removeAllAt)
+	if gone(err) {
+		return nil
+	}
+	return err
+}
+
+func removeAllAt(dirfd int, name string) error {
+	err := unix.Unlinkat(dirfd, name, 0)
+	if err == nil || err == unix.ENOENT {
+		return nil
+	}
+	if err != unix.EISDIR && err != unix.EPERM {
+		return err
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	dir := os.NewFile(uintptr(fd), name)
+	names, err := dir.Readdirnames(-1)
+	for _, n := range names {
+		if err == nil {
+			err = removeAllAt(fd, n)
+		}
+	}
+	dir.Close()
+	if err != nil {
+		return err
+	}
+	return unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR)
+}

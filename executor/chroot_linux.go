@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/internal/filecopy"
-	"github.com/strata-build/strata/internal/overlayfs"
 )
 
 // Chroot isolation is for a build inside an unprivileged container (Docker's default
@@ -29,6 +28,17 @@ import (
 
 // runChroot runs spec chrooted into a copy of its lowers.
 func (e *Executor) runChroot(ctx context.Context, spec Spec, cfg childConfig) (Result, error) {
+	// The step is root of the same container as strata, without CAP_SYS_PTRACE: it can
+	// ptrace (and read the memory of) only dumpable processes of its uid, which strata,
+	// holding the chroot's way out, must then not be.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return Result{}, fmt.Errorf("chroot isolation: making strata non-dumpable: %w", err)
+	}
+	e.chrootWarning.Do(func() {
+		if have, err := effectiveCaps(); err == nil && have&(1<<unix.CAP_SYS_ADMIN) != 0 && e.opts.Warnings != nil {
+			fmt.Fprintln(e.opts.Warnings, "strata: warning: --isolation=chroot where the sandbox could run: RUN steps see and can signal every process here, use its network, and can open device nodes they make; it is meant for unprivileged containers")
+		}
+	})
 	root := filepath.Join(spec.WorkDir, "rootfs")
 	if _, err := materialize(spec.Lowers, root); err != nil {
 		return Result{}, err
@@ -176,14 +186,20 @@ func (inj *injected) place(target string, dir bool) (string, error) {
 	return p, nil
 }
 
-// takeBack moves the caches back to where they live. One the step replaced by something
-// else than a directory is lost, and comes back empty.
+// takeBack moves the caches back to where they live. The step's processes are gone, but it
+// may have left symlinks on the way to a cache (ln -s /etc /cachedir's parent): a cache is
+// taken back only from where it was put, through real directories, else it is lost and
+// comes back empty.
 func (inj *injected) takeBack() error {
 	var errs []error
+	b := beneath(inj.root)
 	for _, mv := range inj.moved {
-		fi, err := os.Lstat(mv[1])
-		if err == nil && fi.IsDir() {
-			err = os.Rename(mv[1], mv[0])
+		rel := mv[1]
+		st, err := b.lstat(rel)
+		if err == nil && isDir(&st) {
+			err = b.at(rel, func(dirfd int, name string) error {
+				return unix.Renameat(dirfd, name, unix.AT_FDCWD, mv[0])
+			})
 		} else {
 			err = os.Mkdir(mv[0], 0o755)
 		}
@@ -194,10 +210,11 @@ func (inj *injected) takeBack() error {
 
 // dropFrom removes from the upper dir what the step wrote at the injected targets (the
 // mounts' content, which the namespaced sandbox would not keep either), then the parents
-// left holding nothing the step changed.
+// left holding nothing the step changed. The upper dir holds the step's symlinks: nothing
+// is reached through one.
 func (inj *injected) dropFrom(upper string, before *tree) error {
 	for _, rel := range inj.targets {
-		if err := inj.drop(upper, rel, before); err != nil {
+		if err := inj.drop(beneath(upper), rel, before); err != nil {
 			return fmt.Errorf("dropping %s from the step's changes: %w", rel, err)
 		}
 	}
@@ -207,23 +224,22 @@ func (inj *injected) dropFrom(upper string, before *tree) error {
 // drop removes rel from the upper dir; its parent goes too when that leaves it an empty
 // copy of a directory the step did not change, else gets its times back from the rootfs
 // (the removal changed them).
-func (inj *injected) drop(upper, rel string, before *tree) error {
-	if err := os.RemoveAll(filepath.Join(upper, rel)); err != nil {
+func (inj *injected) drop(up beneath, rel string, before *tree) error {
+	if err := up.removeAll(rel); err != nil {
 		return err
 	}
 	parent := parentOf(rel)
-	up := filepath.Join(upper, parent)
-	if _, err := os.Lstat(up); err != nil {
+	if _, err := up.lstat(parent); err != nil {
 		return nil
 	}
-	if parent != "" && isEmptyDir(up) && !overlayfs.IsOpaque(up) && inj.unchanged(parent, before) {
-		return inj.drop(upper, parent, before)
+	if parent != "" && up.emptyDir(parent) && !up.opaque(parent) && inj.unchanged(parent, before) {
+		return inj.drop(up, parent, before)
 	}
-	var st unix.Stat_t
-	if err := unix.Lstat(filepath.Join(inj.root, parent), &st); err != nil {
-		return err
+	st, err := beneath(inj.root).lstat(parent)
+	if err != nil {
+		return nil // the step replaced it: the upper dir has what it made
 	}
-	return setTimes(up, st.Atim, st.Mtim)
+	return up.setTimes(parent, st.Atim, st.Mtim)
 }
 
 // unchanged reports a directory of the rootfs with the metadata it had before the step.
@@ -232,12 +248,12 @@ func (inj *injected) unchanged(rel string, before *tree) bool {
 	if !ok {
 		return false
 	}
-	st, err := statx(filepath.Join(inj.root, rel))
+	st, err := beneath(inj.root).lstat(rel)
 	if err != nil {
 		return false
 	}
-	now := stateOf(&st)
-	return now.mode == was.mode && now.uid == was.uid && now.gid == was.gid && now.mtime == was.mtime
+	return uint32(was.mode) == st.Mode && was.uid == st.Uid && was.gid == st.Gid &&
+		was.mtime.Sec == st.Mtim.Sec && int64(was.mtime.Nsec) == st.Mtim.Nsec
 }
 
 // chrootRun is the init of chroot isolation: no namespace to build, a chroot to enter.

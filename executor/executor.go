@@ -138,6 +138,9 @@ type Executor struct {
 	// noOverlay is why overlayfs failed once; later steps go straight to the copy.
 	noOverlay string
 
+	// chrootWarning says once that chroot isolation runs where the sandbox could.
+	chrootWarning sync.Once
+
 	// tunErr is why the default network cannot work here, checked once.
 	tunOnce sync.Once
 	tunErr  error
