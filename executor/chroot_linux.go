@@ -79,7 +79,7 @@ func (e *Executor) runChroot(ctx context.Context, spec Spec, cfg childConfig) (R
 type injected struct {
 	root    string
 	targets []string    // relative to root; dropped from the diff
-	moved   [][2]string // cache directories moved in: (host source, path in root)
+	moved   [][2]string // cache directories moved in: (host source, path relative to root)
 }
 
 // system makes /dev (the standard nodes, as runc's default devices; /dev/pipes and the
@@ -158,7 +158,7 @@ func (inj *injected) mount(m Mount) error {
 	if err := os.Rename(m.Source, p); err != nil {
 		return fmt.Errorf("chroot isolation: moving %s into the rootfs: %w", m.Source, err)
 	}
-	inj.moved = append(inj.moved, [2]string{m.Source, p})
+	inj.moved = append(inj.moved, [2]string{m.Source, inj.targets[len(inj.targets)-1]})
 	return nil
 }
 

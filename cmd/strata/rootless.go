@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -94,4 +96,28 @@ func ownerPolicy() owners.Policy {
 		return owners.Host
 	}
 	return owners.Recorded
+}
+
+// newUnshareCmd runs a command in the user namespace the store commands of a user without
+// root run in, as `buildah unshare` and `podman unshare` do: where the store's files,
+// owned by the user's subordinate IDs, can be removed or inspected.
+func newUnshareCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "unshare [--] COMMAND [ARG...]",
+		Short: "Run a command in the user namespace strata's store commands run in (rootless)",
+		Long: `Run COMMAND in the user and mount namespace in which strata builds for a user
+without root: there the user is root and its subordinate IDs are the files' owners, so
+"strata unshare rm -rf ~/.local/share/strata" removes a store the user alone cannot.
+Run as root, COMMAND simply runs.`,
+		Args:                  cobra.MinimumNArgs(1),
+		Annotations:           usesStore,
+		DisableFlagsInUseLine: true,
+		RunE: func(_ *cobra.Command, args []string) error {
+			prog, err := exec.LookPath(args[0])
+			if err != nil {
+				return err
+			}
+			return syscall.Exec(prog, args, os.Environ())
+		},
+	}
 }

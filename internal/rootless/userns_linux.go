@@ -45,6 +45,14 @@ func Current() Mode { return Mode(os.Getenv(envMode)) }
 // parent's and keeps its mounts out of the parent's view. It returns only in the final
 // process.
 func Init() {
+	// The variables mean something only in the namespace Enter made: outside one (a root
+	// build whose environment happens to carry them) they are dropped, not obeyed.
+	if (os.Getenv(envMode) != "" || os.Getenv(envWait) != "") && !InUserNamespace() {
+		for _, v := range []string{envMode, envWait, envParent} {
+			os.Unsetenv(v)
+		}
+		return
+	}
 	if os.Getenv(envWait) != "" {
 		sync := os.NewFile(3, "userns-sync")
 		var b [1]byte
