@@ -322,7 +322,14 @@ func (w *writer) copySpecial(f srcFile, host string, own owner) error {
 	if f.Dev != nil {
 		dev = unix.Mkdev(f.Dev.Major, f.Dev.Minor)
 	}
-	if err := unix.Mknod(host, mode|0o600, int(dev)); err != nil {
+	var err error
+	if mode == unix.S_IFIFO {
+		err = unix.Mknod(host, mode|0o600, int(dev))
+	} else {
+		// Recorded in an empty file where the kernel refuses nodes (rootless).
+		err = owners.Mknod(host, mode|0o600, dev)
+	}
+	if err != nil {
 		return fmt.Errorf("creating %s: %w", host, err)
 	}
 	if err := w.lchown(host, own); err != nil {

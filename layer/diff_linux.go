@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/internal/overlayfs"
+	"github.com/strata-build/strata/internal/owners"
 )
 
 type inode struct{ dev, ino uint64 }
@@ -173,6 +174,10 @@ func (t *tarWriter) entry(dirfd int, c child) error {
 	}
 	switch ftype {
 	case unix.S_IFREG:
+		if mode, dev, ok := owners.Device(fmt.Sprintf("/proc/self/fd/%d/%s", dirfd, c.base), st); ok {
+			// A node a rootless build could not make (owners.Mknod).
+			return t.recordedDevice(hdr, dirfd, c.base, mode, dev)
+		}
 		hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
 		return t.regular(hdr, dirfd, c.base)
 	case unix.S_IFDIR:
@@ -289,6 +294,20 @@ func (t *tarWriter) special(hdr *tar.Header, dirfd int, base string, st *unix.St
 		hdr.Devmajor, hdr.Devminor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
 	}
 	if err := t.xattrs(hdr, xattrTarget{fd: -1, path: full}); err != nil {
+		return err
+	}
+	return t.writeHeader(hdr)
+}
+
+// recordedDevice writes the device node an empty file records.
+func (t *tarWriter) recordedDevice(hdr *tar.Header, dirfd int, base string, mode uint32, dev uint64) error {
+	hdr.Typeflag = tar.TypeChar
+	if mode&unix.S_IFMT == unix.S_IFBLK {
+		hdr.Typeflag = tar.TypeBlock
+	}
+	hdr.Mode = int64(mode & 0o7777)
+	hdr.Devmajor, hdr.Devminor = int64(unix.Major(dev)), int64(unix.Minor(dev))
+	if err := t.xattrs(hdr, xattrTarget{fd: -1, path: filepath.Join(t.root, hdr.Name)}); err != nil {
 		return err
 	}
 	return t.writeHeader(hdr)

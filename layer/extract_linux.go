@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/internal/overlayfs"
+	"github.com/strata-build/strata/internal/owners"
 )
 
 // extractor applies the entries of one archive to the tree at root.
@@ -295,8 +296,12 @@ func (e *extractor) special(hdr *tar.Header, target string) error {
 		mode = unix.S_IFBLK
 	}
 	dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-	if err := unix.Mknod(target, mode|0o600, int(dev)); err != nil {
-		return &os.PathError{Op: "mknod", Path: target, Err: err}
+	if mode == unix.S_IFIFO {
+		if err := unix.Mknod(target, mode|0o600, int(dev)); err != nil {
+			return &os.PathError{Op: "mknod", Path: target, Err: err}
+		}
+		return nil
 	}
-	return nil
+	// Recorded in an empty file where the kernel refuses nodes (rootless).
+	return owners.Mknod(target, mode|0o600, dev)
 }

@@ -64,6 +64,11 @@ func e2eCases() []e2eCase {
 			want: "/copied\n/copied/files.tar\n/gz\n/gz/pkg\n/gz/pkg/hardlink.txt\n/gz/pkg/hello.txt\n/gz/pkg/link.txt\n" +
 				"/opt\n/opt/pkg\n/opt/pkg/hardlink.txt\n/opt/pkg/hello.txt\n/opt/pkg/link.txt\n" +
 				"hello from a tar\nhardlinked\nhello.txt\n"},
+		{name: "add-devices", base: "busybox:latest", needs: []string{"devices.tar.gz"},
+			want: "/opt/dev/fifo fifo 644 1000:1000 0,0\n/opt/dev/loopX block special file 660 0:6 7,9\n" +
+				"/opt/dev/null2 character special file 600 1000:50 1,3\n/opt/dev/ttyX character special file 620 0:5 4,7\n" +
+				"/added/dev/loopX block special file 660 0:6 7,9\n/added/dev/null2 character special file 666 0:0 1,3\n" +
+				"/added/dev/ttyX character special file 620 0:5 4,7\n"},
 		{name: "args-env", base: "busybox:latest", args: []string{"--build-arg", "GREETING=hi"},
 			want: "hi, world / env-wins\n"},
 		{name: "workdir-copy", base: "busybox:latest",

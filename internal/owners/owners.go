@@ -56,8 +56,9 @@ var Recorded Policy = recorded{}
 
 type recorded struct{}
 
-// Lchown records uid:gid with the file's current mode. Symlinks cannot carry user.*
-// xattrs; their owner is 0:0 in the layer, as is every symlink's in practice.
+// Lchown records uid:gid with the file's current mode, or a device record's mode and
+// type. Symlinks cannot carry user.* xattrs; their owner is 0:0 in the layer, as is every
+// symlink's in practice.
 func (recorded) Lchown(p string, uid, gid int) error {
 	var st unix.Stat_t
 	if err := unix.Lstat(p, &st); err != nil {
@@ -67,6 +68,9 @@ func (recorded) Lchown(p string, uid, gid int) error {
 		return nil
 	}
 	v := fmt.Sprintf("%d:%d:0%o", uid, gid, st.Mode)
+	if mode, dev, ok := Device(p, &st); ok {
+		v = deviceRecord(uid, gid, mode, dev)
+	}
 	if err := unix.Lsetxattr(p, OverrideXattr, []byte(v), 0); err != nil {
 		return &os.PathError{Op: "recording the owner of", Path: p, Err: err}
 	}
@@ -104,4 +108,92 @@ func parseOverride(v string) (uid, gid int, ok bool) {
 	u, err1 := strconv.Atoi(parts[0])
 	g, err2 := strconv.Atoi(parts[1])
 	return u, g, err1 == nil && err2 == nil && u >= 0 && g >= 0
+}
+
+// Mknod makes the device node p (mode holds S_IFCHR or S_IFBLK and the permissions), or,
+// where the kernel refuses (in a user namespace, without CAP_MKNOD), an empty file with
+// the permissions that records it in OverrideXattr as containers/storage does
+// ("0:0:MODE:char-MAJOR-MINOR"): the layer written from the tree has the node all the same.
+func Mknod(p string, mode uint32, dev uint64) error {
+	err := unix.Mknod(p, mode, int(dev))
+	if err == nil || !errors.Is(err, unix.EPERM) {
+		if err != nil {
+			return &os.PathError{Op: "mknod", Path: p, Err: err}
+		}
+		return nil
+	}
+	f, ferr := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if ferr != nil {
+		return &os.PathError{Op: "mknod", Path: p, Err: err}
+	}
+	f.Close()
+	if err := os.Chmod(p, os.FileMode(mode&0o777)|modeBits(mode)); err != nil {
+		return err
+	}
+	if err := unix.Lsetxattr(p, OverrideXattr, []byte(deviceRecord(0, 0, mode, dev)), 0); err != nil {
+		return &os.PathError{Op: "recording the device node", Path: p, Err: err}
+	}
+	return nil
+}
+
+// Device reads the record Mknod leaves on an empty regular file (st is its lstat): the
+// node's mode (the recorded type, the file's permissions) and number.
+func Device(p string, st *unix.Stat_t) (mode uint32, dev uint64, ok bool) {
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != 0 {
+		return 0, 0, false
+	}
+	buf := make([]byte, 64)
+	n, err := unix.Lgetxattr(p, OverrideXattr, buf)
+	if err != nil {
+		return 0, 0, false
+	}
+	parts := strings.Split(string(buf[:n]), ":")
+	if len(parts) != 4 {
+		return 0, 0, false
+	}
+	if _, err := strconv.ParseUint(parts[2], 8, 32); err != nil {
+		return 0, 0, false
+	}
+	kind := strings.Split(parts[3], "-")
+	if len(kind) != 3 {
+		return 0, 0, false
+	}
+	major, err1 := strconv.ParseUint(kind[1], 10, 32)
+	minor, err2 := strconv.ParseUint(kind[2], 10, 32)
+	if err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	switch kind[0] {
+	case "char":
+		mode = unix.S_IFCHR
+	case "block":
+		mode = unix.S_IFBLK
+	default:
+		return 0, 0, false
+	}
+	// The file's own permissions: a chmod after Mknod changed them, not the record.
+	return mode | st.Mode&0o7777, unix.Mkdev(uint32(major), uint32(minor)), true
+}
+
+func deviceRecord(uid, gid int, mode uint32, dev uint64) string {
+	kind := "char"
+	if mode&unix.S_IFMT == unix.S_IFBLK {
+		kind = "block"
+	}
+	return fmt.Sprintf("%d:%d:0%o:%s-%d-%d", uid, gid, mode&0o7777, kind, unix.Major(dev), unix.Minor(dev))
+}
+
+// modeBits turns the setuid, setgid and sticky bits of a raw mode into os.FileMode's.
+func modeBits(mode uint32) os.FileMode {
+	var m os.FileMode
+	if mode&unix.S_ISUID != 0 {
+		m |= os.ModeSetuid
+	}
+	if mode&unix.S_ISGID != 0 {
+		m |= os.ModeSetgid
+	}
+	if mode&unix.S_ISVTX != 0 {
+		m |= os.ModeSticky
+	}
+	return m
 }

@@ -48,3 +48,55 @@ func TestParseOverride(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceRecord: an empty file carrying a device record (what Mknod leaves where the
+// kernel refuses nodes) reads back as the node, with the file's own permissions; Recorded
+// keeps the record when it sets the owner; anything else is no device.
+func TestDeviceRecord(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "tty")
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Lsetxattr(p, OverrideXattr, []byte(deviceRecord(0, 0, unix.S_IFCHR|0o600, unix.Mkdev(4, 7))), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o620); err != nil {
+		t.Fatal(err)
+	}
+	if err := Recorded.Lchown(p, 0, 5); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	mode, dev, ok := Device(p, &st)
+	if !ok || mode != unix.S_IFCHR|0o620 || unix.Major(dev) != 4 || unix.Minor(dev) != 7 {
+		t.Errorf("Device = %#o %d:%d %v, want char 0620 4:7", mode, unix.Major(dev), unix.Minor(dev), ok)
+	}
+	if uid, gid, err := Recorded.Owner(p, &st); err != nil || uid != 0 || gid != 5 {
+		t.Errorf("Owner = %d:%d %v, want 0:5", uid, gid, err)
+	}
+	for name, v := range map[string]string{"plain": "0:0:0100644", "bad kind": "0:0:0600:pipe-1-2", "bad number": "0:0:0600:char-x-2"} {
+		q := filepath.Join(dir, name)
+		if err := os.WriteFile(q, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Lsetxattr(q, OverrideXattr, []byte(v), 0); err != nil {
+			t.Fatal(err)
+		}
+		unix.Lstat(q, &st)
+		if _, _, ok := Device(q, &st); ok {
+			t.Errorf("%s (%q) read as a device", name, v)
+		}
+	}
+	// A file with content is never a device, whatever it carries.
+	if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	unix.Lstat(p, &st)
+	if _, _, ok := Device(p, &st); ok {
+		t.Error("a file with content read as a device")
+	}
+}
