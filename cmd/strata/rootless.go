@@ -50,14 +50,20 @@ func enterUserNamespace(cmd *cobra.Command) error {
 	return nil
 }
 
-// withSingleIDHint adds to a failed RUN of a build that maps the caller alone why a
-// chown or su in it may have failed.
-func withSingleIDHint(err error) error {
+// withRootlessHint adds to a failed RUN of a rootless build what root of a user namespace
+// cannot do, which may be why it failed.
+func withRootlessHint(err error) error {
 	var exit *builder.ExitError
-	if rootless.Current() != rootless.Single || !errors.As(err, &exit) {
+	if !errors.As(err, &exit) {
 		return err
 	}
-	return fmt.Errorf("%w (rootless without subordinate IDs: RUN can use uid 0 only, so chown to other IDs fails; run strata doctor)", err)
+	switch rootless.Current() {
+	case rootless.Single:
+		return fmt.Errorf("%w (rootless without subordinate IDs: RUN is root of a user namespace that maps your uid alone: no chown to other IDs, no mknod; run strata doctor)", err)
+	case rootless.IDs:
+		return fmt.Errorf("%w (rootless: RUN is root of a user namespace: no mknod of devices, no mounts; run strata doctor)", err)
+	}
+	return err
 }
 
 // isolationMode is --isolation, else $STRATA_ISOLATION.

@@ -87,7 +87,7 @@ func runBuild(cmd *cobra.Command, o *buildOptions, contextArg string) (err error
 	cf.setUp(ctx, &opts, st, blobs, disp)
 	res, err := builder.Build(ctx, opts)
 	if err != nil {
-		return withSingleIDHint(err)
+		return withRootlessHint(err)
 	}
 	if err := o.deliver(cmd, st, res, outputs); err != nil {
 		return err
