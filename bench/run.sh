@@ -8,10 +8,14 @@
 # an OCI tarball from empty caches, a warm rebuild with no change, and a rebuild after one
 # COPY'd file changes. Each build is timed and its process tree's RSS sampled every 50 ms by
 # `benchtool measure`; the table gives medians and Strata's ratio to the fastest peer, and
-# W3's machine limits (tar, gzip -1, zstd -3 of the same data). See bench/README.md.
+# W3's machine limits (tar, gzip -1, zstd -3 of the same data). Two more builders, opt-in,
+# measure Strata's modes without root: strata-rootless (the same build run as the user
+# strata-bench, which strata re-executes in a user namespace) and strata-chroot (as root with
+# --isolation=chroot); the table gives their ratio to strata as root. See bench/README.md.
 #
 # Usage: bench/run.sh [--quick] [--runs N] [--workloads "w1 w2 w3 w4"]
 #                     [--builders "strata buildah docker"] [--port N] [--cache DIR] [--keep]
+#   --builders  any of strata, buildah, docker, strata-rootless, strata-chroot
 #   --quick   one run and small sizes (W1 a tenth, W3 64 MiB + 64 MiB, W2 the busybox rootfs)
 #   --cache   where the Debian rootfs and results are kept (default /var/tmp/strata-bench-cache)
 #   --keep    keep the work directory (contexts, outputs, logs) for inspection
@@ -40,6 +44,12 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
+for b in $builders; do
+	case $b in
+	strata | buildah | docker | strata-rootless | strata-chroot) ;;
+	*) echo "bench/run.sh: unknown builder $b (want strata, buildah, docker, strata-rootless or strata-chroot)" >&2; exit 2 ;;
+	esac
+done
 [ -n "$runs" ] || runs=$([ "$quick" = 1 ] && echo 1 || echo 3)
 registry=127.0.0.1:$port
 [ "$(id -u)" = 0 ] || { echo "bench/run.sh: run as root (buildah, dockerd and Strata's RUN need it)" >&2; exit 1; }
@@ -49,7 +59,9 @@ work=$(mktemp -d /var/tmp/strata-bench.XXXXXX)
 bin=$work/bin results=$work/results.jsonl logs=$work/logs
 mkdir -p "$bin" "$logs"
 registry_pid="" dockerd_pid=""
-
+# The user strata-rootless builds as, and the command prefix that runs as it, with its home
+# and a clean environment (set up by setup_rootless).
+bench_user=strata-bench bench_uid="" bench_gid="" bench_home="" as_user=()
 
 cleanup() {
 	stop_dockerd
@@ -59,12 +71,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# install_deps: the Debian packages for the peers, the registry and the bases, if missing.
+# uses BUILDER: whether BUILDER is among --builders.
+uses() { [[ " $builders " == *" $1 "* ]]; }
+
+# install_deps: the Debian packages for the peers, the registry and the bases, if missing;
+# slirp4netns for Strata's RUN network, uidmap (newuidmap, newgidmap) for strata-rootless.
 install_deps() {
-	local need=() pair
-	for pair in buildah:buildah dockerd:docker.io docker-registry:docker-registry \
-		mmdebstrap:mmdebstrap zstd:zstd gzip:gzip curl:curl; do
-		command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
+	local need=() pair pairs=(buildah:buildah dockerd:docker.io docker-registry:docker-registry
+		mmdebstrap:mmdebstrap zstd:zstd gzip:gzip curl:curl slirp4netns:slirp4netns)
+	! uses strata-rootless || pairs+=(newuidmap:uidmap newgidmap:uidmap setpriv:util-linux)
+	for pair in "${pairs[@]}"; do
+		command -v "${pair%%:*}" >/dev/null || [[ " ${need[*]} " == *" ${pair#*:} "* ]] || need+=("${pair#*:}")
 	done
 	file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' || need+=(busybox-static)
 	[ ${#need[@]} -eq 0 ] && return
@@ -106,6 +123,49 @@ gen_workloads() {
 	"$bin/benchtool" workloads "${flags[@]}" -registry "$registry" -rootfs "$rootfs" "$work/w"
 }
 
+# has_subids FILE: whether the bench user has a range in /etc/subuid or /etc/subgid.
+has_subids() { grep -Eq "^($bench_user|$bench_uid):" "$1" 2>/dev/null; }
+
+# setup_rootless: the unprivileged user strata-rootless builds as (created if missing, with
+# subordinate IDs if it has none), and what it needs to reach: the work directory (mktemp's
+# is 0700 root) and the binaries traversable, the generated contexts readable, and
+# /dev/net/tun openable for RUN's default network. Its state and output directories are its
+# own (rootless_dirs).
+setup_rootless() {
+	if ! id "$bench_user" >/dev/null 2>&1; then
+		log "creating the user $bench_user for strata-rootless"
+		useradd -m -s /bin/sh "$bench_user"
+	fi
+	bench_uid=$(id -u "$bench_user") bench_gid=$(id -g "$bench_user")
+	bench_home=$(getent passwd "$bench_user" | cut -d: -f6)
+	# setpriv execs env, which execs the command: no process of theirs stays in between.
+	as_user=(setpriv --reuid="$bench_uid" --regid="$bench_gid" --init-groups
+		env -i HOME="$bench_home" USER="$bench_user" LOGNAME="$bench_user"
+		PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)
+	if ! has_subids /etc/subuid || ! has_subids /etc/subgid; then
+		log "giving $bench_user the subordinate IDs 400000-465535"
+		usermod --add-subuids 400000-465535 --add-subgids 400000-465535 "$bench_user"
+	fi
+	chmod 0755 "$work" "$bin"
+	[ ! -e "$bin/strata" ] || chmod a+rx "$bin/strata"
+	chmod -R a+rX "$work/w"
+	mkdir -p "$work/state" "$work/out"
+	chmod 0755 "$work/state" "$work/out"
+	if [ ! -c /dev/net/tun ]; then
+		log "no /dev/net/tun: strata-rootless's RUN steps on the default network will fail (modprobe tun)"
+	elif ! "${as_user[@]}" test -r /dev/net/tun -a -w /dev/net/tun; then
+		log "chmod 0666 /dev/net/tun (Debian's default) so that $bench_user's RUN steps get a network"
+		chmod 0666 /dev/net/tun
+	fi
+}
+
+# rootless_dirs W: the bench user's own, empty state directory for W and its output directory.
+rootless_dirs() {
+	local state=$work/state/strata-rootless-$1 out=$work/out/strata-rootless
+	mkdir -p "$state" "$out"
+	chown "$bench_uid:$bench_gid" "$state" "$out"
+}
+
 start_dockerd() {
 	local d=$work/docker
 	mkdir -p "$d"
@@ -137,10 +197,17 @@ docker_cli() { DOCKER_HOST="unix://$work/docker/docker.sock" DOCKER_BUILDKIT=1 /
 # tarball OUT (for the peers, build and export in one shell, timed together).
 build_argv() {
 	local b=$1 w=$2 out=$3 ctx=$work/w/$2/ctx state=$work/state/$1-$2
+	local strata=("$bin/strata" build --root "$state" -t "bench/$w" -o "type=oci,dest=$out"
+		--source-date-epoch "$epoch" --insecure-registry "$registry" --progress plain)
 	case $b in
 	strata)
-		argv=("$bin/strata" build --root "$state" -t "bench/$w" -o "type=oci,dest=$out"
-			--source-date-epoch "$epoch" --insecure-registry "$registry" --progress plain "$ctx") ;;
+		argv=("${strata[@]}" "$ctx") ;;
+	strata-chroot)
+		argv=("${strata[@]}" --isolation=chroot "$ctx") ;;
+	strata-rootless)
+		# The measured tree is strata's (as_user execs it), with the child it re-executes
+		# itself as in the user namespace.
+		argv=("${as_user[@]}" "${strata[@]}" "$ctx") ;;
 	buildah)
 		local g="buildah --root $state/root --runroot $state/run --storage-driver overlay"
 		argv=(sh -c "$g build --isolation chroot --layers --tls-verify=false --timestamp $epoch -t bench/$w $ctx && $g push bench/$w oci-archive:$out") ;;
@@ -153,6 +220,7 @@ build_argv() {
 # measure BUILDER W PHASE RUN: one timed, sampled build, recorded in results.jsonl.
 measure() {
 	local b=$1 w=$2 phase=$3 run=$4 out=$work/out/$1-$2.tar kind=oci extra=() argv=()
+	[ "$b" != strata-rootless ] || out=$work/out/strata-rootless/$1-$2.tar
 	local logf=$logs/$w-$b-$phase-$run.log
 	mkdir -p "$work/out"
 	rm -f "$out"
@@ -166,7 +234,8 @@ measure() {
 	fi
 }
 
-# clear_state BUILDER W: drops the builder's caches (for docker: its daemon and data root).
+# clear_state BUILDER W: drops the builder's caches (for docker: its daemon and data root;
+# strata-rootless's, owned by the bench user's subordinate IDs, root removes all the same).
 clear_state() {
 	umount_under "$work/state/$1-$2"
 	rm -rf "$work/state/$1-$2"
@@ -182,6 +251,7 @@ bench_one() {
 	apply "$w" orig
 	clear_state "$b" "$w"
 	[ "$b" != docker ] || start_dockerd
+	[ "$b" != strata-rootless ] || rootless_dirs "$w"
 	measure "$b" "$w" cold "$run"
 	measure "$b" "$w" warm "$run"
 	if [ -d "$work/w/$w/change" ]; then
@@ -215,6 +285,9 @@ machine() {
 	echo "- disk: $(df -hT "$work" | awk 'NR == 2 { print $1 ", " $2 ", " $3 " (" $5 " used)" }')"
 	echo "- $(buildah --version); $(dockerd --version); $(go version)"
 	echo "- strata built from the work tree at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' plus uncommitted changes')"
+	if uses strata-rootless; then
+		echo "- strata-rootless as $bench_user (uid $bench_uid), subordinate IDs $(grep -E "^($bench_user|$bench_uid):" /etc/subuid | head -1 | cut -d: -f2-) (uid) mapped by $(dpkg-query -W -f='uidmap ${Version}' uidmap 2>/dev/null || echo newuidmap)"
+	fi
 }
 
 main() {
@@ -223,6 +296,7 @@ main() {
 	start_registry
 	seed_bases
 	gen_workloads
+	! uses strata-rootless || setup_rootless
 	local run w b order
 	read -r -a order <<<"$builders"
 	for run in $(seq "$runs"); do

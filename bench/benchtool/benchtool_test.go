@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -92,6 +93,9 @@ func TestRatioIsAgainstTheFastestPeer(t *testing.T) {
 		{map[string]float64{"strata": 3, "docker": 2}, "1.50x"},
 		{map[string]float64{"buildah": 4, "docker": 2}, "n/a"},
 		{map[string]float64{"strata": 1}, "n/a"},
+		// Strata's modes are not peers, however fast.
+		{map[string]float64{"strata": 2, "buildah": 4, "docker": 8, "strata-rootless": 1, "strata-chroot": 1}, "0.50x"},
+		{map[string]float64{"strata": 2, "strata-rootless": 1}, "n/a"},
 	}
 	for _, tc := range tests {
 		if got := ratioCell(tc.vals); got != tc.want {
@@ -116,5 +120,84 @@ func TestDigestFrom(t *testing.T) {
 	}
 	if _, err := digestFrom("oci", []byte(`{"manifests":[]}`)); err == nil || !strings.Contains(err.Error(), "no manifest") {
 		t.Errorf("an empty index gave %v, want a no-manifest error", err)
+	}
+}
+
+func TestModeRatioIsAgainstStrataAsRoot(t *testing.T) {
+	tests := []struct {
+		vals map[string]float64
+		want string
+	}{
+		{map[string]float64{"strata": 2, "buildah": 1, "strata-rootless": 3}, "1.50x"},
+		{map[string]float64{"strata": 2}, "n/a"},
+		{map[string]float64{"buildah": 1, "strata-rootless": 3}, "n/a"},
+	}
+	for _, tc := range tests {
+		if got := modeRatioCell(tc.vals, "strata-rootless"); got != tc.want {
+			t.Errorf("modeRatioCell(%v) = %s, want %s", tc.vals, got, tc.want)
+		}
+	}
+}
+
+// tableLines are the report's table rows (header first) for recs.
+func tableLines(t *testing.T, recs []record) []string {
+	t.Helper()
+	var b bytes.Buffer
+	writeReport(&b, recs)
+	var rows []string
+	for _, l := range strings.Split(b.String(), "\n") {
+		if strings.HasPrefix(l, "|") {
+			rows = append(rows, l)
+		}
+	}
+	return rows
+}
+
+func TestReportWithoutModesKeepsItsColumns(t *testing.T) {
+	recs := []record{
+		{Workload: "w4", Builder: "strata", Phase: "cold", OK: true, Seconds: 1, Digest: "sha256:a"},
+		{Workload: "w4", Builder: "docker", Phase: "cold", OK: true, Seconds: 2, Digest: "sha256:b"},
+	}
+	rows := tableLines(t, recs)
+	if want := "| workload | figure | Strata | Buildah | Docker (BuildKit) | Strata / fastest peer |"; rows[0] != want {
+		t.Errorf("header %q, want %q", rows[0], want)
+	}
+	if want := "|---|---|--:|--:|--:|--:|"; rows[1] != want {
+		t.Errorf("separator %q, want %q", rows[1], want)
+	}
+	if want := "| w4 | same digest, cold builds twice+ | n/a | n/a | n/a |  |"; !slices.Contains(rows, want) {
+		t.Errorf("no row %q in %q", want, rows)
+	}
+	if want := "| w4 | cold build to OCI tarball (s) | 1.00 | n/a | 2.00 | 0.50x |"; !slices.Contains(rows, want) {
+		t.Errorf("no row %q in %q", want, rows)
+	}
+}
+
+func TestReportShowsModesWithTheirRatioToRoot(t *testing.T) {
+	recs := []record{
+		{Workload: "w4", Builder: "strata", Phase: "cold", OK: true, Seconds: 2, Digest: "sha256:a"},
+		{Workload: "w4", Builder: "buildah", Phase: "cold", OK: true, Seconds: 8, Digest: "sha256:b"},
+		{Workload: "w4", Builder: "docker", Phase: "cold", OK: true, Seconds: 4, Digest: "sha256:c"},
+		{Workload: "w4", Builder: "strata-rootless", Phase: "cold", OK: true, Seconds: 3, Digest: "sha256:a"},
+		{Workload: "w4", Builder: "strata-chroot", Phase: "cold", OK: true, Seconds: 1, Digest: "sha256:d"},
+	}
+	rows := tableLines(t, recs)
+	want := []string{
+		"| workload | figure | Strata | Buildah | Docker (BuildKit) | Strata rootless | Strata chroot | Strata / fastest peer | rootless / root | chroot / root |",
+		"|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+		// The chroot mode is faster than every peer, yet Strata's ratio is still to docker's.
+		"| w4 | cold build to OCI tarball (s) | 2.00 | 8.00 | 4.00 | 3.00 | 1.00 | 0.50x | 1.50x | 0.50x |",
+		"| w4 | same digest, cold builds twice+ | n/a | n/a | n/a | n/a | n/a |  | same as root | differs from root |",
+	}
+	for _, w := range want {
+		if !slices.Contains(rows, w) {
+			t.Errorf("no row %q in\n%s", w, strings.Join(rows, "\n"))
+		}
+	}
+
+	// Only the modes that were run get columns.
+	rows = tableLines(t, recs[:4])
+	if want := "| workload | figure | Strata | Buildah | Docker (BuildKit) | Strata rootless | Strata / fastest peer | rootless / root |"; rows[0] != want {
+		t.Errorf("header %q, want %q", rows[0], want)
 	}
 }

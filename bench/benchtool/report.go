@@ -13,6 +13,18 @@ import (
 // builders are the table's columns; strata is compared with the fastest of the others.
 var builders = []string{"strata", "buildah", "docker"}
 
+// mode is one of Strata's other ways to build, measured as a builder of its own by run.sh.
+// Its column appears when the results have it, with a column of its ratio to strata (root);
+// modes are never peers.
+type mode struct {
+	builder, column, ratio string
+}
+
+var modes = []mode{
+	{"strata-rootless", "Strata rootless", "rootless / root"},
+	{"strata-chroot", "Strata chroot", "chroot / root"},
+}
+
 // figure is one row of the table: how to get a number from a workload's records.
 type figure struct {
 	name  string
@@ -100,24 +112,54 @@ func writeReport(w io.Writer, recs []record) {
 		}
 	}
 	slices.Sort(workloads)
-	fmt.Fprintln(w, "| workload | figure | Strata | Buildah | Docker (BuildKit) | Strata / fastest peer |")
-	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|")
+	ms := presentModes(recs)
+	header := []string{"workload", "figure", "Strata", "Buildah", "Docker (BuildKit)"}
+	for _, m := range ms {
+		header = append(header, m.column)
+	}
+	header = append(header, "Strata / fastest peer")
+	for _, m := range ms {
+		header = append(header, m.ratio)
+	}
+	fmt.Fprintln(w, "| "+strings.Join(header, " | ")+" |")
+	fmt.Fprintln(w, "|---|---|"+strings.Repeat("--:|", len(header)-2))
 	for _, wl := range workloads {
 		for _, f := range figures {
-			writeRow(w, recs, wl, f)
+			writeRow(w, recs, ms, wl, f)
 		}
-		writeReproRow(w, recs, wl)
+		writeReproRow(w, recs, ms, wl)
 	}
 	writeFootnotes(w, recs)
 	writeLimits(w, recs)
 }
 
-// writeRow prints one figure's medians and Strata's ratio to the best peer.
-func writeRow(w io.Writer, recs []record, wl string, f figure) {
+// presentModes are the modes with a (non-limit) record, in the order of modes.
+func presentModes(recs []record) []mode {
+	var out []mode
+	for _, m := range modes {
+		if slices.ContainsFunc(recs, func(r record) bool { return r.Builder == m.builder && r.Phase != "limit" }) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// columns are the builders whose medians a row shows: the fixed ones, then the modes ms.
+func columns(ms []mode) []string {
+	cols := slices.Clone(builders)
+	for _, m := range ms {
+		cols = append(cols, m.builder)
+	}
+	return cols
+}
+
+// writeRow prints one figure's medians, Strata's ratio to the best peer, and each mode's
+// ratio to Strata (root).
+func writeRow(w io.Writer, recs []record, ms []mode, wl string, f figure) {
 	cells := []string{wl, f.name + " (" + f.unit + ")"}
 	vals := map[string]float64{}
 	present := false
-	for _, b := range builders {
+	for _, b := range columns(ms) {
 		rs := pick(recs, wl, b, f.phase)
 		present = present || len(rs) > 0
 		m, ok, some := median(rs, f.value)
@@ -130,6 +172,9 @@ func writeRow(w io.Writer, recs []record, wl string, f figure) {
 		return
 	}
 	cells = append(cells, ratioCell(vals))
+	for _, m := range ms {
+		cells = append(cells, modeRatioCell(vals, m.builder))
+	}
 	fmt.Fprintln(w, "| "+strings.Join(cells, " | ")+" |")
 }
 
@@ -145,7 +190,8 @@ func cell(rs []record, m float64, ok, some bool) string {
 	return fmt.Sprintf("%.2f", m)
 }
 
-// ratioCell is Strata's value over the lowest peer value (below 1: Strata wins).
+// ratioCell is Strata's value over the lowest peer value (below 1: Strata wins). The peers
+// are builders' others: Strata's modes never count.
 func ratioCell(vals map[string]float64) string {
 	s, ok := vals["strata"]
 	best, found := 0.0, false
@@ -160,18 +206,22 @@ func ratioCell(vals map[string]float64) string {
 	return fmt.Sprintf("%.2fx", s/best)
 }
 
-// writeReproRow says whether the cold builds (with SOURCE_DATE_EPOCH) gave one digest.
-func writeReproRow(w io.Writer, recs []record, wl string) {
+// modeRatioCell is the mode's value over Strata's as root (above 1: the mode costs more).
+func modeRatioCell(vals map[string]float64, b string) string {
+	v, ok := vals[b]
+	root, rok := vals["strata"]
+	if !ok || !rok || root == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2fx", v/root)
+}
+
+// writeReproRow says whether the cold builds (with SOURCE_DATE_EPOCH) gave one digest, and in
+// each mode's ratio column whether the mode's cold builds gave Strata (root)'s.
+func writeReproRow(w io.Writer, recs []record, ms []mode, wl string) {
 	cells := []string{wl, "same digest, cold builds twice+"}
-	for _, b := range builders {
-		seen := map[string]bool{}
-		n := 0
-		for _, r := range pick(recs, wl, b, "cold") {
-			if r.OK && r.Digest != "" {
-				seen[r.Digest] = true
-				n++
-			}
-		}
+	for _, b := range columns(ms) {
+		seen, n := coldDigests(recs, wl, b)
 		switch {
 		case n < 2:
 			cells = append(cells, "n/a")
@@ -181,7 +231,43 @@ func writeReproRow(w io.Writer, recs []record, wl string) {
 			cells = append(cells, fmt.Sprintf("no (%d digests/%d)", len(seen), n))
 		}
 	}
-	fmt.Fprintln(w, "| "+strings.Join(append(cells, ""), " | ")+" |")
+	cells = append(cells, "")
+	root, _ := coldDigests(recs, wl, "strata")
+	for _, m := range ms {
+		cells = append(cells, sameDigestCell(root, m.builder, recs, wl))
+	}
+	fmt.Fprintln(w, "| "+strings.Join(cells, " | ")+" |")
+}
+
+// coldDigests are the distinct digests of b's successful cold builds of wl, and how many
+// builds gave one.
+func coldDigests(recs []record, wl, b string) (map[string]bool, int) {
+	seen := map[string]bool{}
+	n := 0
+	for _, r := range pick(recs, wl, b, "cold") {
+		if r.OK && r.Digest != "" {
+			seen[r.Digest] = true
+			n++
+		}
+	}
+	return seen, n
+}
+
+// sameDigestCell says whether every cold build of mode b gave the one digest of Strata
+// (root)'s cold builds.
+func sameDigestCell(root map[string]bool, b string, recs []record, wl string) string {
+	seen, n := coldDigests(recs, wl, b)
+	if n == 0 || len(root) == 0 {
+		return "n/a"
+	}
+	if len(root) == 1 && len(seen) == 1 {
+		for d := range seen {
+			if root[d] {
+				return "same as root"
+			}
+		}
+	}
+	return "differs from root"
 }
 
 // writeFootnotes gives the daemon's idle RSS included in Docker's peak, and failures.
