@@ -128,7 +128,10 @@ fails at once instead of waiting.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if root == "" {
-				root = defaultRoot()
+				var err error
+				if root, err = defaultRoot(); err != nil {
+					return err
+				}
 			}
 			waiting := func() {
 				fmt.Fprintln(cmd.ErrOrStderr(), "strata: waiting for the builds using the store to finish (Ctrl-C to stop; --force fails instead)")

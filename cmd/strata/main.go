@@ -21,6 +21,7 @@ func main() {
 	}
 	// A command re-executed in a user namespace (see enterUserNamespace) starts here.
 	rootless.Init()
+	rootless.ProbeChild() // the children strata doctor starts to try namespaces and mounts
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// STRATA_CPUPROFILE=FILE writes a pprof CPU profile of the command, for
 	// the benches (go tool pprof FILE).

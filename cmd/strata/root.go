@@ -13,6 +13,7 @@ func newRootCmd() *cobra.Command {
 		// Flags are parsed and checked by now; the work runs in the namespace.
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return enterUserNamespace(cmd) },
 	}
-	root.AddCommand(newBuildCmd(), newImagesCmd(), newPushCmd(), newSaveCmd(), newPruneCmd())
+	root.AddCommand(newBuildCmd(), newImagesCmd(), newPushCmd(), newSaveCmd(), newPruneCmd(), newUnshareCmd())
+	root.AddCommand(newDoctorCmd())
 	return root
 }

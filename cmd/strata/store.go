@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,22 +13,22 @@ import (
 	"github.com/strata-build/strata/store"
 )
 
-// defaultRoot is the store strata uses without --root: /var/lib/strata
-// for root, else (also in the user namespace of a user without root) $XDG_DATA_HOME/strata (~/.local/share/strata).
-func defaultRoot() string {
-	if os.Geteuid() == 0 && rootless.Current() == rootless.NotInNamespace {
-		return "/var/lib/strata"
+// defaultRoot is the store strata uses without --root (rootless.StoreRoot): a user
+// without root has it in its home, also in the user namespace strata runs in.
+func defaultRoot() (string, error) {
+	root, err := rootless.StoreRoot(os.Geteuid() == 0 && rootless.Current() == rootless.NotInNamespace)
+	if err != nil {
+		return "", fmt.Errorf("finding the store: %w: pass --root", err)
 	}
-	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
-		return filepath.Join(x, "strata")
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".local", "share", "strata")
+	return root, nil
 }
 
 func openStore(root string) (*store.Store, error) {
 	if root == "" {
-		root = defaultRoot()
+		var err error
+		if root, err = defaultRoot(); err != nil {
+			return nil, err
+		}
 	}
 	return store.Open(root)
 }

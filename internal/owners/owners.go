@@ -172,7 +172,7 @@ func Device(p string, st *unix.Stat_t) (mode uint32, dev uint64, ok bool) {
 		return 0, 0, false
 	}
 	// The file's own permissions: a chmod after Mknod changed them, not the record.
-	return mode | st.Mode&0o7777, unix.Mkdev(uint32(major), uint32(minor)), true
+	return mode | uint32(st.Mode)&0o7777, unix.Mkdev(uint32(major), uint32(minor)), true
 }
 
 func deviceRecord(uid, gid int, mode uint32, dev uint64) string {

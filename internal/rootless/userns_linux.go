@@ -13,32 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The re-executed command learns it is strata's namespace from these variables. envMode
-// is "ids" (the caller and its subordinate ranges mapped) or "single" (the caller only).
-const (
-	envMode   = "_STRATA_USERNS"
-	envWait   = "_STRATA_USERNS_WAIT" // the mapping comes through fd 3, then re-exec
-	envParent = "_STRATA_USERNS_PARENT"
-)
-
-// Mode is how this process maps IDs.
-type Mode string
-
-const (
-	// NotInNamespace: the process runs as it was started (root, or a user who did not
-	// re-execute).
-	NotInNamespace Mode = ""
-	// IDs: a user namespace mapping the caller to root and its subordinate ranges to 1..n,
-	// so files can have any owner the image gives them.
-	IDs Mode = "ids"
-	// Single: a user namespace mapping only the caller, to root; other owners are recorded
-	// in an xattr (owners.Recorded).
-	Single Mode = "single"
-)
-
-// Current is the mode this process runs in.
-func Current() Mode { return Mode(os.Getenv(envMode)) }
-
 // Init is the first thing the command does. In a process Enter started it waits for the
 // mapping and re-executes itself, so that it starts as root of the namespace with its
 // capabilities (an exec before the mapping drops them); then it ties its life to its
@@ -167,15 +141,6 @@ func Enter(m Mapping) (int, error) {
 	}
 	return 0, nil
 }
-
-// UnavailableError is a user namespace the kernel or a security policy refused.
-type UnavailableError struct{ Err error }
-
-func (e *UnavailableError) Error() string {
-	return fmt.Sprintf("user namespaces are not allowed here (%v)", e.Err)
-}
-
-func (e *UnavailableError) Unwrap() error { return e.Err }
 
 func runMap(prog, pid string, args []string) error {
 	out, err := exec.Command(prog, append([]string{pid}, args...)...).CombinedOutput()
