@@ -249,7 +249,7 @@ func isEmptyDir(dir string) (bool, error) {
 // becomes the layer's snapshot when a later step needs one, sparing the
 // extraction of the blob; it stays until then, or until the build ends.
 func (b *build) writeLayer(ctx context.Context, dir string, src layer.Source) (*layer.Layer, error) {
-	opts := layer.WriteOptions{Source: src, Compression: b.opts.Compression, Epoch: b.opts.Epoch, Adopt: b.adopts()}
+	opts := layer.WriteOptions{Source: src, Compression: b.opts.Compression, Epoch: b.opts.Epoch, Adopt: b.adopts(), Owners: b.opts.Owners}
 	l, err := b.opts.Store.WriteLayer(ctx, dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("writing layer: %w", err)
