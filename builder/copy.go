@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/strata-build/strata/internal/owners"
 )
 
 // srcTree is where COPY reads from: the build context or the merged view
@@ -50,6 +52,9 @@ type copyOp struct {
 	image    mergedFS
 	checksum string // ADD --checksum
 	dl       downloader
+	// owners reads the image owners of files from a stage or an image (owners.Host, the
+	// default, from disk).
+	owners owners.Policy
 }
 
 type heredoc struct {
@@ -217,7 +222,7 @@ func rebase(p, virt, real string) string {
 // describeFiles fills each planned source's Files, in plan order, so hard
 // links across sources point at the first path written.
 func (op *copyOp) describeFiles(plan []planned) error {
-	d := &describer{from: op.from, context: op.context}
+	d := &describer{from: op.from, context: op.context, owners: op.owners}
 	for i := range plan {
 		p := &plan[i]
 		if p.Data != nil || p.URLTime != nil || p.Files != nil {

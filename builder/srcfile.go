@@ -8,6 +8,10 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/owners"
 )
 
 // srcFile is one file a COPY or ADD takes from its source, with every
@@ -96,6 +100,9 @@ type describer struct {
 	from    srcTree
 	context bool             // from is the build context: hash contents, drop owners
 	links   map[inode]string // the Dst of the first file described of each inode
+	// owners reads the owners of files of a stage or an image: recorded ones in a build
+	// that cannot chown (nil: on disk).
+	owners owners.Policy
 }
 
 type inode struct{ dev, ino uint64 }
@@ -106,7 +113,18 @@ func (d *describer) describe(e entry, dst string) (srcFile, error) {
 	f := srcFile{Dst: dst, Mode: e.info.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky), Mtime: e.info.ModTime(), entry: e}
 	st, _ := e.info.Sys().(*syscall.Stat_t)
 	if !d.context && st != nil {
-		f.Owner = &keyOwner{UID: int(st.Uid), GID: int(st.Gid)}
+		uid, gid, err := d.owner(e, st)
+		if err != nil {
+			return srcFile{}, err
+		}
+		f.Owner = &keyOwner{UID: uid, GID: gid}
+		if e.info.Mode().IsRegular() && st.Size == 0 {
+			if recorded, ok := recordedDevice(e.host); ok {
+				// A node the rootless build that made the stage could not make.
+				f.Kind, f.Dev = recorded.kind, &recorded.dev
+				return f, nil
+			}
+		}
 	}
 	switch mt := e.info.Mode(); {
 	case mt.IsDir():
@@ -139,6 +157,40 @@ func (d *describer) describe(e entry, dst string) (srcFile, error) {
 	}
 	d.links[*f.ino] = f.Dst
 	return f, nil
+}
+
+// owner is the image owner of e, a file of a stage or an image.
+func (d *describer) owner(e entry, st *syscall.Stat_t) (int, int, error) {
+	if d.owners == nil || d.owners.OnDisk() {
+		return int(st.Uid), int(st.Gid), nil
+	}
+	var ust unix.Stat_t
+	if err := unix.Lstat(e.host, &ust); err != nil {
+		return 0, 0, err
+	}
+	return d.owners.Owner(e.host, &ust)
+}
+
+// recorded is a device node owners.Mknod recorded in an empty file.
+type recorded struct {
+	kind fileKind
+	dev  devNumber
+}
+
+func recordedDevice(p string) (recorded, bool) {
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return recorded{}, false
+	}
+	mode, dev, ok := owners.Device(p, &st)
+	if !ok {
+		return recorded{}, false
+	}
+	r := recorded{kind: kindChar, dev: devNumber{Major: unix.Major(dev), Minor: unix.Minor(dev)}}
+	if mode&unix.S_IFMT == unix.S_IFBLK {
+		r.kind = kindBlock
+	}
+	return r, true
 }
 
 // fill reads, for every file of files, what its kind needs: a link's
@@ -195,7 +247,7 @@ func (d *describer) fillOne(f *srcFile) error {
 			return err
 		}
 	case kindChar, kindBlock:
-		if st, ok := f.entry.info.Sys().(*syscall.Stat_t); ok {
+		if st, ok := f.entry.info.Sys().(*syscall.Stat_t); ok && f.Dev == nil {
 			f.Dev = &devNumber{Major: unixMajor(uint64(st.Rdev)), Minor: unixMinor(uint64(st.Rdev))}
 		}
 	case kindReg:

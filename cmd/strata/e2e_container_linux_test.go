@@ -26,7 +26,7 @@ var dockerCaps = []string{
 // registry base but the seeded ones and no shared tarball.
 var containerCases = []string{
 	"hello-example", "scratch-busybox", "user-run", "multistage", "heredoc", "whiteouts",
-	"chown-chmod", "add-local-tar", "copy-from-image", "workdir-copy", "metadata",
+	"chown-chmod", "add-local-tar", "copy-from-image", "workdir-copy", "metadata", "add-devices",
 }
 
 // testUnprivilegedContainer builds cases with strata inside a container started by runc as

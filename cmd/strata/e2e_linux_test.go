@@ -103,6 +103,14 @@ func TestE2E(t *testing.T) {
 			t.Parallel()
 			e.testExplainCache(t)
 		})
+		t.Run("unprivileged-container", func(t *testing.T) {
+			t.Parallel()
+			e.testUnprivilegedContainer(t)
+		})
+		t.Run("rootless", func(t *testing.T) {
+			t.Parallel()
+			e.testRootless(t)
+		})
 	})
 	t.Logf("end-to-end suite took %v", time.Since(start).Round(time.Millisecond))
 }
@@ -157,6 +165,8 @@ func (e *e2eEnv) addNeed(t *testing.T, n, dst string) error {
 		return filecopy.Content(e.busybox, dst, 0o644)
 	case "files.tar":
 		return os.WriteFile(dst, filesTar(t), 0o644)
+	case "devices.tar.gz":
+		return os.WriteFile(dst, gzipped(devicesTar(t)), 0o644)
 	case "files.tar.gz":
 		var buf bytes.Buffer
 		zw := gzip.NewWriter(&buf)
@@ -173,6 +183,31 @@ func (e *e2eEnv) addNeed(t *testing.T, n, dst string) error {
 		t.Skipf("%s is not in %s (see its PROVENANCE.md)", sharedFiles[n], sharedRootfs)
 	}
 	return filecopy.Content(src, dst, 0o644)
+}
+
+// devicesTar is an archive of what only root can make on disk: character and block device
+// nodes owned by other users, and a fifo.
+func devicesTar(t *testing.T) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	hdrs := []*tar.Header{
+		{Name: "dev/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "dev/null2", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3},
+		{Name: "dev/ttyX", Typeflag: tar.TypeChar, Mode: 0o620, Uid: 0, Gid: 5, Devmajor: 4, Devminor: 7},
+		{Name: "dev/loopX", Typeflag: tar.TypeBlock, Mode: 0o660, Uid: 0, Gid: 6, Devmajor: 7, Devminor: 9},
+		{Name: "dev/fifo", Typeflag: tar.TypeFifo, Mode: 0o644, Uid: 1000, Gid: 1000},
+	}
+	for _, h := range hdrs {
+		h.ModTime, h.Format = time.Unix(1600000000, 0), tar.FormatPAX
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 // filesTar is a small archive for ADD: a directory, a file, a hard link and a symlink to it.
