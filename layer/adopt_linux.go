@@ -82,7 +82,7 @@ func (p *adoptPlan) current() *fix { return &p.fixes[len(p.fixes)-1] }
 // marker stays on an opaque directory; an SELinux label stays too, since
 // the host labels every file it creates, extracted ones as well.
 func (p *adoptPlan) dropXattr(name string, opaque bool) {
-	if opaque && (name == overlayOpaqueXattr || name == overlayUserOpaqueXattr) || name == selinuxXattr {
+	if opaque && name == overlayOpaqueXattr || name == selinuxXattr {
 		return
 	}
 	f := p.current()
