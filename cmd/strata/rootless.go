@@ -108,7 +108,7 @@ func ownerPolicy() owners.Policy {
 // root run in, as `buildah unshare` and `podman unshare` do: where the store's files,
 // owned by the user's subordinate IDs, can be removed or inspected.
 func newUnshareCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "unshare [--] COMMAND [ARG...]",
 		Short: "Run a command in the user namespace strata's store commands run in (rootless)",
 		Long: `Run COMMAND in the user and mount namespace in which strata builds for a user
@@ -126,4 +126,7 @@ Run as root, COMMAND simply runs.`,
 			return syscall.Exec(prog, args, os.Environ())
 		},
 	}
+	// COMMAND's own flags are its: strata unshare sh -c '...'.
+	cmd.Flags().SetInterspersed(false)
+	return cmd
 }

@@ -12,6 +12,7 @@ const (
 	envMode   = "_STRATA_USERNS"
 	envWait   = "_STRATA_USERNS_WAIT" // the mapping comes through fd 3, then re-exec
 	envParent = "_STRATA_USERNS_PARENT"
+	envOuter  = "_STRATA_USERNS_OUTER" // the user namespace Enter ran in
 )
 
 // Mode is how this process maps IDs.
@@ -30,7 +31,10 @@ const (
 )
 
 // Current is the mode this process runs in.
-func Current() Mode { return Mode(os.Getenv(envMode)) }
+func Current() Mode { return current }
+
+// current is set by Init in the process Enter started.
+var current Mode
 
 // UnavailableError is a user namespace the kernel or a security policy refused.
 type UnavailableError struct{ Err error }

@@ -884,6 +884,14 @@ func ProbeChild() {
 	if len(os.Args) < 3 || os.Args[1] != probeArg {
 		return
 	}
+	// The probes mount and change propagation: only ever in the namespaces doctor made for
+	// them (a PID namespace's first process has no parent in view), never in the caller's,
+	// whoever runs the argument by hand.
+	mounts := os.Args[2] == "sandbox" || os.Args[2] == "overlay"
+	if mounts && os.Getppid() != 0 && !otherMountNamespace(os.Getppid()) {
+		fmt.Fprintln(os.Stderr, "strata: "+probeArg+" is strata doctor's, run in namespaces of its own")
+		os.Exit(maxErrno)
+	}
 	err := childTask(os.Args[2], os.Args[3:])
 	if err == nil {
 		os.Exit(0)
@@ -893,6 +901,13 @@ func ProbeChild() {
 		os.Exit(int(e))
 	}
 	os.Exit(maxErrno)
+}
+
+// otherMountNamespace reports whether this process's mount namespace is not pid's.
+func otherMountNamespace(pid int) bool {
+	mine, err1 := os.Readlink("/proc/self/ns/mnt")
+	theirs, err2 := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid))
+	return err1 == nil && err2 == nil && mine != theirs
 }
 
 func childTask(task string, args []string) error {

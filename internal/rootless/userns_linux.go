@@ -19,10 +19,14 @@ import (
 // parent's and keeps its mounts out of the parent's view. It returns only in the final
 // process.
 func Init() {
-	// The variables mean something only in the namespace Enter made: outside one (a root
-	// build whose environment happens to carry them) they are dropped, not obeyed.
-	if (os.Getenv(envMode) != "" || os.Getenv(envWait) != "") && !InUserNamespace() {
-		for _, v := range []string{envMode, envWait, envParent} {
+	if os.Getenv(envMode) == "" && os.Getenv(envWait) == "" {
+		return
+	}
+	// The variables are Enter's only in the namespace it made, as its child: anywhere else
+	// (a root build, root of a container's user namespace, a command strata unshare runs)
+	// they were inherited, and are dropped, not obeyed.
+	if !madeByEnter() {
+		for _, v := range []string{envMode, envWait, envParent, envOuter} {
 			os.Unsetenv(v)
 		}
 		return
@@ -31,7 +35,7 @@ func Init() {
 		sync := os.NewFile(3, "userns-sync")
 		var b [1]byte
 		if n, _ := sync.Read(b[:]); n != 1 || b[0] != 'm' {
-			os.Exit(125)
+			os.Exit(125) // the parent failed to map the IDs, and says why
 		}
 		sync.Close()
 		os.Unsetenv(envWait)
@@ -39,13 +43,12 @@ func Init() {
 		fmt.Fprintf(os.Stderr, "strata: re-executing in the user namespace: %v\n", err)
 		os.Exit(125)
 	}
-	if Current() == NotInNamespace {
-		return
-	}
-	// The exec as root of the namespace cleared the death signal Enter asked for.
+	// The exec as root of the namespace cleared the death signal Enter asked for; the
+	// parent may have died before it was set again.
 	_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
 	if strconv.Itoa(os.Getppid()) != os.Getenv(envParent) {
-		os.Exit(125) // the parent is gone already
+		fmt.Fprintln(os.Stderr, "strata: the process that started the user namespace is gone")
+		os.Exit(125)
 	}
 	// Mounts made by the build (overlays, the sandbox's) stay in this namespace and go
 	// with it, whatever way the command ends.
@@ -53,6 +56,23 @@ func Init() {
 		fmt.Fprintf(os.Stderr, "strata: making mounts private in the user namespace: %v\n", err)
 		os.Exit(125)
 	}
+	// Known from now on by Current; commands this one runs (strata unshare's) start afresh.
+	current = Mode(os.Getenv(envMode))
+	for _, v := range []string{envMode, envParent, envOuter} {
+		os.Unsetenv(v)
+	}
+}
+
+// madeByEnter reports whether this process is the child Enter started: its parent is the
+// one the variables name, and its user namespace is not the one Enter ran in (which a
+// process in the new namespace cannot read from its parent's /proc entry: Enter says).
+func madeByEnter() bool {
+	parent, outer := os.Getenv(envParent), os.Getenv(envOuter)
+	if parent == "" || outer == "" || strconv.Itoa(os.Getppid()) != parent {
+		return false
+	}
+	mine, err := os.Readlink("/proc/self/ns/user")
+	return err == nil && mine != outer
 }
 
 // Enter runs this command again in a new user and mount namespace mapped as m says (IDs
@@ -71,7 +91,11 @@ func Enter(m Mapping) (int, error) {
 	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
 	cmd.Args[0] = os.Args[0]
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), envMode+"="+string(mode), envParent+"="+strconv.Itoa(os.Getpid()))
+	outer, err := os.Readlink("/proc/self/ns/user")
+	if err != nil {
+		return 0, &UnavailableError{Err: err}
+	}
+	cmd.Env = append(os.Environ(), envMode+"="+string(mode), envParent+"="+strconv.Itoa(os.Getpid()), envOuter+"="+outer)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
 		Pdeathsig:  syscall.SIGKILL,
@@ -127,7 +151,7 @@ func Enter(m Mapping) (int, error) {
 			}
 		}
 	}()
-	err := cmd.Wait()
+	err = cmd.Wait()
 	close(done)
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
