@@ -119,7 +119,7 @@ func (d *describer) describe(e entry, dst string) (srcFile, error) {
 		}
 		f.Owner = &keyOwner{UID: uid, GID: gid}
 		if e.info.Mode().IsRegular() && st.Size == 0 {
-			if recorded, ok := recordedDevice(e.host); ok {
+			if recorded, ok := recordedDevice(d.owners, e.host); ok {
 				// A node the rootless build that made the stage could not make.
 				f.Kind, f.Dev = recorded.kind, &recorded.dev
 				return f, nil
@@ -177,12 +177,12 @@ type recorded struct {
 	dev  devNumber
 }
 
-func recordedDevice(p string) (recorded, bool) {
+func recordedDevice(pol owners.Policy, p string) (recorded, bool) {
 	var st unix.Stat_t
 	if err := unix.Lstat(p, &st); err != nil {
 		return recorded{}, false
 	}
-	mode, dev, ok := owners.Device(p, &st)
+	mode, dev, ok := owners.Device(pol, p, &st)
 	if !ok {
 		return recorded{}, false
 	}

@@ -327,7 +327,7 @@ func (w *writer) copySpecial(f srcFile, host string, own owner) error {
 		err = unix.Mknod(host, mode|0o600, int(dev))
 	} else {
 		// Recorded in an empty file where the kernel refuses nodes (rootless).
-		err = owners.Mknod(host, mode|0o600, dev)
+		err = owners.Mknod(w.owners, host, mode|0o600, dev)
 	}
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", host, err)

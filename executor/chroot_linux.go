@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -34,6 +36,14 @@ func (e *Executor) runChroot(ctx context.Context, spec Spec, cfg childConfig) (R
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return Result{}, fmt.Errorf("chroot isolation: making strata non-dumpable: %w", err)
 	}
+	// One chroot step at a time in this container: steps share its network namespace, so
+	// two at once could pass each other a descriptor of their root over an abstract unix
+	// socket, and one outside the other's chroot climbs out of both.
+	unlock, err := lockChrootSteps(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	defer unlock()
 	e.chrootWarning.Do(func() {
 		if have, err := effectiveCaps(); err == nil && have&(1<<unix.CAP_SYS_ADMIN) != 0 && e.opts.Warnings != nil {
 			fmt.Fprintln(e.opts.Warnings, "strata: warning: --isolation=chroot where the sandbox could run: RUN steps see and can signal every process here, use its network, and can open device nodes they make; it is meant for unprivileged containers")
@@ -60,6 +70,11 @@ func (e *Executor) runChroot(ctx context.Context, spec Spec, cfg childConfig) (R
 	cfg.Rootfs, cfg.Chroot = root, true
 	cfg.PrivateNetwork, cfg.Mounts, cfg.EtcFiles = false, nil, nil
 	rep, err := e.spawn(ctx, spec, cfg)
+	// The step can kill its init, and leave processes the init never saw: nothing chrooted
+	// into the copy may live on while its caches move back or the copy is read.
+	if kerr := killRooted(root); err == nil && kerr != nil {
+		err = kerr
+	}
 	if rerr := inj.takeBack(); err == nil && rerr != nil {
 		err = rerr
 	}
@@ -98,13 +113,17 @@ func (inj *injected) system(etc []etcFile) error {
 		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
 			return fmt.Errorf("chroot isolation: making %s (needs CAP_MKNOD): %w", p, err)
 		}
+		// 0666 whatever strata's umask: any USER writes to /dev/null.
+		if err := unix.Chmod(p, 0o666); err != nil {
+			return fmt.Errorf("chroot isolation: %w", err)
+		}
 	}
 	for _, d := range []string{"pts", "shm"} {
 		if err := os.Mkdir(filepath.Join(dev, d), 0o755); err != nil {
 			return fmt.Errorf("chroot isolation: %w", err)
 		}
 	}
-	if err := os.Chmod(filepath.Join(dev, "shm"), 0o1777); err != nil {
+	if err := unix.Chmod(filepath.Join(dev, "shm"), 0o1777); err != nil {
 		return fmt.Errorf("chroot isolation: %w", err)
 	}
 	for _, l := range [][2]string{{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}} {
@@ -169,6 +188,16 @@ func (inj *injected) place(target string, dir bool) (string, error) {
 	rel, err := resolveInRoot(inj.root, target)
 	if err != nil || rel == "" {
 		return "", fmt.Errorf("chroot isolation: resolving %s in the rootfs: %v", target, err)
+	}
+	for _, t := range inj.targets {
+		// Putting one in would remove or move the other's content; /dev is the copy's own
+		// scratch (the heredoc script's mount is there).
+		if t == "dev" && strings.HasPrefix(rel, "dev/") {
+			continue
+		}
+		if strings.HasPrefix(rel+"/", t+"/") || strings.HasPrefix(t+"/", rel+"/") {
+			return "", fmt.Errorf("--isolation=chroot: %s and /%s nest, which it cannot do without mounts (RUN --mount targets, /dev, /etc/hosts, /etc/resolv.conf, /etc/hostname)", target, t)
+		}
 	}
 	p := filepath.Join(inj.root, rel)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -287,6 +316,82 @@ func chrootRun(cfg childConfig) childReport {
 	return rep
 }
 
+// chrootLockDir holds the lock every strata process of a container takes for a chroot step.
+const chrootLockDir = "/run/strata"
+
+var chrootSteps sync.Mutex
+
+// lockChrootSteps waits until no other chroot step runs, in this process or another strata
+// process of the same container, and returns the release.
+func lockChrootSteps(ctx context.Context) (func(), error) {
+	chrootSteps.Lock()
+	if err := os.MkdirAll(chrootLockDir, 0o700); err != nil {
+		chrootSteps.Unlock()
+		return nil, fmt.Errorf("chroot isolation: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(chrootLockDir, "chroot-steps.lock"), os.O_CREATE|os.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		chrootSteps.Unlock()
+		return nil, fmt.Errorf("chroot isolation: %w", err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err != unix.EWOULDBLOCK && err != unix.EINTR {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			chrootSteps.Unlock()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		f.Close()
+		chrootSteps.Unlock()
+		return nil, fmt.Errorf("chroot isolation: locking %s: %w", f.Name(), err)
+	}
+	return func() { f.Close(); chrootSteps.Unlock() }, nil
+}
+
+// killRooted kills every process whose root directory is root, until none is left: the
+// step's, which cannot change their root (no CAP_SYS_CHROOT), wherever they were reparented.
+func killRooted(root string) error {
+	var want unix.Stat_t
+	if err := unix.Stat(root, &want); err != nil {
+		return fmt.Errorf("chroot isolation: %w", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		names, err := os.ReadDir("/proc")
+		if err != nil {
+			return fmt.Errorf("chroot isolation: listing processes: %w", err)
+		}
+		found := false
+		for _, d := range names {
+			pid, err := strconv.Atoi(d.Name())
+			if err != nil || pid == os.Getpid() {
+				continue
+			}
+			var st unix.Stat_t
+			// A zombie's root cannot be read, and it holds nothing.
+			if unix.Stat("/proc/"+d.Name()+"/root", &st) != nil || st.Dev != want.Dev || st.Ino != want.Ino {
+				continue
+			}
+			_ = unix.Kill(pid, unix.SIGKILL)
+			found = true
+		}
+		if !found {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("chroot isolation: the step's processes outlive SIGKILL")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // killChildren kills the init's children but the ones already reaped, through the /proc
 // opened before the chroot, until none is left: the step's leftovers, which chroot
 // isolation has no PID namespace or cgroup to end with.
@@ -309,8 +414,10 @@ func killChildren(proc *os.File) {
 				}
 			}
 		}
+		// Every child already dead, not one a round.
 		for {
-			if _, err := unix.Wait4(-1, nil, unix.WNOHANG, nil); err != unix.EINTR {
+			pid, err := unix.Wait4(-1, nil, unix.WNOHANG, nil)
+			if err != unix.EINTR && pid <= 0 {
 				break
 			}
 		}

@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,7 +67,7 @@ func TestChrootStepStaysInside(t *testing.T) {
 	marker := "strata-chroot-leftover-" + filepath.Base(t.TempDir())
 	script := `mkdir -p /x/bin && cp /bin/busybox /x/bin/ && if chroot /x /bin/busybox true 2>/dev/null; then echo escaped; else echo refused; fi
 rm -rf /etc /m && ln -s ` + victim + ` /etc && ln -s ` + victim + ` /m
-(exec -a ` + marker + ` sleep 60) &
+(sh -c "sleep 60; : ` + marker + `") &
 true`
 	s := newStep(t, []string{base}, script)
 	s.spec.Network = NetworkHost
@@ -90,5 +91,62 @@ true`
 			t.Fatalf("the step's background process outlived it: %v", processesWith(t, marker))
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestChrootStepCannotOutliveItself: a step that kills its own init leaves processes the
+// init never reaps; none of them may live on once the step is done (they could hold a cache
+// directory as it moves back to the store, outside any chroot), and the /dev of a step is
+// usable by any user.
+func TestChrootStepCannotOutliveItself(t *testing.T) {
+	base := newBase(t)
+	marker := "strata-chroot-orphan-" + filepath.Base(t.TempDir())
+	s := newStep(t, []string{base}, `ls -l /dev/null /dev/shm -d | cut -c1-10 >&2
+(setsid sh -c "sleep 60; : `+marker+`" </dev/null >/dev/null 2>&1 &)
+sleep 0.2; kill -9 $PPID`)
+	s.spec.Network = NetworkHost
+	s.spec.Mounts = []Mount{{Type: MountBind, Source: t.TempDir(), Target: "/c"}}
+	// As in an unprivileged container: no cgroup to kill the step's processes with.
+	e := New(Options{Isolation: IsolationChroot})
+	e.cgroupsOnce.Do(func() {})
+	s.run(context.Background(), e)
+	if s.err == nil {
+		t.Errorf("a step that killed its init succeeded")
+	}
+	if left := processesWith(t, marker); len(left) > 0 {
+		t.Errorf("processes of the step outlived it: %v", left)
+	}
+	if got := s.stderr.String(); !strings.Contains(got, "crw-rw-rw-") || !strings.Contains(got, "drwxrwxrwt") {
+		t.Errorf("/dev/null and /dev/shm are\n%s\nwant crw-rw-rw- and drwxrwxrwt", got)
+	}
+}
+
+// TestChrootStepsTakeTurns: two chroot steps never run at once (they share the container's
+// network namespace, where one could pass the other a descriptor of its root over an
+// abstract unix socket): the second one's command starts only when the first is done.
+func TestChrootStepsTakeTurns(t *testing.T) {
+	base := newBase(t)
+	e := New(Options{Isolation: IsolationChroot})
+	var ends [2]time.Time
+	done := make(chan int)
+	for i := range 2 {
+		go func() {
+			if i == 1 {
+				time.Sleep(100 * time.Millisecond)
+			}
+			s := newStep(t, []string{base}, "sleep 0.5")
+			s.spec.Network = NetworkHost
+			s.run(context.Background(), e)
+			if s.err != nil || s.res.ExitCode != 0 {
+				t.Errorf("step %d: %v, exit %d", i, s.err, s.res.ExitCode)
+			}
+			ends[i] = time.Now()
+			done <- i
+		}()
+	}
+	<-done
+	<-done
+	if gap := ends[1].Sub(ends[0]); gap < 400*time.Millisecond {
+		t.Errorf("the second step ended %v after the first: it ran alongside", gap)
 	}
 }

@@ -174,7 +174,7 @@ func (t *tarWriter) entry(dirfd int, c child) error {
 	}
 	switch ftype {
 	case unix.S_IFREG:
-		if mode, dev, ok := owners.Device(fmt.Sprintf("/proc/self/fd/%d/%s", dirfd, c.base), st); ok {
+		if mode, dev, ok := owners.Device(t.opts.Owners, fmt.Sprintf("/proc/self/fd/%d/%s", dirfd, c.base), st); ok {
 			// A node a rootless build could not make (owners.Mknod). The tree is not its
 			// layer's snapshot: extracting the layer makes the node where the kernel allows.
 			if t.adopt != nil {

@@ -303,5 +303,5 @@ func (e *extractor) special(hdr *tar.Header, target string) error {
 		return nil
 	}
 	// Recorded in an empty file where the kernel refuses nodes (rootless).
-	return owners.Mknod(target, mode|0o600, dev)
+	return owners.Mknod(policy(e.opts.Owners), target, mode|0o600, dev)
 }

@@ -32,7 +32,7 @@ func TestRecordedDeviceIsWrittenAsANode(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if err := WriteTar(context.Background(), &buf, dir, WriteOptions{Source: FromDir}); err != nil {
+	if err := WriteTar(context.Background(), &buf, dir, WriteOptions{Source: FromDir, Owners: owners.Mapped}); err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]*tar.Header{}
@@ -53,5 +53,20 @@ func TestRecordedDeviceIsWrittenAsANode(t *testing.T) {
 	}
 	if e := got["empty"]; e == nil || e.Typeflag != tar.TypeReg {
 		t.Errorf("empty entry = %+v, want a regular file", e)
+	}
+	// Where nodes are made for real, a record is an ordinary file's xattr.
+	buf.Reset()
+	if err := WriteTar(context.Background(), &buf, dir, WriteOptions{Source: FromDir}); err != nil {
+		t.Fatal(err)
+	}
+	tr = tar.NewReader(&buf)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		if h.Name == "tty" && h.Typeflag != tar.TypeReg {
+			t.Errorf("a root build wrote the record as %c, want a regular file", h.Typeflag)
+		}
 	}
 }

@@ -96,12 +96,16 @@ func runUnavailable() error {
 
 // ownerPolicy is how this process gives files their image owners: it sets them where it
 // can own files as any ID the image uses (root, or root of a namespace mapping the user's
-// subordinate IDs), and records them in an xattr where it cannot.
+// subordinate IDs, where device nodes are recorded), and records them in an xattr where it
+// cannot.
 func ownerPolicy() owners.Policy {
-	if os.Geteuid() == 0 && rootless.Current() != rootless.Single {
-		return owners.Host
+	switch {
+	case os.Geteuid() != 0 || rootless.Current() == rootless.Single:
+		return owners.Recorded
+	case rootless.Current() == rootless.IDs:
+		return owners.Mapped
 	}
-	return owners.Recorded
+	return owners.Host
 }
 
 // newUnshareCmd runs a command in the user namespace the store commands of a user without

@@ -27,6 +27,10 @@ type Policy interface {
 	// OnDisk reports whether trees hold the image's owners as their own, so a tree
 	// written for a layer equals one extracted from it (and can become its snapshot).
 	OnDisk() bool
+	// RecordsDevices reports whether device nodes the kernel refuses to make are kept as
+	// records (Mknod) and read back as nodes (Device): in a user namespace. Elsewhere a
+	// record is an ordinary file's xattr, and a refused node an error.
+	RecordsDevices() bool
 }
 
 // Host is the policy of a build allowed to chown to any id it meets.
@@ -46,6 +50,17 @@ func (host) Owner(_ string, st *unix.Stat_t) (int, int, error) {
 }
 
 func (host) OnDisk() bool { return true }
+
+func (host) RecordsDevices() bool { return false }
+
+// Mapped is the policy of root of a user namespace mapping the caller's subordinate IDs: it
+// chowns to any ID the image uses, as Host, but the kernel refuses it device nodes, which
+// are recorded instead.
+var Mapped Policy = mapped{}
+
+type mapped struct{ host }
+
+func (mapped) RecordsDevices() bool { return true }
 
 // OverrideXattr records a file's image owner where it cannot be set: containers'
 // "uid:gid:mode" (mode octal, with the file type bits), as fuse-overlayfs reads it.
@@ -68,7 +83,7 @@ func (recorded) Lchown(p string, uid, gid int) error {
 		return nil
 	}
 	v := fmt.Sprintf("%d:%d:0%o", uid, gid, st.Mode)
-	if mode, dev, ok := Device(p, &st); ok {
+	if mode, dev, ok := Device(Recorded, p, &st); ok {
 		v = deviceRecord(uid, gid, mode, dev)
 	}
 	if err := unix.Lsetxattr(p, OverrideXattr, []byte(v), 0); err != nil {
@@ -100,6 +115,8 @@ func (recorded) Owner(p string, st *unix.Stat_t) (int, int, error) {
 
 func (recorded) OnDisk() bool { return false }
 
+func (recorded) RecordsDevices() bool { return true }
+
 func parseOverride(v string) (uid, gid int, ok bool) {
 	parts := strings.Split(v, ":")
 	if len(parts) < 2 {
@@ -111,12 +128,12 @@ func parseOverride(v string) (uid, gid int, ok bool) {
 }
 
 // Mknod makes the device node p (mode holds S_IFCHR or S_IFBLK and the permissions), or,
-// where the kernel refuses (in a user namespace, without CAP_MKNOD), an empty file with
-// the permissions that records it in OverrideXattr as containers/storage does
+// where the kernel refuses and pol records devices (in a user namespace), an empty file
+// with the permissions that records it in OverrideXattr as containers/storage does
 // ("0:0:MODE:char-MAJOR-MINOR"): the layer written from the tree has the node all the same.
-func Mknod(p string, mode uint32, dev uint64) error {
+func Mknod(pol Policy, p string, mode uint32, dev uint64) error {
 	err := unix.Mknod(p, mode, int(dev))
-	if err == nil || !errors.Is(err, unix.EPERM) {
+	if err == nil || !errors.Is(err, unix.EPERM) || pol == nil || !pol.RecordsDevices() {
 		if err != nil {
 			return &os.PathError{Op: "mknod", Path: p, Err: err}
 		}
@@ -136,10 +153,11 @@ func Mknod(p string, mode uint32, dev uint64) error {
 	return nil
 }
 
-// Device reads the record Mknod leaves on an empty regular file (st is its lstat): the
-// node's mode (the recorded type, the file's permissions) and number.
-func Device(p string, st *unix.Stat_t) (mode uint32, dev uint64, ok bool) {
-	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != 0 {
+// Device reads the record Mknod leaves on an empty regular file (st is its lstat) where
+// pol records devices: the node's mode (the recorded type, the file's permissions) and
+// number.
+func Device(pol Policy, p string, st *unix.Stat_t) (mode uint32, dev uint64, ok bool) {
+	if pol == nil || !pol.RecordsDevices() || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != 0 {
 		return 0, 0, false
 	}
 	buf := make([]byte, 64)

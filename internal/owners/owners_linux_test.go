@@ -71,7 +71,7 @@ func TestDeviceRecord(t *testing.T) {
 	if err := unix.Lstat(p, &st); err != nil {
 		t.Fatal(err)
 	}
-	mode, dev, ok := Device(p, &st)
+	mode, dev, ok := Device(Recorded, p, &st)
 	if !ok || mode != unix.S_IFCHR|0o620 || unix.Major(dev) != 4 || unix.Minor(dev) != 7 {
 		t.Errorf("Device = %#o %d:%d %v, want char 0620 4:7", mode, unix.Major(dev), unix.Minor(dev), ok)
 	}
@@ -87,16 +87,20 @@ func TestDeviceRecord(t *testing.T) {
 			t.Fatal(err)
 		}
 		unix.Lstat(q, &st)
-		if _, _, ok := Device(q, &st); ok {
+		if _, _, ok := Device(Recorded, q, &st); ok {
 			t.Errorf("%s (%q) read as a device", name, v)
 		}
+	}
+	// Where nodes are made for real (Host), a record is only an xattr.
+	if _, _, ok := Device(Host, p, &st); ok {
+		t.Error("Host read a record as a device")
 	}
 	// A file with content is never a device, whatever it carries.
 	if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	unix.Lstat(p, &st)
-	if _, _, ok := Device(p, &st); ok {
+	if _, _, ok := Device(Recorded, p, &st); ok {
 		t.Error("a file with content read as a device")
 	}
 }
