@@ -174,7 +174,7 @@ func (t *tarWriter) entry(dirfd int, c child) error {
 	}
 	switch ftype {
 	case unix.S_IFREG:
-		if mode, dev, ok := owners.Device(t.opts.Owners, fmt.Sprintf("/proc/self/fd/%d/%s", dirfd, c.base), st); ok {
+		if mode, dev, ok := t.recorded(dirfd, c); ok {
 			// A node a rootless build could not make (owners.Mknod). The tree is not its
 			// layer's snapshot: extracting the layer makes the node where the kernel allows.
 			if t.adopt != nil {
@@ -301,6 +301,14 @@ func (t *tarWriter) special(hdr *tar.Header, dirfd int, base string, st *unix.St
 		return err
 	}
 	return t.writeHeader(hdr)
+}
+
+// recorded reads the device node the empty file c records, where the policy records nodes.
+func (t *tarWriter) recorded(dirfd int, c child) (uint32, uint64, bool) {
+	if t.opts.Owners == nil || !t.opts.Owners.RecordsDevices() || c.st.Size != 0 {
+		return 0, 0, false
+	}
+	return owners.Device(t.opts.Owners, fmt.Sprintf("/proc/self/fd/%d/%s", dirfd, c.base), &c.st)
 }
 
 // recordedDevice writes the device node an empty file records.
