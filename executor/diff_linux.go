@@ -5,7 +5,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -26,10 +25,13 @@ type differ struct {
 	before      *tree
 	links       map[uint64]string // inode in root -> its copy in upper, to keep hard links
 	dirs        []string          // upper directories made, to set their times last
+	// ensured are the upper directories known to exist: a deep tree's ancestors are looked
+	// at once, not again for every entry below them.
+	ensured map[string]bool
 }
 
 func diffTree(root string, before *tree, upper string) error {
-	d := &differ{root: root, upper: upper, before: before, links: map[uint64]string{}}
+	d := &differ{root: root, upper: upper, before: before, links: map[uint64]string{}, ensured: map[string]bool{"": true}}
 	if _, err := d.dir(""); err != nil {
 		return fmt.Errorf("diffing rootfs copy: %w", err)
 	}
@@ -156,17 +158,15 @@ func (d *differ) whiteout(rel string) error {
 
 // ensureParents makes the ancestors of rel in upper, as they are in the rootfs.
 func (d *differ) ensureParents(rel string) error {
-	comps := strings.Split(rel, "/")
-	for i := 1; i < len(comps); i++ {
-		if err := d.ensureDir(strings.Join(comps[:i], "/")); err != nil {
-			return err
-		}
-	}
-	return nil
+	return d.ensureDir(parentOf(rel))
 }
 
 func (d *differ) ensureDir(rel string) error {
+	if d.ensured[rel] {
+		return nil
+	}
 	if _, err := os.Lstat(filepath.Join(d.upper, rel)); err == nil {
+		d.ensured[rel] = true
 		return nil
 	}
 	if err := d.ensureParents(rel); err != nil {
@@ -186,6 +186,7 @@ func (d *differ) makeDir(rel string, st *unix.Stat_t) error {
 		return err
 	}
 	d.dirs = append(d.dirs, rel)
+	d.ensured[rel] = true
 	return copyMeta(filepath.Join(d.root, rel), dst, st)
 }
 
