@@ -208,7 +208,7 @@ func (b *build) usedMounts() []cache.MountDir {
 	defer b.mountsMu.Unlock()
 	var out []cache.MountDir
 	for _, id := range slices.Sorted(maps.Keys(b.mounts)) {
-		out = append(out, cache.MountDir{ID: id, Dir: b.mounts[id]})
+		out = append(out, cache.MountDir{ID: id, Dir: b.mounts[id], Owners: b.opts.Owners})
 	}
 	return out
 }

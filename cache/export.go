@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/strata-build/strata/internal/owners"
 	"github.com/strata-build/strata/layer"
 	"github.com/strata-build/strata/progress"
 	"github.com/strata-build/strata/registry"
@@ -33,6 +34,9 @@ type Step struct {
 // and its directory in the store.
 type MountDir struct {
 	ID, Dir string
+	// Owners reads the owners of Dir's files: recorded ones in a rootless build without
+	// subordinate IDs (nil: on disk).
+	Owners owners.Policy
 }
 
 // Export writes the build's cache to spec (type registry or local): the
@@ -131,7 +135,7 @@ func newArtifact(ctx context.Context, spec Spec, steps []Step, mounts []MountDir
 	}
 	if spec.CacheMounts {
 		for _, m := range mounts {
-			l, err := blobs.Store().WriteLayer(ctx, m.Dir, layer.WriteOptions{Source: layer.FromDir, Compression: layer.Gzip})
+			l, err := blobs.Store().WriteLayer(ctx, m.Dir, layer.WriteOptions{Source: layer.FromDir, Compression: layer.Gzip, Owners: m.Owners})
 			if err != nil {
 				return nil, fmt.Errorf("cache mount %s: %w", m.ID, err)
 			}
