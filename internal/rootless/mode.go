@@ -1,9 +1,11 @@
 package rootless
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // The re-executed command learns it is strata's namespace from these variables. envMode
@@ -40,6 +42,12 @@ var current Mode
 type UnavailableError struct{ Err error }
 
 func (e *UnavailableError) Error() string {
+	switch {
+	case errors.Is(e.Err, syscall.ENOSPC):
+		return "user namespaces are not allowed here (user.max_user_namespaces is 0, or used up)"
+	case errors.Is(e.Err, syscall.EPERM):
+		return "user namespaces are not allowed here (refused by a seccomp profile, an LSM, or kernel.unprivileged_userns_clone=0)"
+	}
 	return fmt.Sprintf("user namespaces are not allowed here (%v)", e.Err)
 }
 
