@@ -1,11 +1,14 @@
 package executor
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -32,13 +35,17 @@ import (
 func (e *Executor) runChroot(ctx context.Context, spec Spec, cfg childConfig) (Result, error) {
 	// The step is root of the same container as strata, without CAP_SYS_PTRACE: it can
 	// ptrace (and read the memory of) only dumpable processes of its uid, which strata,
-	// holding the chroot's way out, must then not be.
+	// holding the chroot's way out, must then not be. As a subreaper, strata gets the
+	// step's orphans as children, whatever they do to hide (killRooted).
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return Result{}, fmt.Errorf("chroot isolation: making strata non-dumpable: %w", err)
 	}
-	// One chroot step at a time in this container: steps share its network namespace, so
-	// two at once could pass each other a descriptor of their root over an abstract unix
-	// socket, and one outside the other's chroot climbs out of both.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return Result{}, fmt.Errorf("chroot isolation: becoming a subreaper: %w", err)
+	}
+	// One chroot step at a time in this network namespace: steps share it, so two at once
+	// could pass each other a descriptor of their root over an abstract unix socket, and
+	// one outside the other's chroot climbs out of both.
 	unlock, err := lockChrootSteps(ctx)
 	if err != nil {
 		return Result{}, err
@@ -50,30 +57,14 @@ func (e *Executor) runChroot(ctx context.Context, spec Spec, cfg childConfig) (R
 		}
 	})
 	root := filepath.Join(spec.WorkDir, "rootfs")
-	if _, err := materialize(spec.Lowers, root); err != nil {
-		return Result{}, err
-	}
 	inj := &injected{root: root}
-	if err := inj.system(cfg.EtcFiles); err != nil {
-		return Result{}, err
-	}
-	for _, m := range spec.Mounts {
-		if err := inj.mount(m); err != nil {
-			return Result{}, err
-		}
-	}
-	// Recorded with everything put in: the diff then sees only what the step did.
-	before, err := recordTree(root)
-	if err != nil {
-		return Result{}, err
-	}
-	cfg.Rootfs, cfg.Chroot = root, true
-	cfg.PrivateNetwork, cfg.Mounts, cfg.EtcFiles = false, nil, nil
-	rep, err := e.spawn(ctx, spec, cfg)
+	rep, before, err := e.chrootStep(ctx, spec, cfg, inj)
 	// The step can kill its init, and leave processes the init never saw: nothing chrooted
-	// into the copy may live on while its caches move back or the copy is read.
-	if kerr := killRooted(root); err == nil && kerr != nil {
-		err = kerr
+	// into the copy may live on while its caches move back or the copy is read. A cache is
+	// not handed back to a step that may still hold it.
+	if kerr := killRooted(root); kerr != nil {
+		inj.abandon()
+		return Result{}, kerr
 	}
 	if rerr := inj.takeBack(); err == nil && rerr != nil {
 		err = rerr
@@ -88,6 +79,31 @@ func (e *Executor) runChroot(ctx context.Context, spec Spec, cfg childConfig) (R
 		return Result{}, err
 	}
 	return resultOf(spec, rep, ""), nil
+}
+
+// chrootStep makes the copy, puts in what the sandbox would mount, records it and runs the
+// step. Whatever it returns, caches it moved in are in inj.moved.
+func (e *Executor) chrootStep(ctx context.Context, spec Spec, cfg childConfig, inj *injected) (childReport, *tree, error) {
+	if _, err := materialize(spec.Lowers, inj.root); err != nil {
+		return childReport{}, nil, err
+	}
+	if err := inj.system(cfg.EtcFiles); err != nil {
+		return childReport{}, nil, err
+	}
+	for _, m := range spec.Mounts {
+		if err := inj.mount(m); err != nil {
+			return childReport{}, nil, err
+		}
+	}
+	// Recorded with everything put in: the diff then sees only what the step did.
+	before, err := recordTree(inj.root)
+	if err != nil {
+		return childReport{}, nil, err
+	}
+	cfg.Rootfs, cfg.Chroot = inj.root, true
+	cfg.PrivateNetwork, cfg.Mounts, cfg.EtcFiles = false, nil, nil
+	rep, err := e.spawn(ctx, spec, cfg)
+	return rep, before, err
 }
 
 // injected is what runChroot put into the copy in place of mounts.
@@ -119,7 +135,7 @@ func (inj *injected) system(etc []etcFile) error {
 		}
 	}
 	for _, d := range []string{"pts", "shm"} {
-		if err := os.Mkdir(filepath.Join(dev, d), 0o755); err != nil {
+		if err := mkdir755(filepath.Join(dev, d)); err != nil {
 			return fmt.Errorf("chroot isolation: %w", err)
 		}
 	}
@@ -200,19 +216,44 @@ func (inj *injected) place(target string, dir bool) (string, error) {
 		}
 	}
 	p := filepath.Join(inj.root, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := mkdirAll755(inj.root, path.Dir(rel)); err != nil {
 		return "", fmt.Errorf("chroot isolation: %w", err)
 	}
 	if err := os.RemoveAll(p); err != nil {
 		return "", fmt.Errorf("chroot isolation: %w", err)
 	}
 	if dir {
-		if err := os.Mkdir(p, 0o755); err != nil {
+		if err := mkdir755(p); err != nil {
 			return "", fmt.Errorf("chroot isolation: %w", err)
 		}
 	}
 	inj.targets = append(inj.targets, rel)
 	return p, nil
+}
+
+// mkdir755 makes the directory p 0755 whatever strata's umask, as the sandbox's mount
+// points are: they can land in the layer (a mount target's missing parents).
+func mkdir755(p string) error {
+	if err := os.Mkdir(p, 0o755); err != nil {
+		return err
+	}
+	return unix.Chmod(p, 0o755)
+}
+
+// mkdirAll755 makes the missing directories of rel (resolved, no symlink in it) below root
+// with mkdir755.
+func mkdirAll755(root, rel string) error {
+	cur := root
+	for _, c := range strings.Split(rel, "/") {
+		if c == "" || c == "." {
+			continue
+		}
+		cur = filepath.Join(cur, c)
+		if err := mkdir755(cur); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // takeBack moves the caches back to where they live. The step's processes are gone, but it
@@ -235,6 +276,15 @@ func (inj *injected) takeBack() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// abandon gives every cache moved in an empty directory in its place: what the copy holds
+// stays there, for a step that may still reach it.
+func (inj *injected) abandon() {
+	for _, mv := range inj.moved {
+		_ = os.Mkdir(mv[0], 0o755)
+	}
+	inj.moved = nil
 }
 
 // dropFrom removes from the upper dir what the step wrote at the injected targets (the
@@ -316,80 +366,194 @@ func chrootRun(cfg childConfig) childReport {
 	return rep
 }
 
-// chrootLockDir holds the lock every strata process of a container takes for a chroot step.
-const chrootLockDir = "/run/strata"
+// chrootLock is the abstract unix socket a chroot step holds while it runs: its name is
+// seen by every process of the network namespace, the same scope as the sockets a step
+// could pass a descriptor over (several containers of a pod share it).
+const chrootLock = "@strata-chroot-steps"
 
 var chrootSteps sync.Mutex
 
-// lockChrootSteps waits until no other chroot step runs, in this process or another strata
-// process of the same container, and returns the release.
+// lockChrootSteps waits until no other chroot step runs in this network namespace, in this
+// process or another, and returns the release.
 func lockChrootSteps(ctx context.Context) (func(), error) {
 	chrootSteps.Lock()
-	if err := os.MkdirAll(chrootLockDir, 0o700); err != nil {
-		chrootSteps.Unlock()
-		return nil, fmt.Errorf("chroot isolation: %w", err)
-	}
-	f, err := os.OpenFile(filepath.Join(chrootLockDir, "chroot-steps.lock"), os.O_CREATE|os.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		chrootSteps.Unlock()
-		return nil, fmt.Errorf("chroot isolation: %w", err)
-	}
 	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err != unix.EWOULDBLOCK && err != unix.EINTR {
-			break
+		l, err := net.Listen("unix", chrootLock)
+		if err == nil {
+			return func() { l.Close(); chrootSteps.Unlock() }, nil
+		}
+		if !errors.Is(err, unix.EADDRINUSE) {
+			chrootSteps.Unlock()
+			return nil, fmt.Errorf("chroot isolation: taking the step lock %s: %w", chrootLock, err)
 		}
 		select {
 		case <-ctx.Done():
-			f.Close()
 			chrootSteps.Unlock()
 			return nil, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	if err != nil {
-		f.Close()
-		chrootSteps.Unlock()
-		return nil, fmt.Errorf("chroot isolation: locking %s: %w", f.Name(), err)
-	}
-	return func() { f.Close(); chrootSteps.Unlock() }, nil
 }
 
-// killRooted kills every process whose root directory is root, until none is left: the
-// step's, which cannot change their root (no CAP_SYS_CHROOT), wherever they were reparented.
+// killRooted kills the step's processes until none is left: every process whose root is
+// the copy (none can change it: no CAP_SYS_CHROOT), and every child of strata (a subreaper:
+// the step's orphans come to it) whose root is the copy or cannot be read (made
+// non-dumpable, or a thread group whose leader thread exited). A process that forks and
+// exits without end is a new PID at every look, too quick for a scan of /proc, but each of
+// its forks becomes strata's child when its parent exits: strata's children are watched in
+// a tight loop and killed with their process groups, which a fork in flight cannot leave.
+// The step's processes that die as strata's children are reaped; no other child is touched.
 func killRooted(root string) error {
 	var want unix.Stat_t
 	if err := unix.Stat(root, &want); err != nil {
 		return fmt.Errorf("chroot isolation: %w", err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	self := os.Getpid()
+	deadline := time.Now().Add(10 * time.Second)
+	for quiet := 0; quiet < 2; {
+		found := killChildSteps(self, &want)
 		names, err := os.ReadDir("/proc")
 		if err != nil {
 			return fmt.Errorf("chroot isolation: listing processes: %w", err)
 		}
-		found := false
 		for _, d := range names {
 			pid, err := strconv.Atoi(d.Name())
-			if err != nil || pid == os.Getpid() {
+			if err != nil || pid == self {
 				continue
 			}
-			var st unix.Stat_t
-			// A zombie's root cannot be read, and it holds nothing.
-			if unix.Stat("/proc/"+d.Name()+"/root", &st) != nil || st.Dev != want.Dev || st.Ino != want.Ino {
-				continue
+			if stepProcess(pid, self, &want) {
+				_ = unix.Kill(pid, unix.SIGKILL)
+				found = true
 			}
-			_ = unix.Kill(pid, unix.SIGKILL)
-			found = true
 		}
-		if !found {
-			return nil
+		reapZombies(self)
+		if found {
+			quiet = 0
+		} else {
+			quiet++
+			time.Sleep(time.Millisecond)
 		}
 		if time.Now().After(deadline) {
-			return errors.New("chroot isolation: the step's processes outlive SIGKILL")
+			return errors.New("chroot isolation: the step's processes outlive SIGKILL: the build stops, and its caches are not taken back")
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
+	return nil
+}
+
+// killChildSteps kills, with their process groups, strata's children that are the step's,
+// looking again at once while it finds any (the forks of a process that forks and exits
+// arrive one by one), and reports whether it found any.
+func killChildSteps(self int, want *unix.Stat_t) bool {
+	found := false
+	ourGroup := unix.Getpgrp()
+	for misses := 0; misses < 64; {
+		hit := false
+		// A group is killed once a look: killing one walks all its members, and a process
+		// that forks and exits leaves thousands of zombies in it.
+		killedGroups := map[int]bool{}
+		for _, pid := range childrenOf(self) {
+			// The step's command leads a session of its own, and its processes stay in
+			// process groups of it or their own: strata's other children (credential
+			// helpers) are in strata's group. A zombie still names its group, whose
+			// live members a kill of the group reaches, forks in flight included.
+			_, state, pgrp := statFields("/proc/" + strconv.Itoa(pid) + "/stat")
+			foreign := pgrp > 0 && pgrp != ourGroup
+			if !foreign && !stepProcess(pid, self, want) {
+				continue
+			}
+			if foreign && !killedGroups[pgrp] {
+				_ = unix.Kill(-pgrp, unix.SIGKILL)
+				killedGroups[pgrp] = true
+			}
+			_ = unix.Kill(pid, unix.SIGKILL)
+			if state == "Z" {
+				_, _ = unix.Wait4(pid, nil, unix.WNOHANG, nil)
+			}
+			hit = true
+		}
+		if hit {
+			found, misses = true, 0
+		} else {
+			misses++
+		}
+	}
+	return found
+}
+
+// childrenOf lists the children of every thread of the process pid (a subreaper's adopted
+// orphans may go to any of its threads).
+func childrenOf(pid int) []int {
+	files, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
+	var out []int
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, w := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(w); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// reapZombies reaps strata's children that are the step's zombies (in a process group not
+// strata's): a process forking and exiting leaves one at every fork, whose root can no
+// longer be read, and unreaped they would use up the PIDs while the passes chase it.
+func reapZombies(self int) {
+	ourGroup := unix.Getpgrp()
+	for _, pid := range childrenOf(self) {
+		if _, state, pgrp := statFields("/proc/" + strconv.Itoa(pid) + "/stat"); state == "Z" && pgrp > 0 && pgrp != ourGroup {
+			_, _ = unix.Wait4(pid, nil, unix.WNOHANG, nil)
+		}
+	}
+}
+
+// stepProcess reports whether pid is the step's: rooted in the copy (want), or a child of
+// strata (self) whose root cannot be read and which is not a plain zombie.
+func stepProcess(pid, self int, want *unix.Stat_t) bool {
+	dir := "/proc/" + strconv.Itoa(pid)
+	var st unix.Stat_t
+	err := unix.Stat(dir+"/root", &st)
+	if err == nil {
+		return st.Dev == want.Dev && st.Ino == want.Ino
+	}
+	ppid, state, _ := statFields(dir + "/stat")
+	if ppid != self {
+		return false
+	}
+	if errors.Is(err, unix.EACCES) {
+		return true
+	}
+	// A zombie leader whose other threads still run.
+	tasks, _ := os.ReadDir(dir + "/task")
+	return state != "Z" || len(tasks) > 1
+}
+
+// statFields reads the parent's PID, the state and the process group from a
+// /proc/<pid>/stat (after the command name, which may hold spaces and parentheses: the
+// last ')' ends it); -1 and "" when it cannot.
+func statFields(file string) (ppid int, state string, pgrp int) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return -1, "", -1
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return -1, "", -1
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 3 {
+		return -1, "", -1
+	}
+	ppid, err1 := strconv.Atoi(f[1])
+	pgrp, err2 := strconv.Atoi(f[2])
+	if err1 != nil || err2 != nil {
+		return -1, "", -1
+	}
+	return ppid, f[0], pgrp
 }
 
 // killChildren kills the init's children but the ones already reaped, through the /proc

@@ -4,9 +4,12 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestChrootGivesTheSandboxUpper: under chroot isolation a step's changes are the ones the
@@ -149,4 +152,88 @@ func TestChrootStepsTakeTurns(t *testing.T) {
 	if gap := ends[1].Sub(ends[0]); gap < 400*time.Millisecond {
 		t.Errorf("the second step ended %v after the first: it ran alongside", gap)
 	}
+}
+
+// hiderSource outlives its step three ways once the step kills its own init: a thread group
+// whose leader thread exits ("thread"), a non-dumpable process ("nodump": strata without
+// CAP_SYS_PTRACE cannot read its root), a process that forks and exits without end ("hop").
+// Each keeps argv[2], the test's marker, in its command line.
+const hiderSource = `#define _GNU_SOURCE
+#include <pthread.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static void *sleeper(void *a) { (void)a; for (;;) sleep(1); return 0; }
+int main(int argc, char **argv) {
+	if (argc < 3) return 2;
+	if (fork()) return 0;
+	setsid();
+	if (fork()) return 0;
+	if (!strcmp(argv[1], "thread")) {
+		pthread_t t;
+		pthread_create(&t, 0, sleeper, 0);
+		syscall(SYS_exit, 0);
+	}
+	if (!strcmp(argv[1], "nodump")) {
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+		for (;;) sleep(1);
+	}
+	for (;;) {
+		if (fork()) _exit(0);
+	}
+}
+`
+
+// TestChrootStepCannotHide: processes a step leaves after killing its init die with the
+// step however they hide, where strata has no cgroup to kill them with (an unprivileged
+// container).
+func TestChrootStepCannotHide(t *testing.T) {
+	base := newBase(t)
+	hider := buildStatic(t, "hider", hiderSource)
+	for _, mode := range []string{"thread", "nodump", "hop"} {
+		t.Run(mode, func(t *testing.T) {
+			marker := "strata-chroot-hider-" + mode + "-" + filepath.Base(t.TempDir())
+			s := newStep(t, []string{hider, base}, "hider "+mode+" "+marker+"; sleep 0.3; kill -9 $PPID")
+			s.spec.Network = NetworkHost
+			e := New(Options{Isolation: IsolationChroot})
+			e.cgroupsOnce.Do(func() {})
+			s.run(context.Background(), e)
+			if s.err == nil {
+				t.Errorf("a step that killed its init succeeded")
+			}
+			if left := survivors(marker); len(left) > 0 {
+				for range 50 {
+					for _, pid := range survivors(marker) {
+						unix.Kill(pid, unix.SIGKILL)
+					}
+				}
+				t.Errorf("processes of the step outlived it: %v", left)
+			}
+		})
+	}
+}
+
+// survivors looks for marker in the command line of every thread on the host, a few times
+// over 200 ms: a thread group whose leader exited shows it in its other threads only, and a
+// process that forks and exits without end is a new PID at every look.
+func survivors(marker string) []int {
+	var found []int
+	for range 20 {
+		tasks, _ := filepath.Glob("/proc/[0-9]*/task/[0-9]*/cmdline")
+		for _, f := range tasks {
+			b, err := os.ReadFile(f)
+			if err != nil || !strings.Contains(string(b), marker) {
+				continue
+			}
+			if pid, err := strconv.Atoi(strings.Split(f, "/")[2]); err == nil {
+				found = append(found, pid)
+			}
+		}
+		if found != nil {
+			return found
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
 }

@@ -68,7 +68,7 @@ func Init() {
 // process in the new namespace cannot read from its parent's /proc entry: Enter says).
 func madeByEnter() bool {
 	parent, outer := os.Getenv(envParent), os.Getenv(envOuter)
-	if parent == "" || outer == "" || strconv.Itoa(os.Getppid()) != parent {
+	if parent == "" || outer == "" || strconv.Itoa(os.Getppid()) != parent || !InUserNamespace() {
 		return false
 	}
 	mine, err := os.Readlink("/proc/self/ns/user")
