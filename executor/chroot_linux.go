@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -46,7 +47,7 @@ func (e *Executor) runChroot(ctx context.Context, spec Spec, cfg childConfig) (R
 	// One chroot step at a time in this network namespace: steps share it, so two at once
 	// could pass each other a descriptor of their root over an abstract unix socket, and
 	// one outside the other's chroot climbs out of both.
-	unlock, err := lockChrootSteps(ctx)
+	unlock, err := lockChrootSteps(ctx, e.opts.Warnings)
 	if err != nil {
 		return Result{}, err
 	}
@@ -375,9 +376,9 @@ var chrootSteps sync.Mutex
 
 // lockChrootSteps waits until no other chroot step runs in this network namespace, in this
 // process or another, and returns the release.
-func lockChrootSteps(ctx context.Context) (func(), error) {
+func lockChrootSteps(ctx context.Context, warnings io.Writer) (func(), error) {
 	chrootSteps.Lock()
-	for {
+	for said := false; ; said = true {
 		l, err := net.Listen("unix", chrootLock)
 		if err == nil {
 			return func() { l.Close(); chrootSteps.Unlock() }, nil
@@ -385,6 +386,9 @@ func lockChrootSteps(ctx context.Context) (func(), error) {
 		if !errors.Is(err, unix.EADDRINUSE) {
 			chrootSteps.Unlock()
 			return nil, fmt.Errorf("chroot isolation: taking the step lock %s: %w", chrootLock, err)
+		}
+		if !said && warnings != nil {
+			fmt.Fprintf(warnings, "strata: waiting for another chroot step in this network namespace (the abstract socket %s is held)\n", chrootLock)
 		}
 		select {
 		case <-ctx.Done():
@@ -411,7 +415,7 @@ func killRooted(root string) error {
 	self := os.Getpid()
 	deadline := time.Now().Add(10 * time.Second)
 	for quiet := 0; quiet < 2; {
-		found := killChildSteps(self, &want)
+		found := killChildSteps(self, &want, deadline)
 		names, err := os.ReadDir("/proc")
 		if err != nil {
 			return fmt.Errorf("chroot isolation: listing processes: %w", err)
@@ -434,7 +438,7 @@ func killRooted(root string) error {
 			time.Sleep(time.Millisecond)
 		}
 		if time.Now().After(deadline) {
-			return errors.New("chroot isolation: the step's processes outlive SIGKILL: the build stops, and its caches are not taken back")
+			return errors.New("chroot isolation: the step's processes keep coming after 10 s of SIGKILL: the build stops, and its caches are not taken back")
 		}
 	}
 	return nil
@@ -443,10 +447,10 @@ func killRooted(root string) error {
 // killChildSteps kills, with their process groups, strata's children that are the step's,
 // looking again at once while it finds any (the forks of a process that forks and exits
 // arrive one by one), and reports whether it found any.
-func killChildSteps(self int, want *unix.Stat_t) bool {
+func killChildSteps(self int, want *unix.Stat_t, deadline time.Time) bool {
 	found := false
 	ourGroup := unix.Getpgrp()
-	for misses := 0; misses < 64; {
+	for misses := 0; misses < 64 && time.Now().Before(deadline); {
 		hit := false
 		// A group is killed once a look: killing one walks all its members, and a process
 		// that forks and exits leaves thousands of zombies in it.
