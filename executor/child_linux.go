@@ -239,6 +239,10 @@ func (s *sandbox) runCommand(u execUser) (code, sig int, err error) {
 	if why := unmappedIDs(u); why != "" {
 		return 0, 0, &SetupError{Op: "starting the command as " + s.cfg.User, Msg: why}
 	}
+	// Caught before the command starts: one sent as soon as it runs (it said it is ready)
+	// must reach it, not end the init as Go's default for the signal would.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
 	argv0, lookErr := lookPath(s.cfg.Args[0], lookupEnv(env, "PATH"))
 	var proc *os.Process
 	if lookErr == nil {
@@ -260,7 +264,7 @@ func (s *sandbox) runCommand(u execUser) (code, sig int, err error) {
 		}
 		return 126, 0, nil
 	}
-	ws, err := superviseUntilExit(proc.Pid, s.procDir)
+	ws, err := superviseUntilExit(proc.Pid, sigs, s.procDir)
 	if err != nil {
 		return 0, 0, setupErr("waiting for the command", "", err)
 	}
@@ -290,9 +294,7 @@ func (s *sandbox) waitNetwork() error {
 // superviseUntilExit forwards signals to the command and reaps every process until the
 // command exits; then it kills all that is left in the PID namespace and reaps that too. An
 // error means the command's status was lost; its processes are killed all the same.
-func superviseUntilExit(pid int, procDir *os.File) (unix.WaitStatus, error) {
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
+func superviseUntilExit(pid int, sigs chan os.Signal, procDir *os.File) (unix.WaitStatus, error) {
 	done := make(chan struct{})
 	go func() {
 		for {
