@@ -32,14 +32,15 @@ const defaultCaps uint64 = 1<<unix.CAP_CHOWN | 1<<unix.CAP_DAC_OVERRIDE | 1<<uni
 // capability would cost a millisecond a step.
 //
 // Under chroot isolation (chroot true) the command also loses CAP_SYS_CHROOT, the way out of
-// a chroot, and keeps only what the container gave the init.
+// a chroot, and CAP_KILL, with which it could signal strata (guardFromSteps), and keeps
+// only what the container gave the init.
 func dropPrivileges(chroot bool) error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return setupErr("setting no_new_privs", "", err)
 	}
 	keep := defaultCaps
 	if chroot {
-		keep &^= 1 << unix.CAP_SYS_CHROOT
+		keep &^= 1<<unix.CAP_SYS_CHROOT | 1<<unix.CAP_KILL
 		have, err := permittedCaps()
 		if err != nil {
 			return setupErr("capget", "", err)

@@ -236,6 +236,9 @@ func (s *sandbox) runCommand(u execUser) (code, sig int, err error) {
 	if err := installSeccomp(s.cfg.Seccomp); err != nil {
 		return 0, 0, err
 	}
+	if s.cfg.Chroot && (u.UID == GuardUID || u.GID == GuardUID) {
+		return 0, 0, &SetupError{Op: "starting the command as " + s.cfg.User, Msg: fmt.Sprintf("uid and gid %d are strata's own under --isolation=chroot", GuardUID)}
+	}
 	if why := unmappedIDs(u); why != "" {
 		return 0, 0, &SetupError{Op: "starting the command as " + s.cfg.User, Msg: why}
 	}

@@ -44,6 +44,9 @@ func (e *Executor) runChroot(ctx context.Context, spec Spec, cfg childConfig) (R
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return Result{}, fmt.Errorf("chroot isolation: becoming a subreaper: %w", err)
 	}
+	if err := guardFromSteps(); err != nil {
+		return Result{}, err
+	}
 	// One chroot step at a time in this network namespace: steps share it, so two at once
 	// could pass each other a descriptor of their root over an abstract unix socket, and
 	// one outside the other's chroot climbs out of both.
@@ -338,6 +341,10 @@ func (inj *injected) unchanged(rel string, before *tree) bool {
 
 // chrootRun is the init of chroot isolation: no namespace to build, a chroot to enter.
 func chrootRun(cfg childConfig) childReport {
+	// exec made the saved uid 0 again: the step, root without CAP_KILL, could kill the init.
+	if err := guardFromSteps(); err != nil {
+		return childReport{Err: setupErr("guarding the init", "", err)}
+	}
 	// Opened before the chroot: the init finds the processes the step leaves behind there.
 	proc, err := os.Open("/proc")
 	if err != nil {
@@ -365,6 +372,24 @@ func chrootRun(cfg childConfig) childReport {
 		rep.Err = setupErr("running command", "", err)
 	}
 	return rep
+}
+
+// GuardUID is strata's real and saved uid under chroot isolation. Signals need CAP_KILL or
+// the sender's real or effective uid to be the target's real or saved one: a step, root
+// (or USER) without CAP_KILL, can then signal neither strata nor its inits, so it cannot
+// kill the process that holds the lock and cleans up after it. The effective uid stays 0:
+// strata keeps its capabilities, and what it creates is root's. No step may run as it.
+const GuardUID = 0x7ffffffe
+
+// guardFromSteps puts strata out of the steps' reach (the inits do the same for themselves).
+func guardFromSteps() error {
+	if r, _, saved := unix.Getresuid(); r == GuardUID && saved == GuardUID {
+		return nil
+	}
+	if err := unix.Setresuid(GuardUID, 0, GuardUID); err != nil {
+		return fmt.Errorf("chroot isolation: setting strata's real uid apart from the steps' (needs CAP_SETUID): %w", err)
+	}
+	return nil
 }
 
 // chrootLock is the abstract unix socket a chroot step holds while it runs: its name is

@@ -15,6 +15,7 @@ import (
 // TestChrootGivesTheSandboxUpper: under chroot isolation a step's changes are the ones the
 // namespaced sandbox records, with the mounts' content and the system files left out.
 func TestChrootGivesTheSandboxUpper(t *testing.T) {
+	unguardAfter(t)
 	base := newBase(t)
 	layer := writeTree(t, map[string]string{
 		"a/file": "x", "a/keep": "k", "d/x": "x", "d/y": "y", "e/z": "z", "f/g/h": "h",
@@ -58,6 +59,7 @@ ls /dev/null /dev/zero /dev/urandom >/dev/null
 // TestChrootStepStaysInside: the step cannot chroot out, its leftovers die with it, and the
 // symlinks it leaves where its mounts were do not lead strata to host files.
 func TestChrootStepStaysInside(t *testing.T) {
+	unguardAfter(t)
 	base := newBase(t)
 	victim := t.TempDir()
 	if err := os.WriteFile(filepath.Join(victim, "hosts"), []byte("precious\n"), 0o644); err != nil {
@@ -97,24 +99,25 @@ true`
 	}
 }
 
-// TestChrootStepCannotOutliveItself: a step that kills its own init leaves processes the
-// init never reaps; none of them may live on once the step is done (they could hold a cache
-// directory as it moves back to the store, outside any chroot), and the /dev of a step is
-// usable by any user.
+// TestChrootStepCannotOutliveItself: a step cannot kill its own init (which would leave
+// processes the init never reaps); none of its processes may live on once the step is done
+// (they could hold a cache directory as it moves back to the store, outside any chroot),
+// and the /dev of a step is usable by any user.
 func TestChrootStepCannotOutliveItself(t *testing.T) {
+	unguardAfter(t)
 	base := newBase(t)
 	marker := "strata-chroot-orphan-" + filepath.Base(t.TempDir())
 	s := newStep(t, []string{base}, `ls -l /dev/null /dev/shm -d | cut -c1-10 >&2
 (setsid sh -c "sleep 60; : `+marker+`" </dev/null >/dev/null 2>&1 &)
-sleep 0.2; kill -9 $PPID`)
+sleep 0.2; if kill -9 $PPID 2>/dev/null; then echo init-killed; else echo init-safe; fi`)
 	s.spec.Network = NetworkHost
 	s.spec.Mounts = []Mount{{Type: MountBind, Source: t.TempDir(), Target: "/c"}}
 	// As in an unprivileged container: no cgroup to kill the step's processes with.
 	e := New(Options{Isolation: IsolationChroot})
 	e.cgroupsOnce.Do(func() {})
 	s.run(context.Background(), e)
-	if s.err == nil {
-		t.Errorf("a step that killed its init succeeded")
+	if s.err != nil || s.out() != "init-safe" {
+		t.Errorf("the step's kill of its init: %q (%v), want it refused", s.out(), s.err)
 	}
 	if left := processesWith(t, marker); len(left) > 0 {
 		t.Errorf("processes of the step outlived it: %v", left)
@@ -128,6 +131,7 @@ sleep 0.2; kill -9 $PPID`)
 // network namespace, where one could pass the other a descriptor of its root over an
 // abstract unix socket): the second one's command starts only when the first is done.
 func TestChrootStepsTakeTurns(t *testing.T) {
+	unguardAfter(t)
 	base := newBase(t)
 	e := New(Options{Isolation: IsolationChroot})
 	var ends [2]time.Time
@@ -185,22 +189,23 @@ int main(int argc, char **argv) {
 }
 `
 
-// TestChrootStepCannotHide: processes a step leaves after killing its init die with the
-// step however they hide, where strata has no cgroup to kill them with (an unprivileged
-// container).
+// TestChrootStepCannotHide: the step can signal neither strata nor its init, and the
+// processes it leaves die with the step however they hide, where strata has no cgroup to
+// kill them with (an unprivileged container).
 func TestChrootStepCannotHide(t *testing.T) {
+	unguardAfter(t)
 	base := newBase(t)
 	hider := buildStatic(t, "hider", hiderSource)
 	for _, mode := range []string{"thread", "nodump", "hop"} {
 		t.Run(mode, func(t *testing.T) {
 			marker := "strata-chroot-hider-" + mode + "-" + filepath.Base(t.TempDir())
-			s := newStep(t, []string{hider, base}, "hider "+mode+" "+marker+"; sleep 0.3; kill -9 $PPID")
+			s := newStep(t, []string{hider, base}, "hider "+mode+" "+marker+"; sleep 0.3; kill -9 $PPID "+strconv.Itoa(os.Getpid())+" 2>/dev/null || echo refused")
 			s.spec.Network = NetworkHost
 			e := New(Options{Isolation: IsolationChroot})
 			e.cgroupsOnce.Do(func() {})
 			s.run(context.Background(), e)
-			if s.err == nil {
-				t.Errorf("a step that killed its init succeeded")
+			if s.err != nil || s.out() != "refused" {
+				t.Errorf("the step's kill of its init and strata: %q (%v), want both refused", s.out(), s.err)
 			}
 			if left := survivors(marker); len(left) > 0 {
 				for range 50 {
@@ -236,4 +241,14 @@ func survivors(marker string) []int {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return nil
+}
+
+// unguardAfter gives the test process its real uid back when t ends: running a chroot step
+// set it apart from the steps' (guardFromSteps), which tests of other tools do not expect.
+func unguardAfter(t *testing.T) {
+	t.Cleanup(func() {
+		if err := unix.Setresuid(0, 0, 0); err != nil {
+			t.Errorf("restoring the real uid: %v", err)
+		}
+	})
 }

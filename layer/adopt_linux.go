@@ -185,7 +185,9 @@ func adoptRoot(root string) error {
 	if err := unix.Lstat(root, &st); err != nil {
 		return &os.PathError{Op: "lstat", Path: root, Err: err}
 	}
-	if uid, gid := os.Getuid(), os.Getgid(); int(st.Uid) != uid || int(st.Gid) != gid {
+	// The effective ids, which own what the caller creates (under chroot isolation strata's
+	// real uid is not its own: see executor's guardFromSteps).
+	if uid, gid := os.Geteuid(), os.Getegid(); int(st.Uid) != uid || int(st.Gid) != gid {
 		if err := unix.Lchown(root, uid, gid); err != nil {
 			return &os.PathError{Op: "lchown", Path: root, Err: err}
 		}
