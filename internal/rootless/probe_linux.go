@@ -602,7 +602,7 @@ func decideMode(f modeFacts) (mode, caveat string) {
 				return ModeChroot, "RUN steps fail here: --isolation=chroot needs the capabilities missing above"
 			}
 			// SECURITY.md, "Without root": the container is the boundary.
-			return ModeChroot, "weaker than the sandbox: no mount, PID, network, UTS or IPC namespaces, so RUN steps can signal this container's processes (strata's too) and use its network and hostname; no /proc, no pids limit of their own"
+			return ModeChroot, "weaker than the sandbox: no mount, PID, network, UTS or IPC namespaces, so RUN steps can signal this container's other root processes (not strata's) and use its network and hostname; no /proc, no pids limit of their own"
 		}
 		if !f.pidsLimit {
 			caveat = "weaker than the full sandbox: no pids limit on RUN steps (strata cannot use cgroups here)"
