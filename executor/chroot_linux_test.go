@@ -252,3 +252,36 @@ func unguardAfter(t *testing.T) {
 		}
 	})
 }
+
+// sigioSource asks for SIGKILL to be sent to the process argv[1] names whenever its output
+// pipe drains (F_SETSIG, F_SETOWN, O_ASYNC): a signal checked against the setter's
+// effective uid alone, root's.
+const sigioSource = `#define _GNU_SOURCE
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+	if (argc < 2) return 2;
+	if (fcntl(1, F_SETSIG, SIGKILL) != 0) { printf("refused\n"); return 0; }
+	fcntl(1, F_SETOWN, atoi(argv[1]));
+	fcntl(1, F_SETFL, fcntl(1, F_GETFL) | O_ASYNC);
+	for (int i = 0; i < 50; i++) { printf("x\n"); fflush(stdout); usleep(10000); }
+	printf("armed\n");
+	return 0;
+}
+`
+
+// TestChrootStepCannotSignalThroughItsOutput: a step cannot have the kernel signal strata
+// for it through its output pipe.
+func TestChrootStepCannotSignalThroughItsOutput(t *testing.T) {
+	unguardAfter(t)
+	lower := buildStatic(t, "sigio", sigioSource)
+	s := newStep(t, []string{lower, newBase(t)}, "sigio "+strconv.Itoa(os.Getpid()))
+	s.spec.Network = NetworkHost
+	s.mustRun(t, New(Options{Isolation: IsolationChroot}))
+	if s.out() != "refused" {
+		t.Errorf("output %q, want F_SETSIG refused", s.out())
+	}
+}

@@ -153,7 +153,11 @@ func (e *Executor) baseConfig(spec Spec) (childConfig, error) {
 		UserXattr: rootless.InUserNamespace(),
 	}
 	var err error
-	if cfg.Seccomp, err = seccompProgram(); err != nil {
+	program := seccompProgram
+	if e.opts.Isolation == IsolationChroot {
+		program = chrootSeccompProgram
+	}
+	if cfg.Seccomp, err = program(); err != nil {
 		return cfg, err
 	}
 	resolv, err := os.ReadFile(e.opts.ResolvConf)

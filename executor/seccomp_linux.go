@@ -41,6 +41,35 @@ var seccompProgram = sync.OnceValues(func() ([]byte, error) {
 	return encodeFilter(raw), nil
 })
 
+// chrootSeccompProgram is the default profile with fcntl(F_SETSIG) refused: under chroot
+// isolation strata and the steps share a PID namespace, and a SIGIO-style signal set on a
+// descriptor is checked against the setter's effective uid only, so a root step could
+// have any signal, SIGKILL included, sent to strata through its output pipe (F_SETOWN).
+// The default signal, SIGIO, is one Go ignores.
+var chrootSeccompProgram = sync.OnceValues(func() ([]byte, error) {
+	p, err := defaultProfile()
+	if err != nil {
+		return nil, err
+	}
+	refuse := specs.LinuxSyscall{
+		Names:    []string{"fcntl", "fcntl64"},
+		Action:   specs.ActErrno,
+		ErrnoRet: func() *uint { e := uint(unix.EPERM); return &e }(),
+		Args:     []specs.LinuxSeccompArg{{Index: 1, Value: unix.F_SETSIG, Op: specs.OpEqualTo}},
+	}
+	// First: the profile's own rule for fcntl allows it unconditionally.
+	p.Syscalls = append([]specs.LinuxSyscall{refuse}, p.Syscalls...)
+	insts, err := compileFilter(p)
+	if err != nil {
+		return nil, fmt.Errorf("compiling the chroot seccomp profile: %w", err)
+	}
+	raw, err := bpf.Assemble(insts)
+	if err != nil {
+		return nil, fmt.Errorf("assembling the seccomp filter: %w", err)
+	}
+	return encodeFilter(raw), nil
+})
+
 // defaultProfile is Docker's profile evaluated for a process holding defaultCaps on this
 // machine's architecture and kernel.
 func defaultProfile() (*specs.LinuxSeccomp, error) {
