@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/signal"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -386,6 +387,9 @@ func guardFromSteps() error {
 	if r, _, saved := unix.Getresuid(); r == GuardUID && saved == GuardUID {
 		return nil
 	}
+	// A step can still signal the container's other root processes, strata's output
+	// reader (a tee) among them: a write to a broken stdout is then an error, not the end.
+	signal.Ignore(unix.SIGPIPE)
 	if err := unix.Setresuid(GuardUID, 0, GuardUID); err != nil {
 		return fmt.Errorf("chroot isolation: setting strata's real uid apart from the steps' (needs CAP_SETUID): %w", err)
 	}

@@ -253,17 +253,24 @@ func unguardAfter(t *testing.T) {
 	})
 }
 
-// sigioSource asks for SIGKILL to be sent to the process argv[1] names whenever its output
-// pipe drains (F_SETSIG, F_SETOWN, O_ASYNC): a signal checked against the setter's
-// effective uid alone, root's.
+// sigioSource tries what would let a root step signal the process argv[1] names despite
+// the guard: asking for SIGKILL to be sent to it whenever its output pipe drains (F_SETSIG,
+// F_SETOWN, O_ASYNC: checked against the setter's effective uid alone), also with high bits
+// set in the 64-bit command, and taking strata's own real uid (GuardUID, argv[2]). It
+// prints "refused" when each is refused.
 const sigioSource = `#define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 int main(int argc, char **argv) {
-	if (argc < 2) return 2;
+	if (argc < 3) return 2;
+	int guard = atoi(argv[2]);
+	if (setresuid(guard, -1, -1) == 0 || syscall(SYS_setresuid, 0x100000000L | guard, -1L, -1L) == 0 ||
+	    setuid(guard) == 0 || setreuid(-1, guard) == 0) { printf("took the guard uid\n"); return 0; }
+	if (syscall(SYS_fcntl, 1, F_SETSIG | 0x100000000L, SIGKILL) == 0) { printf("set with high bits\n"); return 0; }
 	if (fcntl(1, F_SETSIG, SIGKILL) != 0) { printf("refused\n"); return 0; }
 	fcntl(1, F_SETOWN, atoi(argv[1]));
 	fcntl(1, F_SETFL, fcntl(1, F_GETFL) | O_ASYNC);
@@ -274,11 +281,11 @@ int main(int argc, char **argv) {
 `
 
 // TestChrootStepCannotSignalThroughItsOutput: a step cannot have the kernel signal strata
-// for it through its output pipe.
+// for it through its output pipe, nor take strata's real uid to signal it.
 func TestChrootStepCannotSignalThroughItsOutput(t *testing.T) {
 	unguardAfter(t)
 	lower := buildStatic(t, "sigio", sigioSource)
-	s := newStep(t, []string{lower, newBase(t)}, "sigio "+strconv.Itoa(os.Getpid()))
+	s := newStep(t, []string{lower, newBase(t)}, "sigio "+strconv.Itoa(os.Getpid())+" "+strconv.Itoa(GuardUID))
 	s.spec.Network = NetworkHost
 	s.mustRun(t, New(Options{Isolation: IsolationChroot}))
 	if s.out() != "refused" {

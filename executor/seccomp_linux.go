@@ -41,24 +41,39 @@ var seccompProgram = sync.OnceValues(func() ([]byte, error) {
 	return encodeFilter(raw), nil
 })
 
-// chrootSeccompProgram is the default profile with fcntl(F_SETSIG) refused: under chroot
-// isolation strata and the steps share a PID namespace, and a SIGIO-style signal set on a
-// descriptor is checked against the setter's effective uid only, so a root step could
-// have any signal, SIGKILL included, sent to strata through its output pipe (F_SETOWN).
-// The default signal, SIGIO, is one Go ignores.
+// chrootSeccompProgram is the default profile with what would let a chroot step signal
+// strata refused (strata and the steps share a PID namespace; see GuardUID):
+//   - fcntl(F_SETSIG): a signal set on a descriptor (F_SETOWN) is checked against the
+//     setter's effective uid only, so a root step could have SIGKILL sent to strata through
+//     a pipe; the default, SIGIO, is one Go ignores;
+//   - taking GuardUID as a uid, which the step's CAP_SETUID would allow, and which would
+//     make strata's its own.
+//
+// The kernel reads these arguments as 32-bit values: only their low halves are compared,
+// so high bits set in a 64-bit register get nothing past.
 var chrootSeccompProgram = sync.OnceValues(func() ([]byte, error) {
 	p, err := defaultProfile()
 	if err != nil {
 		return nil, err
 	}
-	refuse := specs.LinuxSyscall{
-		Names:    []string{"fcntl", "fcntl64"},
-		Action:   specs.ActErrno,
-		ErrnoRet: func() *uint { e := uint(unix.EPERM); return &e }(),
-		Args:     []specs.LinuxSeccompArg{{Index: 1, Value: unix.F_SETSIG, Op: specs.OpEqualTo}},
+	eperm := uint(unix.EPERM)
+	refuse := func(names []string, arg uint, value uint64) specs.LinuxSyscall {
+		return specs.LinuxSyscall{
+			Names: names, Action: specs.ActErrno, ErrnoRet: &eperm,
+			Args: []specs.LinuxSeccompArg{{Index: arg, Value: 0xffffffff, ValueTwo: value, Op: specs.OpMaskedEqual}},
+		}
 	}
-	// First: the profile's own rule for fcntl allows it unconditionally.
-	p.Syscalls = append([]specs.LinuxSyscall{refuse}, p.Syscalls...)
+	rules := []specs.LinuxSyscall{refuse([]string{"fcntl", "fcntl64"}, 1, unix.F_SETSIG)}
+	for _, c := range []struct {
+		names []string
+		args  uint
+	}{{[]string{"setuid", "setuid32"}, 1}, {[]string{"setreuid", "setreuid32"}, 2}, {[]string{"setresuid", "setresuid32"}, 3}} {
+		for i := range c.args {
+			rules = append(rules, refuse(c.names, i, GuardUID))
+		}
+	}
+	// First: the profile's own rules allow these calls unconditionally.
+	p.Syscalls = append(rules, p.Syscalls...)
 	insts, err := compileFilter(p)
 	if err != nil {
 		return nil, fmt.Errorf("compiling the chroot seccomp profile: %w", err)
