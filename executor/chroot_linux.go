@@ -566,13 +566,19 @@ func stepProcess(pid, self int, want *unix.Stat_t) bool {
 }
 
 // statFields reads the parent's PID, the state and the process group from a
-// /proc/<pid>/stat (after the command name, which may hold spaces and parentheses: the
-// last ')' ends it); -1 and "" when it cannot.
+// /proc/<pid>/stat; -1 and "" when it cannot.
 func statFields(file string) (ppid int, state string, pgrp int) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return -1, "", -1
 	}
+	return parseStat(b)
+}
+
+// parseStat takes the state, the parent's PID and the process group from the text of a
+// /proc/<pid>/stat, after the command name (which may hold spaces and parentheses: the last
+// ')' ends it); -1 and "" when it cannot.
+func parseStat(b []byte) (ppid int, state string, pgrp int) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
 		return -1, "", -1
@@ -593,7 +599,7 @@ func statFields(file string) (ppid int, state string, pgrp int) {
 // opened before the chroot, until none is left: the step's leftovers, which chroot
 // isolation has no PID namespace or cgroup to end with.
 func killChildren(proc *os.File) {
-	self := strconv.Itoa(os.Getpid())
+	self := os.Getpid()
 	for {
 		names, err := readDirNames(proc)
 		if err != nil {
@@ -634,25 +640,16 @@ func readDirNames(dir *os.File) ([]string, error) {
 	return dir.Readdirnames(-1)
 }
 
-// ppidOf reads the parent's PID from /proc/<pid>/stat (after the command name, which
-// may hold spaces and parentheses: the last ')' ends it).
-func ppidOf(proc *os.File, pid string) string {
+// ppidOf reads the parent's PID of pid through proc, the /proc opened before the chroot.
+func ppidOf(proc *os.File, pid string) int {
 	fd, err := unix.Openat(int(proc.Fd()), pid+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return ""
+		return -1
 	}
 	f := os.NewFile(uintptr(fd), "stat")
 	defer f.Close()
 	var buf [512]byte
 	n, _ := f.Read(buf[:])
-	s := string(buf[:n])
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return ""
-	}
-	fields := strings.Fields(s[i+1:])
-	if len(fields) < 2 {
-		return ""
-	}
-	return fields[1]
+	ppid, _, _ := parseStat(buf[:n])
+	return ppid
 }
