@@ -178,6 +178,9 @@ type recorded struct {
 }
 
 func recordedDevice(pol owners.Policy, p string) (recorded, bool) {
+	if pol == nil || !pol.RecordsDevices() {
+		return recorded{}, false
+	}
 	var st unix.Stat_t
 	if err := unix.Lstat(p, &st); err != nil {
 		return recorded{}, false
