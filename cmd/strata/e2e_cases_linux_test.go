@@ -29,8 +29,17 @@ type e2eCase struct {
 	check func(t *testing.T, img v1.Image) // further checks of the built image
 }
 
-// e2eCases are the images every check is run on.
+// e2eCases are the images every check is run on: the core cases here, then
+// each feature area's (one file each, e2e_case_<area>_linux_test.go).
 func e2eCases() []e2eCase {
+	var cases []e2eCase
+	for _, area := range [][]e2eCase{coreCases(), copyFeatureCases(), remoteCases(), frontendCases(), flagCases(), secretCases()} {
+		cases = append(cases, area...)
+	}
+	return cases
+}
+
+func coreCases() []e2eCase {
 	return []e2eCase{
 		{name: "hello-example", dir: "../examples/hello", needs: []string{"rootfs.tar.gz"},
 			want: "hello from strata\nbuilt by strata\n"},
