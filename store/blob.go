@@ -136,5 +136,6 @@ func (s *Store) Layer(desc v1.Descriptor, diffID v1.Hash) (*layer.Layer, error) 
 	if _, err := layer.CompressionOf(desc.MediaType); err != nil {
 		return nil, err
 	}
+	touch(p) // a build uses it: for prune's least-recently-used order
 	return layer.New(desc, diffID, s.opener(desc.Digest)), nil
 }

@@ -29,6 +29,7 @@ func (s *Store) CacheGet(key string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading cache entry: %w", err)
 	}
+	touch(s.cachePath(key)) // for prune's least-recently-used order
 	return data, nil
 }
 

@@ -31,6 +31,9 @@ const (
 func (s *Store) CacheMount(ctx context.Context, id string, sharing Sharing, init func(dir string) error) (dir string, release func(), err error) {
 	sum := sha256.Sum256([]byte(id))
 	dir = s.path("cache-mounts", hex.EncodeToString(sum[:]))
+	// Used now, for prune's least-recently-used order (beside it: the
+	// directory's own times are the step's to see).
+	touch(s.path("locks", "cache-mount-"+hex.EncodeToString(sum[:])+".used"))
 	if _, err := os.Stat(dir); os.IsNotExist(err) {
 		if err := s.createCacheDir(dir, init); err != nil {
 			return "", nil, fmt.Errorf("creating cache mount %s: %w", id, err)

@@ -94,9 +94,19 @@ func (s *Store) Tag(name string, desc v1.Descriptor) error {
 	return nil
 }
 
-// Untag removes name from the index; the blobs stay until pruned.
+// Untag removes name from the index (ErrNotFound when no image has it);
+// the blobs stay until pruned.
 func (s *Store) Untag(name string) error {
-	if err := s.updateIndex(func(idx *v1.IndexManifest) { idx.Manifests = withoutTag(idx.Manifests, name) }); err != nil {
+	found := false
+	err := s.updateIndex(func(idx *v1.IndexManifest) {
+		n := len(idx.Manifests)
+		idx.Manifests = withoutTag(idx.Manifests, name)
+		found = len(idx.Manifests) < n
+	})
+	if err == nil && !found {
+		err = ErrNotFound
+	}
+	if err != nil {
 		return fmt.Errorf("untagging %s: %w", name, err)
 	}
 	return nil

@@ -61,6 +61,9 @@ func (s *Store) snapshot(ctx context.Context, l v1.Layer, n int, opts layer.Extr
 	}
 	dst := s.path("snapshots", diffID.Algorithm, name)
 	if exists(dst) {
+		// Used again: for prune's least-recently-used order (the lock
+		// file, as the tree's own times are the step's to see).
+		touch(s.path("locks", "snapshot-"+name+".lock"))
 		return dst, nil
 	}
 	lock, err := lockFile(s.path("locks", "snapshot-"+name+".lock"), true, true)
