@@ -26,6 +26,9 @@ func (s *Stage) formatStep(st Step) string {
 		if c.Checksum != "" {
 			f.addf("checksum=%q", c.Checksum)
 		}
+		if c.KeepGitDir != nil {
+			f.addf("keep-git-dir=%t", *c.KeepGitDir)
+		}
 		formatCopy(&f, st, copyFlags{chmod: c.Chmod, chown: c.Chown, link: c.Link}, c.SourcesAndDest)
 	case *instructions.ExposeCommand:
 		f.addf("%q", st.Ports)
@@ -69,6 +72,12 @@ func (s *Stage) formatMount(m Mount) string {
 	}
 	if m.SizeLimit != 0 {
 		f.addf("size=%d", m.SizeLimit)
+	}
+	if m.Env != nil {
+		f.addf("env=%q", *m.Env)
+	}
+	if m.Required {
+		f.add("required")
 	}
 	if m.Mode != nil {
 		f.addf("mode=%#o", *m.Mode)

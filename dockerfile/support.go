@@ -8,7 +8,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/moby/buildkit/frontend/dockerfile/dfgitutil"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	chmod "github.com/tonistiigi/dchapes-mode"
 )
 
 // The support table: every Dockerfile feature Docker accepts and Strata
@@ -25,27 +27,20 @@ var unsupported = []feature{
 	{"", func(in *instruction) bool { return !builderKnows(in.cmd) },
 		"an instruction of this BuildKit release that Strata's builder has no code for"},
 	{"RUN --device", func(in *instruction) bool { r := in.run(); return r != nil && slices.Contains(r.FlagsUsed, "device") },
-		"the RUN sandbox gives a step no host devices"},
+		// BuildKit's are CDI devices, behind the device entitlement; no
+		// subset is safe without CDI's specs, which say what to expose.
+		"BuildKit's --device names CDI devices and Strata reads no CDI specs, so the sandbox gives a step no host device: build this step with docker buildx and --allow device"},
 	{"RUN --security=insecure", func(in *instruction) bool {
 		r := in.run()
 		return r != nil && instructions.GetSecurity(r) == instructions.SecurityInsecure
-	}, "RUN steps always run in the sandbox, with Docker's default capabilities and seccomp profile"},
-	{"RUN --mount=type=secret", anyMount(mountOf(instructions.MountTypeSecret)),
-		"strata build has no --secret flag to pass a secret in"},
-	{"RUN --mount=type=ssh", anyMount(mountOf(instructions.MountTypeSSH)),
-		"strata build has no --ssh flag to forward an SSH agent"},
-	{"RUN --mount=type=cache,from=", anyMount(func(m *instructions.Mount) bool { return m.Type == instructions.MountTypeCache && m.From != "" }),
-		"a cache mount starts as an empty directory in the store; it cannot be seeded from a stage or an image"},
-	{"RUN --mount=type=cache,source=", anyMount(func(m *instructions.Mount) bool { return m.Type == instructions.MountTypeCache && m.Source != "" }),
-		"a cache mount is the whole cache directory; it cannot be a subdirectory of one"},
-	{"RUN --mount=type=bind,rw", anyMount(func(m *instructions.Mount) bool { return m.Type == instructions.MountTypeBind && !m.ReadOnly }),
-		"bind mounts are read-only: there is no throwaway copy for the step to write to"},
+		// Insecure is all capabilities, no seccomp and the host's devices:
+		// BuildKit's whole point of the entitlement is that it is not a
+		// sandbox; Strata's executor has no such mode.
+	}, "RUN steps always run in the sandbox, with Docker's default capabilities and seccomp profile: run a step that needs privileges outside the build, or with docker buildx and --allow security.insecure"},
 	{"HEALTHCHECK --start-interval", func(in *instruction) bool {
 		h, ok := in.cmd.(*instructions.HealthCheckCommand)
 		return ok && h.Health != nil && h.Health.StartInterval != 0
 	}, "the image config type Strata writes, go-containerregistry's, has no field for it"},
-	{"ADD --keep-git-dir", func(in *instruction) bool { a := in.add(); return a != nil && a.KeepGitDir != nil },
-		"Strata does not clone git sources"},
 	{"ADD --unpack", func(in *instruction) bool { a := in.add(); return a != nil && a.Unpack != nil },
 		"ADD unpacks a local tar archive and never a download, as without the flag"},
 	{"ADD --exclude", func(in *instruction) bool { a := in.add(); return a != nil && len(a.ExcludePatterns) > 0 },
@@ -54,31 +49,10 @@ var unsupported = []feature{
 		"only sha256: checksums are verified"},
 	{"ADD --checksum=sha512:", func(in *instruction) bool { a := in.add(); return a != nil && strings.HasPrefix(a.Checksum, "sha512:") },
 		"only sha256: checksums are verified"},
-	{"ADD <git repository>", func(in *instruction) bool {
-		a := in.add()
-		if a == nil {
-			return false
-		}
-		raw := in.raw.(*instructions.AddCommand)
-		for i, src := range a.SourcePaths {
-			if isGitSource(src) && !in.unknown(raw.SourcePaths[i]) {
-				return true
-			}
-		}
-		return false
-	}, "clone the repository in a RUN step, or ADD an archive of it"},
-	{"ADD --chmod=<symbolic mode>", func(in *instruction) bool {
-		a := in.add()
-		return a != nil && symbolicChmod(a.Chmod) && !in.unknown(in.raw.(*instructions.AddCommand).Chmod)
-	}, "give an octal mode such as 0755: symbolic modes need a library Strata does not carry"},
 	{"COPY --exclude", func(in *instruction) bool { c := in.copy(); return c != nil && len(c.ExcludePatterns) > 0 },
 		"leave the files out with .dockerignore, or COPY the others one by one"},
 	{"COPY --parents", func(in *instruction) bool { c := in.copy(); return c != nil && c.Parents },
 		"COPY each directory to its own destination"},
-	{"COPY --chmod=<symbolic mode>", func(in *instruction) bool {
-		c := in.copy()
-		return c != nil && symbolicChmod(c.Chmod) && !in.unknown(in.raw.(*instructions.CopyCommand).Chmod)
-	}, "give an octal mode such as 0755: symbolic modes need a library Strata does not carry"},
 }
 
 // feature is a row of the support table.
@@ -169,18 +143,6 @@ func (f feature) refusal(cmd instructions.Command) error {
 	return fmt.Errorf("%s: %w (%s)", name, ErrNotSupported, f.hint)
 }
 
-// symbolicChmod reports whether a --chmod value is a symbolic mode
-// (u+x,go-w), which BuildKit accepts and Strata does not.
-func symbolicChmod(s string) bool {
-	if s == "" {
-		return false
-	}
-	if _, err := strconv.ParseUint(s, 8, 32); err == nil {
-		return false
-	}
-	return strings.Trim(s, "ugoa+-=rwxXst,") == ""
-}
-
 // resolve fills in the parts of st that need the expanded instruction:
 // COPY/ADD sources and mode, RUN mount sources, EXPOSE ports, and checks
 // the values BuildKit checks when it dispatches. raw is the instruction
@@ -233,9 +195,17 @@ func (x *expansion) unknown(raw string) bool {
 }
 
 // addSources checks ADD's sources as BuildKit does: --checksum needs one
-// HTTP(S) or git source. (Git sources themselves are in the support
-// table.)
+// HTTP(S) or git source; a git source must parse, and its query must agree
+// with --keep-git-dir and --checksum (a commit).
 func (x *expansion) addSources(c, raw *instructions.AddCommand) error {
+	for i, src := range c.SourcePaths {
+		if x.unknown(raw.SourcePaths[i]) {
+			continue
+		}
+		if err := checkGitSource(src, c.KeepGitDir, c.Checksum); err != nil {
+			return err
+		}
+	}
 	if c.Checksum != "" {
 		if len(c.SourcePaths) != 1 {
 			return errors.New("ADD --checksum can't be specified for multiple sources")
@@ -293,13 +263,21 @@ type copyFlags struct {
 }
 
 func (x *expansion) copyFlags(st *Step, f copyFlags) error {
-	// A symbolic mode is left to the support table.
-	if f.chmod != "" && !x.unknown(f.rawChmod) && !symbolicChmod(f.chmod) {
-		mode, err := parseChmod(f.chmod)
-		if err != nil {
-			return err
+	if f.chmod != "" && !x.unknown(f.rawChmod) {
+		if _, err := strconv.ParseUint(f.chmod, 8, 32); err != nil {
+			// Not octal: a symbolic mode (u+x,go-w), which the builder
+			// applies to each file (ParseChmod); checked here as BuildKit
+			// checks it, before any step runs.
+			if _, err := ParseChmod(f.chmod); err != nil {
+				return err
+			}
+		} else {
+			mode, err := parseChmod(f.chmod)
+			if err != nil {
+				return err
+			}
+			st.Mode = &mode
 		}
-		st.Mode = &mode
 	}
 	if f.link && chownByName(f.chown) && !x.unknown(f.rawChown) {
 		return fmt.Errorf("--chown=%s: user and group names can't be resolved when used with --link, use numeric uid[:gid] instead", f.chown)
@@ -308,7 +286,7 @@ func (x *expansion) copyFlags(st *Step, f copyFlags) error {
 }
 
 // parseChmod accepts what BuildKit accepts as a number: octal up to 07777.
-// BuildKit's symbolic modes (u+x) are refused by the support table.
+// Symbolic modes (u+x) are ParseChmod's.
 func parseChmod(s string) (fs.FileMode, error) {
 	p, err := strconv.ParseUint(s, 8, 32)
 	if err == nil && p <= 0o7777 {
@@ -330,6 +308,21 @@ func unixModeBits(p uint64) fs.FileMode {
 		m |= fs.ModeSticky
 	}
 	return m
+}
+
+// ParseChmod parses a symbolic --chmod (u+x,g-w, a=rX) as BuildKit does,
+// with tonistiigi/dchapes-mode (BuildKit's own parser, umask 0): the one
+// parser both the check before the build and the builder's writer use. A
+// value that looks numeric gets BuildKit's octal error.
+func ParseChmod(s string) (chmod.Set, error) {
+	set, err := chmod.Parse(s)
+	if err != nil {
+		if _, numeric := errors.AsType[*strconv.NumError](err); numeric {
+			return chmod.Set{}, fmt.Errorf("invalid chmod parameter: '%s'. it should be octal string and between 0 and 07777", s)
+		}
+		return chmod.Set{}, fmt.Errorf("invalid chmod parameter: '%s': %w", s, err)
+	}
+	return set, nil
 }
 
 // chownByName reports whether a --chown value names a user or group rather
@@ -368,17 +361,49 @@ func isHTTPSource(src string) bool {
 	return (strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://")) && !isGitSource(src)
 }
 
-// isGitSource spots the ADD sources BuildKit clones with git rather than
-// downloads, so that such a source is refused instead of fetched as a page.
+// isGitSource is BuildKit's test for an ADD source it clones with git
+// rather than downloads (its own parser: https://host/repo.git#ref:dir,
+// git@host:repo, git://host/repo).
 func isGitSource(src string) bool {
-	if strings.HasPrefix(src, "git@") || strings.HasPrefix(src, "git://") {
-		return true
+	ref, isGit, _ := dfgitutil.ParseGitRef(src)
+	return ref != nil && isGit
+}
+
+// isCommit reports whether ref is a full commit hash (SHA-1 or SHA-256).
+func isCommit(ref string) bool {
+	return (len(ref) == 40 || len(ref) == 64) && strings.Trim(ref, "0123456789abcdef") == ""
+}
+
+// checkGitSource refuses, before any step runs, a git source BuildKit
+// refuses when it converts the Dockerfile: one that does not parse, or
+// whose query contradicts --keep-git-dir or --checksum.
+func checkGitSource(src string, keep *bool, checksum string) error {
+	ref, isGit, err := dfgitutil.ParseGitRef(src)
+	if err != nil {
+		if isGit {
+			return fmt.Errorf("ADD %s: %w", src, err)
+		}
+		return nil
 	}
-	if !strings.Contains(src, "://") {
-		return false
+	if ref.IndistinguishableFromLocal {
+		return nil
 	}
-	path, _, _ := strings.Cut(src, "#")
-	return strings.HasSuffix(path, ".git")
+	if keep != nil && ref.KeepGitDir != nil && *keep != *ref.KeepGitDir {
+		return fmt.Errorf("ADD %s: inconsistent keep-git-dir configuration", src)
+	}
+	if checksum != "" && ref.Checksum != "" && checksum != ref.Checksum {
+		return fmt.Errorf("ADD %s: checksum mismatch %q != %q", src, checksum, ref.Checksum)
+	}
+	if checksum == "" {
+		checksum = ref.Checksum
+	}
+	if checksum != "" && strings.Trim(strings.ToLower(checksum), "0123456789abcdef") != "" {
+		return fmt.Errorf("ADD --checksum=%s %s: invalid checksum for a git source, expected a hex commit hash", checksum, src)
+	}
+	if ref.FetchByCommit && checksum == "" && !isCommit(ref.Ref) {
+		return fmt.Errorf("ADD %s: fetch-by-commit requires a checksum or a commit SHA ref", src)
+	}
+	return nil
 }
 
 // octalMode is the inverse of parseChmod, for printing.
