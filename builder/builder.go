@@ -55,6 +55,11 @@ type Options struct {
 	// it a Dockerfile's RUN --network=host is refused before the build, so
 	// only the operator can put a step on the host's network.
 	AllowHostNetwork bool
+	// ExtraHosts (--add-host), Ulimits (--ulimit) and ShmSize (--shm-size)
+	// go into every RUN step's executor.Spec, and so into its key.
+	ExtraHosts []executor.HostIP
+	Ulimits    []executor.Ulimit
+	ShmSize    int64
 	// Labels are --label values, set on the final image's config.
 	Labels map[string]string
 	// Registry says how bases are pulled.

@@ -38,7 +38,7 @@ const cacheVersion = "strata-cache-v3"
 //     compression and SOURCE_DATE_EPOCH layers are written with), for all.
 //   - RUN (Run): the executor.Spec it runs with (runSpec: argv through the
 //     stage's SHELL, environment, working directory, user, network,
-//     hostname) less what cannot change its result (the step's own
+//     hostname, --add-host, --ulimit, --shm-size) less what cannot change its result (the step's own
 //     directories, the output writers, the --build-arg proxy variables,
 //     which Docker keeps out of keys too); the mounts' flags and the
 //     content their binds expose (mountsKey); and the history text (it

@@ -47,6 +47,15 @@ func (b *build) explainRecord(r *stageRun, k int, st dockerfile.Step, plan *step
 		x.Inputs["working directory"] = sp.Cwd
 		x.Inputs["network"] = string(sp.Network)
 		x.Inputs["hostname"] = sp.Hostname
+		if len(sp.ExtraHosts) > 0 {
+			x.Inputs["--add-host"] = jsonString(sp.ExtraHosts)
+		}
+		if len(sp.Ulimits) > 0 {
+			x.Inputs["--ulimit"] = jsonString(sp.Ulimits)
+		}
+		if sp.ShmSize > 0 {
+			x.Inputs["--shm-size"] = fmt.Sprint(sp.ShmSize)
+		}
 		for i, m := range st.Mounts {
 			x.Inputs[fmt.Sprintf("mount %d", i+1)] = jsonString(m)
 		}

@@ -231,8 +231,12 @@ func (b *build) runSpec(s *state, st dockerfile.Step, c *instructions.RunCommand
 		Cwd:      cfg.WorkingDir,
 		User:     cfg.User,
 		Network:  b.network(c),
-		Stdout:   out,
-		Stderr:   out,
+		// The build's flags, the same for every RUN; keyed with the spec.
+		ExtraHosts: b.opts.ExtraHosts,
+		Ulimits:    b.opts.Ulimits,
+		ShmSize:    b.opts.ShmSize,
+		Stdout:     out,
+		Stderr:     out,
 	}
 }
 

@@ -229,6 +229,10 @@ func (s *sandbox) runCommand(u execUser) (code, sig int, err error) {
 	if err := s.waitNetwork(); err != nil {
 		return 0, 0, err
 	}
+	// While the init may still raise a hard limit (CAP_SYS_RESOURCE, where it has it).
+	if err := setUlimits(s.cfg.Ulimits); err != nil {
+		return 0, 0, err
+	}
 	if err := dropPrivileges(s.cfg.Chroot); err != nil {
 		return 0, 0, err
 	}

@@ -61,6 +61,13 @@ func (e *Executor) runChroot(ctx context.Context, spec Spec, cfg childConfig) (R
 			fmt.Fprintln(e.opts.Warnings, "strata: warning: --isolation=chroot where the sandbox could run: RUN steps see and can signal every process here, use its network, and can open device nodes they make; it is meant for unprivileged containers")
 		}
 	})
+	if spec.ShmSize > 0 {
+		e.shmWarning.Do(func() {
+			if e.opts.Warnings != nil {
+				fmt.Fprintln(e.opts.Warnings, "strata: warning: --shm-size is ignored under --isolation=chroot: /dev/shm is a directory of the step's copy, not a tmpfs, so it has no size of its own")
+			}
+		})
+	}
 	root := filepath.Join(spec.WorkDir, "rootfs")
 	inj := &injected{root: root}
 	rep, before, err := e.chrootStep(ctx, spec, cfg, inj)

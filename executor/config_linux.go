@@ -45,6 +45,10 @@ type childConfig struct {
 	// WaitNetwork: the command starts only after a byte arrives on netReadyFD.
 	WaitNetwork bool
 	Mounts      []Mount
+	// Ulimits are set on the init before the command is forked; ShmSize is /dev/shm's
+	// tmpfs size in bytes (the default when zero).
+	Ulimits []Ulimit `json:",omitempty"`
+	ShmSize int64    `json:",omitempty"`
 	// EtcFiles are the generated /etc/hosts, /etc/resolv.conf and /etc/hostname.
 	EtcFiles []etcFile
 	// Seccomp is the compiled filter the command runs under (struct sock_filter entries).

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -40,7 +41,7 @@ func (s *sandbox) mountDev() error {
 			return err
 		}
 	}
-	if err := mountDevSubdirs(dev); err != nil {
+	if err := mountDevSubdirs(dev, s.cfg.ShmSize); err != nil {
 		return err
 	}
 	if err := devLinks(dev); err != nil {
@@ -70,7 +71,9 @@ func bindDevice(dev string, d device) error {
 	return mountErr(host, p, "", unix.MS_BIND, "")
 }
 
-func mountDevSubdirs(dev string) error {
+// mountDevSubdirs mounts /dev/pts and /dev/shm; shmSize is the latter's size in bytes, or
+// docker's 64 MiB when zero.
+func mountDevSubdirs(dev string, shmSize int64) error {
 	pts, shm := filepath.Join(dev, "pts"), filepath.Join(dev, "shm")
 	for _, d := range []string{pts, shm} {
 		if err := os.Mkdir(d, 0o755); err != nil {
@@ -80,7 +83,11 @@ func mountDevSubdirs(dev string) error {
 	if err := mountErr("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"); err != nil {
 		return err
 	}
-	return mountErr("shm", shm, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k")
+	size := "65536k"
+	if shmSize > 0 {
+		size = strconv.FormatInt(shmSize, 10)
+	}
+	return mountErr("shm", shm, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size="+size)
 }
 
 func devLinks(dev string) error {

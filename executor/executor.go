@@ -72,6 +72,14 @@ type Spec struct {
 	Hostname string // "strata" when empty
 	Network  NetworkMode
 	Mounts   []Mount
+	// ExtraHosts are lines appended to the step's /etc/hosts (docker build --add-host), in
+	// order. Omitted from JSON when empty, so cache keys of steps without them stay the same.
+	ExtraHosts []HostIP `json:",omitempty"`
+	// Ulimits are set on the step's init before the command starts (docker build --ulimit).
+	Ulimits []Ulimit `json:",omitempty"`
+	// ShmSize is the size in bytes of the tmpfs on /dev/shm; 64 MiB when zero. Under chroot
+	// isolation /dev/shm is a directory of the copy: the size is ignored, with a warning.
+	ShmSize int64 `json:",omitempty"`
 	// Stdout and Stderr receive the command's output as it comes; discarded when nil.
 	Stdout io.Writer
 	Stderr io.Writer
@@ -140,6 +148,8 @@ type Executor struct {
 
 	// chrootWarning says once that chroot isolation runs where the sandbox could.
 	chrootWarning sync.Once
+	// shmWarning says once that chroot isolation ignores Spec.ShmSize.
+	shmWarning sync.Once
 
 	// tunErr is why the default network cannot work here, checked once.
 	tunOnce sync.Once
@@ -209,6 +219,19 @@ func (s *Spec) validate() error {
 		return errors.New("running step: UpperDir and WorkDir are required")
 	case s.Network != NetworkDefault && s.Network != NetworkHost && s.Network != NetworkNone:
 		return fmt.Errorf("running step: unknown network mode %q", s.Network)
+	}
+	for _, h := range s.ExtraHosts {
+		if err := h.check(); err != nil {
+			return fmt.Errorf("running step: %w", err)
+		}
+	}
+	for _, u := range s.Ulimits {
+		if _, ok := ulimitNames[u.Name]; !ok {
+			return fmt.Errorf("running step: unknown ulimit %q", u.Name)
+		}
+	}
+	if s.ShmSize < 0 {
+		return fmt.Errorf("running step: negative shm size %d", s.ShmSize)
 	}
 	for _, m := range s.Mounts {
 		if m.Type != MountBind && m.Type != MountTmpfs {

@@ -2,7 +2,10 @@
 
 package executor
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // IsChild reports whether this process is a sandbox init; never on this platform.
 func IsChild() bool { return false }
@@ -17,3 +20,11 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Result, error) {
 
 // cgroups are Linux's.
 type cgroups struct{}
+
+// CheckUlimit accepts every known limit: steps do not run on this platform.
+func CheckUlimit(u Ulimit) error {
+	if _, ok := ulimitNames[u.Name]; !ok {
+		return fmt.Errorf("unknown limit %q", u.Name)
+	}
+	return nil
+}

@@ -150,7 +150,7 @@ func (e *Executor) baseConfig(spec Spec) (childConfig, error) {
 	cfg := childConfig{
 		Args: spec.Args, Env: spec.Env, Cwd: spec.Cwd, User: spec.User, Hostname: hostname,
 		PrivateNetwork: spec.Network != NetworkHost, Mounts: spec.Mounts,
-		UserXattr: rootless.InUserNamespace(),
+		UserXattr: rootless.InUserNamespace(), Ulimits: spec.Ulimits, ShmSize: spec.ShmSize,
 	}
 	var err error
 	program := seccompProgram
@@ -168,7 +168,7 @@ func (e *Executor) baseConfig(spec Spec) (childConfig, error) {
 		target string
 		data   []byte
 	}{
-		{"/etc/hosts", []byte("127.0.0.1\tlocalhost " + hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n")},
+		{"/etc/hosts", hostsFile(hostname, spec.ExtraHosts)},
 		{"/etc/resolv.conf", resolvConfFor(e.network(spec), resolv)},
 		{"/etc/hostname", []byte(hostname + "\n")},
 	}
@@ -180,6 +180,16 @@ func (e *Executor) baseConfig(spec Spec) (childConfig, error) {
 		cfg.EtcFiles = append(cfg.EtcFiles, etcFile{Target: f.target, Source: src})
 	}
 	return cfg, nil
+}
+
+// hostsFile is the step's /etc/hosts: BuildKit's defaults, then the extra hosts in order, as
+// BuildKit's makeHostsFile writes them.
+func hostsFile(hostname string, extra []HostIP) []byte {
+	b := []byte("127.0.0.1\tlocalhost " + hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	for _, h := range extra {
+		b = fmt.Appendf(b, "%s\t%s\n", h.IP, h.Host)
+	}
+	return b
 }
 
 func (e *Executor) runOverlay(ctx context.Context, spec Spec, cfg childConfig) (Result, error) {

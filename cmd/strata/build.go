@@ -41,6 +41,7 @@ type buildOptions struct {
 	cacheFrom       []string
 	cacheTo         []string
 	explainCache    bool
+	dockerFlags
 }
 
 func newBuildCmd() *cobra.Command {
@@ -63,6 +64,10 @@ With --print, parse the Dockerfile and print its stage graph (stages, bases,
 dependencies, expanded instructions) instead of building.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Before any work: no store opened, no context read.
+			if err := o.checkFlags(cmd); err != nil {
+				return oneLine(err)
+			}
 			if o.print {
 				return printGraph(cmd.OutOrStdout(), &o, args[0])
 			}
@@ -94,6 +99,7 @@ dependencies, expanded instructions) instead of building.`,
 	f.StringArrayVar(&o.cacheFrom, "cache-from", nil, "import build cache: type=registry,ref=REF (an export or an image with inline records) or type=local,src=DIR; repeatable")
 	f.StringArrayVar(&o.cacheTo, "cache-to", nil, "export build cache: type=registry,ref=REF or type=local,dest=DIR [,mode=min|max][,cache-mounts=true], or type=inline; repeatable")
 	f.BoolVar(&o.explainCache, "explain-cache", false, "for every step that misses the cache, say what differs from the closest entry")
+	o.addDockerFlags(f)
 	f.StringArrayVar(&o.insecure, "insecure-registry", nil, "registry host:port to reach over plain HTTP (localhost and 127.0.0.1 always are); repeatable")
 	return cmd
 }

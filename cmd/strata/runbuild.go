@@ -74,6 +74,7 @@ func runBuild(cmd *cobra.Command, o *buildOptions, contextArg string) (err error
 	if opts.Graph, err = dockerfile.Parse(src, dfOpts); err != nil {
 		return err
 	}
+	unusedBuildArgs(opts.Graph, disp, dfOpts.BuildArgs)
 	opts.ContextDir = contextDir
 	if o.checkRepro {
 		st.Close()
@@ -222,6 +223,7 @@ func (o *buildOptions) builderOptions(sink progress.Sink) (builder.Options, erro
 		return opts, err
 	}
 	opts.NoCache = o.noCache
+	opts.ExtraHosts, opts.Ulimits, opts.ShmSize = o.extraHosts, o.limits, o.shmBytes
 	opts.ExplainCache = o.explainCache
 	opts.Registry = registryConfig(o.insecure)
 	opts.Progress = sink
