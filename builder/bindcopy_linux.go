@@ -33,7 +33,7 @@ func (b *build) contextCopy(ctx context.Context, bp *bindPlan) (string, error) {
 	if err := w.finish(); err != nil {
 		return "", err
 	}
-	if err := os.Chmod(dir, w.modeOf(bp.root.Mode)); err != nil {
+	if err := os.Chmod(dir, w.modeOf(bp.root)); err != nil {
 		return "", err
 	}
 	return dir, setXattrs(dir, bp.root.Xattrs)

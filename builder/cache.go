@@ -46,10 +46,15 @@ const cacheVersion = "strata-cache-v3"
 //   - COPY and ADD (Copy): the plan the writer executes, field by field
 //     (planned and srcFile: destination, kind, mode, owner where kept,
 //     size, sha256, link target, device number, kept xattrs, hard-link
-//     identity; heredoc text; a download's content and Last-Modified), the
+//     identity; heredoc text; a download's content and Last-Modified; a git
+//     source's commit, as ls-remote resolves its ref, with its subdir,
+//     keep-git-dir, submodules and mtime options: gitSource), the
 //     destination and --chown as written (made absolute against WORKDIR:
 //     the parent key fixes the image they resolve in, so a key never needs
-//     the image's layers), --chmod's mode; for --from the source stage's or
+//     the image's layers), --chmod's mode (octal, or symbolic as written:
+//     the writer applies it to each keyed source mode), --parents and
+//     --exclude (what they select is in the plan; for --from they are
+//     applied when the step runs, so they are keyed as written); for --from the source stage's or
 //     image's key instead of its files.
 //   - WORKDIR (Workdir): the directory and the USER that owns it.
 //   - Metadata steps: the step before them (Prev) and the environment and
@@ -100,11 +105,14 @@ func copyKey(op *copyOp, plan []planned, fromKey string) (string, error) {
 		Dest    string
 		Chown   string `json:",omitempty"`
 		Mode    *fs.FileMode
+		Chmod   string   `json:",omitempty"`
+		Parents bool     `json:",omitempty"`
+		Exclude []string `json:",omitempty"`
 		Add     bool
 		Context bool
 		From    string `json:",omitempty"`
 		Plan    []planned
-	}{Dest: op.dest, Chown: op.chownSpec, Mode: op.mode, Add: op.add, Context: op.context, From: fromKey, Plan: plan}
+	}{Dest: op.dest, Chown: op.chownSpec, Mode: op.mode, Chmod: op.chmod, Parents: op.parents, Exclude: op.exclude, Add: op.add, Context: op.context, From: fromKey, Plan: plan}
 	return digestJSON(in)
 }
 

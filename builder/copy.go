@@ -11,6 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moby/patternmatcher"
+	chmod "github.com/tonistiigi/dchapes-mode"
+
 	"github.com/strata-build/strata/internal/owners"
 )
 
@@ -46,12 +49,25 @@ type copyOp struct {
 	chownSpec string
 	chown     *owner
 	mode      *fs.FileMode
+	// chmod is a symbolic --chmod as written (expanded), keyed; modes is
+	// it parsed, applied to each file's own mode (modeFor).
+	chmod string
+	modes *chmod.Set
+	// parents is COPY --parents; exclude is --exclude's patterns as
+	// written and excluded them compiled (patternmatcher, as BuildKit):
+	// both applied to the files below each directory source
+	// (selectFiles).
+	parents  bool
+	exclude  []string
+	excluded *patternmatcher.PatternMatcher
 	// image is the tree the files land in, read only when the step runs
 	// (place): the key needs none of it, so a cached step never waits for
 	// its base's layers.
 	image    mergedFS
 	checksum string // ADD --checksum
-	dl       downloader
+	// keepGitDir is ADD --keep-git-dir (nil: not given).
+	keepGitDir *bool
+	dl         downloader
 	// owners reads the image owners of files from a stage or an image (owners.Host, the
 	// default, from disk).
 	owners owners.Policy
@@ -83,6 +99,9 @@ type planned struct {
 	Data *string `json:"data,omitempty"`
 	// URLTime is a download's Last-Modified time, which the file gets.
 	URLTime *time.Time `json:"urlTime,omitempty"`
+	// Git: a git repository, cloned when the step runs; its contents land
+	// in Dst (git.go).
+	Git *gitSource `json:"git,omitempty"`
 	// Files are the source files in write order; for a context source
 	// they are described when planning, for a stage's or image's when the
 	// step runs (its key covers them).
@@ -90,6 +109,13 @@ type planned struct {
 
 	src     entry  // the source itself
 	srcPath string // in the source tree, for messages
+	// include is COPY --parents' pattern, relative to the directory
+	// source srcPath: only what it matches lands, below its parents
+	// (selectFiles); "" copies the whole directory.
+	include string
+	// required is the include pattern when it has no wildcard: it must
+	// match something, as in BuildKit.
+	required bool
 }
 
 // destination resolves op.dest in the image as a chroot would and says
@@ -117,6 +143,18 @@ func (op *copyOp) plan(ctx context.Context) ([]planned, error) {
 	dest := keyDest(op.dest)
 	var out []planned
 	for _, s := range op.sources {
+		ref, isGit, err := parseGitSource(s)
+		if err != nil {
+			return nil, err
+		}
+		if op.add && isGit {
+			p, err := op.planGit(ctx, ref, dest)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, p)
+			continue
+		}
 		if op.add && isURL(s) {
 			p, err := op.planURL(ctx, s, dest)
 			if err != nil {
@@ -128,17 +166,11 @@ func (op *copyOp) plan(ctx context.Context) ([]planned, error) {
 		if !op.context {
 			continue
 		}
-		matched, err := op.match(s)
+		ps, err := op.planLocal(s, dest)
 		if err != nil {
 			return nil, err
 		}
-		for _, m := range matched {
-			p, err := op.planSource(m, dest)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, p)
-		}
+		out = append(out, ps...)
 	}
 	for _, h := range op.heredocs {
 		out = append(out, planned{Dst: path.Join(dest, h.name), Name: h.name, Data: &h.data})
@@ -165,17 +197,11 @@ func (op *copyOp) place(plan []planned) ([]planned, error) {
 			if op.add && isURL(s) {
 				continue
 			}
-			matched, err := op.match(s)
+			ps, err := op.planLocal(s, keyDest(op.dest))
 			if err != nil {
 				return nil, err
 			}
-			for _, m := range matched {
-				p, err := op.planSource(m, keyDest(op.dest))
-				if err != nil {
-					return nil, err
-				}
-				srcs = append(srcs, p)
-			}
+			srcs = append(srcs, ps...)
 		}
 		// The sources come before the heredocs and URLs, as written.
 		plan = append(srcs, plan...)
@@ -225,11 +251,11 @@ func (op *copyOp) describeFiles(plan []planned) error {
 	d := &describer{from: op.from, context: op.context, owners: op.owners}
 	for i := range plan {
 		p := &plan[i]
-		if p.Data != nil || p.URLTime != nil || p.Files != nil {
+		if p.Data != nil || p.URLTime != nil || p.Files != nil || p.Git != nil {
 			continue
 		}
 		if p.Dir {
-			files, err := d.walk(p.srcPath, p.Dst, nil)
+			files, err := op.dirFiles(d, p)
 			if err != nil {
 				return err
 			}
@@ -252,6 +278,41 @@ func (op *copyOp) describeFiles(plan []planned) error {
 		}
 	}
 	return d.fill(fileRefs(lists...))
+}
+
+// planLocal plans one source of the context, a stage or an image: the
+// paths it matches, each landing below dest. With --parents a source
+// names a directory (the context's root, or what precedes a "/./" pivot)
+// and a pattern below it: the directory's contents that the pattern
+// matches land with their parents, as BuildKit copies them (an include
+// pattern on the directory's contents).
+func (op *copyOp) planLocal(s, dest string) ([]planned, error) {
+	root, pattern := s, ""
+	if op.parents {
+		var ok bool
+		if root, pattern, ok = strings.Cut(s, "/./"); !ok {
+			root, pattern = "/", s
+		}
+		// As BuildKit normalises it; "dir/./" leaves an empty pattern,
+		// which matches nothing there either.
+		pattern = strings.TrimPrefix(path.Clean("/"+pattern), "/")
+	}
+	matched, err := op.match(root)
+	if err != nil {
+		return nil, err
+	}
+	var out []planned
+	for _, m := range matched {
+		p, err := op.planSource(m, dest)
+		if err != nil {
+			return nil, err
+		}
+		if op.parents && p.Dir {
+			p.include, p.required = pattern, !hasMeta(root) && !hasMeta(pattern)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // match expands one source (wildcards per path component, as BuildKit)
@@ -324,11 +385,7 @@ func (op *copyOp) planSource(src, dest string) (planned, error) {
 	}
 	e, err := op.from.lstat(resolved)
 	if errors.Is(err, fs.ErrNotExist) {
-		where := "the build context"
-		if !op.context {
-			where = "the source image"
-		}
-		return planned{}, fmt.Errorf("%s: no such file or directory in %s", displaySrc(src), where)
+		return planned{}, fmt.Errorf("%s: no such file or directory in %s", displaySrc(src), op.where())
 	}
 	if err != nil {
 		return planned{}, fmt.Errorf("%s: %w", displaySrc(src), err)
@@ -344,6 +401,14 @@ func (op *copyOp) planSource(src, dest string) (planned, error) {
 		p.Dst = path.Join(dest, p.Name)
 	}
 	return p, nil
+}
+
+// where names the source tree in messages.
+func (op *copyOp) where() string {
+	if op.context {
+		return "the build context"
+	}
+	return "the source image"
 }
 
 func displaySrc(src string) string { return strings.TrimPrefix(src, "/") }
@@ -379,4 +444,21 @@ func (op *copyOp) planURL(ctx context.Context, rawURL, dest string) (planned, er
 	e := entry{host: file, info: fi}
 	f := srcFile{Dst: dest, Kind: kindReg, Mode: 0o600, Size: fi.Size(), Sum: sum, Mtime: mtime, entry: e}
 	return planned{src: e, srcPath: rawURL, Dst: dest, Name: name, URLTime: &mtime, Files: []srcFile{f}}, nil
+}
+
+// modeFor is the mode a file of mode m (a directory when dir) lands with:
+// an octal --chmod replaces it, a symbolic one changes it as BuildKit's
+// copy does (chmod(1) rules with umask 0; X where m has an execute bit or
+// is a directory); without --chmod it is kept.
+func (op *copyOp) modeFor(m fs.FileMode, dir bool) fs.FileMode {
+	switch {
+	case op.mode != nil:
+		return *op.mode
+	case op.modes != nil:
+		if dir {
+			m |= fs.ModeDir
+		}
+		return op.modes.Apply(m) & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+	}
+	return m
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/patternmatcher"
 
 	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/layer"
@@ -57,12 +58,29 @@ func (b *build) planCopy(ctx context.Context, s *state, st dockerfile.Step) (*co
 func (b *build) copyOp(ctx context.Context, s *state, st dockerfile.Step) (*copyOp, error) {
 	op := &copyOp{mode: st.Mode, dl: downloader{client: b.opts.HTTPClient, dir: b.tmp}, owners: b.opts.Owners}
 	var sd instructions.SourcesAndDest
-	var chown string
+	var chown, chmod string
 	switch c := st.Command.(type) {
 	case *instructions.CopyCommand:
-		op.name, sd, chown = "COPY", c.SourcesAndDest, c.Chown
+		op.name, sd, chown, chmod = "COPY", c.SourcesAndDest, c.Chown, c.Chmod
+		op.parents, op.exclude = c.Parents, c.ExcludePatterns
 	case *instructions.AddCommand:
-		op.name, sd, chown, op.add, op.checksum = "ADD", c.SourcesAndDest, c.Chown, true, c.Checksum
+		op.name, sd, chown, chmod, op.add, op.checksum = "ADD", c.SourcesAndDest, c.Chown, c.Chmod, true, c.Checksum
+		op.exclude = c.ExcludePatterns
+		op.keepGitDir = c.KeepGitDir
+	}
+	if len(op.exclude) > 0 {
+		var err error
+		if op.excluded, err = patternmatcher.New(op.exclude); err != nil {
+			return nil, fmt.Errorf("%s --exclude: %w", op.name, err)
+		}
+	}
+	if chmod != "" && st.Mode == nil {
+		// Not octal: Parse checked it is a symbolic mode.
+		set, err := dockerfile.ParseChmod(chmod)
+		if err != nil {
+			return nil, err
+		}
+		op.chmod, op.modes = chmod, &set
 	}
 	op.context = st.From.Kind == dockerfile.SourceContext
 	if op.context {

@@ -78,6 +78,15 @@ func (b *build) explainRecord(r *stageRun, k int, st dockerfile.Step, plan *step
 		if cp.op.mode != nil {
 			x.Inputs["--chmod"] = fmt.Sprintf("%04o", uint32(*cp.op.mode))
 		}
+		if cp.op.chmod != "" {
+			x.Inputs["--chmod"] = cp.op.chmod
+		}
+		if cp.op.parents {
+			x.Inputs["--parents"] = "true"
+		}
+		if len(cp.op.exclude) > 0 {
+			x.Inputs["--exclude"] = jsonString(cp.op.exclude)
+		}
 		if cp.fromKey != "" {
 			// A stage's or image's files are covered by its key.
 			x.Inputs["files of "+cp.fromName] = "as built by key " + short(cp.fromKey)
@@ -88,6 +97,8 @@ func (b *build) explainRecord(r *stageRun, k int, st dockerfile.Step, plan *step
 				x.Inputs["heredoc "+p.Name] = *p.Data
 			case p.URLTime != nil && len(p.Files) == 1:
 				x.Inputs["download "+p.srcPath] = "sha256:" + p.Files[0].Sum
+			case p.Git != nil:
+				x.Inputs["git "+p.Git.Remote] = p.Git.describe()
 			default:
 				for _, f := range p.Files {
 					x.Files = append(x.Files, explainFile("", f))

@@ -5,10 +5,13 @@ import (
 	"io/fs"
 	"path"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/moby/patternmatcher"
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/internal/owners"
@@ -310,3 +313,111 @@ func (d *describer) walk(src, dst string, out []srcFile) ([]srcFile, error) {
 // unixMajor and unixMinor split a Linux dev_t (glibc's encoding).
 func unixMajor(dev uint64) uint32 { return uint32((dev>>8)&0xfff | (dev>>32)&0xfffff000) }
 func unixMinor(dev uint64) uint32 { return uint32(dev&0xff | (dev>>12)&0xffffff00) }
+
+// dirFiles describes what the directory source p copies: the whole tree
+// below it, or, with COPY --parents' pattern or --exclude, what they
+// select. A required pattern that selects nothing is an error, as in
+// BuildKit.
+func (op *copyOp) dirFiles(d *describer, p *planned) ([]srcFile, error) {
+	if !op.parents && op.excluded == nil {
+		return d.walk(p.srcPath, p.Dst, nil)
+	}
+	sel := selection{exclude: op.excluded}
+	if op.parents {
+		var err error
+		if sel.include, err = patternmatcher.New([]string{p.include}); err != nil {
+			return nil, fmt.Errorf("%s --parents %s: %w", op.name, p.include, err)
+		}
+	}
+	files, err := d.selectFiles(p.srcPath, p.Dst, "", sel, patternmatcher.MatchInfo{}, patternmatcher.MatchInfo{})
+	if err != nil {
+		return nil, err
+	}
+	if p.required {
+		want := path.Join(p.Dst, p.include)
+		if !slices.ContainsFunc(files, func(f srcFile) bool { return f.Dst == want || strings.HasPrefix(f.Dst, want+"/") }) {
+			return nil, fmt.Errorf("%s: no such file or directory in %s", path.Join(displaySrc(p.srcPath), p.include), op.where())
+		}
+	}
+	return files, nil
+}
+
+// selection is what COPY --parents and --exclude keep of a directory
+// source: paths relative to it that include matches (nil: all) and
+// exclude does not.
+type selection struct {
+	include, exclude *patternmatcher.PatternMatcher
+}
+
+// reincludes reports whether a "!" exclude pattern may select something
+// below an excluded directory.
+func (s selection) reincludes() bool { return s.exclude != nil && s.exclude.Exclusions() }
+
+// selectFiles is walk with a selection, as BuildKit's copier (fsutil)
+// applies one: a file lands if selected; a directory lands if selected or
+// if something below it does (then with its own metadata, as a parent);
+// an excluded directory is not even read unless a "!" pattern may
+// re-include something below it. Nothing is followed: a symlink is a file
+// here, so a selection never leaves the source tree.
+func (d *describer) selectFiles(src, dst, rel string, sel selection, inc, exc patternmatcher.MatchInfo) ([]srcFile, error) {
+	names, err := d.from.readDir(src)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", src, err)
+	}
+	var out []srcFile
+	for _, n := range names {
+		r := path.Join(rel, n)
+		selected, excluded := true, false
+		var incInfo, excInfo patternmatcher.MatchInfo
+		if sel.include != nil {
+			if selected, incInfo, err = sel.include.MatchesUsingParentResults(r, inc); err != nil {
+				return nil, err
+			}
+		}
+		if sel.exclude != nil {
+			var m bool
+			if m, excInfo, err = sel.exclude.MatchesUsingParentResults(r, exc); err != nil {
+				return nil, err
+			}
+			if m {
+				selected, excluded = false, true
+			}
+		}
+		if !selected && sel.include == nil && !sel.reincludes() {
+			continue
+		}
+		e, err := d.from.lstat(path.Join(src, n))
+		if err != nil {
+			return nil, err
+		}
+		if !e.info.IsDir() {
+			if !selected {
+				continue
+			}
+			f, err := d.describe(e, path.Join(dst, n))
+			if err == errSkip {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, f)
+			continue
+		}
+		var below []srcFile
+		if !excluded || sel.reincludes() {
+			if below, err = d.selectFiles(path.Join(src, n), path.Join(dst, n), r, sel, incInfo, excInfo); err != nil {
+				return nil, err
+			}
+		}
+		if !selected && len(below) == 0 {
+			continue
+		}
+		f, err := d.describe(e, path.Join(dst, n))
+		if err != nil {
+			return nil, err
+		}
+		out = append(append(out, f), below...)
+	}
+	return out, nil
+}

@@ -51,7 +51,6 @@ func TestUnsupportedRefusedBeforeAnyStep(t *testing.T) {
 		"RUN --mount=type=bind,from=a,target=/a,readwrite=true noop",
 		"HEALTHCHECK --start-interval=1s CMD true",
 		"RUN --device=x noop",
-		"COPY --parents src/a.txt /",
 	} {
 		t.Run(offending, func(t *testing.T) {
 			tb := newTestBuild(t, baseFiles)

@@ -66,6 +66,8 @@ func (w *writer) apply(ctx context.Context, p planned) error {
 		return w.extract(ctx, p)
 	case p.URLTime != nil:
 		return w.writeDownload(p)
+	case p.Git != nil:
+		return w.writeGit(ctx, p)
 	case p.Dir:
 		if err := w.ensureDir(p.Dst); err != nil {
 			return err
@@ -145,20 +147,12 @@ func (w *writer) fileOwner(f srcFile) owner {
 	return owner{uid: f.Owner.UID, gid: f.Owner.GID}
 }
 
-// modeOr is --chmod's mode, else def.
-func (w *writer) modeOr(def fs.FileMode) fs.FileMode {
-	if w.op.mode != nil {
-		return *w.op.mode
-	}
-	return def
-}
+// modeOr is the mode of a file the step makes with mode def (a heredoc,
+// a download) under --chmod.
+func (w *writer) modeOr(def fs.FileMode) fs.FileMode { return w.op.modeFor(def, false) }
 
-func (w *writer) modeOf(m fs.FileMode) fs.FileMode {
-	if w.op.mode != nil {
-		return *w.op.mode
-	}
-	return m
-}
+// modeOf is the mode the copied file f gets.
+func (w *writer) modeOf(f srcFile) fs.FileMode { return w.op.modeFor(f.Mode, f.Kind == kindDir) }
 
 // copyNode creates one file, directory, link or device at f.Dst (a
 // directory without its contents), replacing what an earlier source put
@@ -182,7 +176,7 @@ func (w *writer) copyNode(f srcFile) error {
 			return nil
 		}
 		w.dirTimes = append(w.dirTimes, dirTime{host, f.Mtime})
-		err = w.makeDir(host, w.modeOf(f.Mode), own)
+		err = w.makeDir(host, w.modeOf(f), own)
 	case kindReg:
 		err = w.copyFile(f, host, own)
 	case kindSymlink:
@@ -218,7 +212,7 @@ func (w *writer) copyFile(f srcFile, host string, own owner) error {
 		h = sha256.New()
 		r = io.TeeReader(in, h)
 	}
-	n, err := w.writeFile(host, r, fileMeta{w.modeOf(f.Mode), own, f.Mtime})
+	n, err := w.writeFile(host, r, fileMeta{w.modeOf(f), own, f.Mtime})
 	if err != nil {
 		return err
 	}
@@ -335,7 +329,7 @@ func (w *writer) copySpecial(f srcFile, host string, own owner) error {
 	if err := w.lchown(host, own); err != nil {
 		return err
 	}
-	if err := os.Chmod(host, w.modeOf(f.Mode)); err != nil {
+	if err := os.Chmod(host, w.modeOf(f)); err != nil {
 		return err
 	}
 	return os.Chtimes(host, f.Mtime, f.Mtime)

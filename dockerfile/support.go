@@ -43,16 +43,10 @@ var unsupported = []feature{
 	}, "the image config type Strata writes, go-containerregistry's, has no field for it"},
 	{"ADD --unpack", func(in *instruction) bool { a := in.add(); return a != nil && a.Unpack != nil },
 		"ADD unpacks a local tar archive and never a download, as without the flag"},
-	{"ADD --exclude", func(in *instruction) bool { a := in.add(); return a != nil && len(a.ExcludePatterns) > 0 },
-		"leave the files out with .dockerignore, or ADD the others one by one"},
 	{"ADD --checksum=sha384:", func(in *instruction) bool { a := in.add(); return a != nil && strings.HasPrefix(a.Checksum, "sha384:") },
 		"only sha256: checksums are verified"},
 	{"ADD --checksum=sha512:", func(in *instruction) bool { a := in.add(); return a != nil && strings.HasPrefix(a.Checksum, "sha512:") },
 		"only sha256: checksums are verified"},
-	{"COPY --exclude", func(in *instruction) bool { c := in.copy(); return c != nil && len(c.ExcludePatterns) > 0 },
-		"leave the files out with .dockerignore, or COPY the others one by one"},
-	{"COPY --parents", func(in *instruction) bool { c := in.copy(); return c != nil && c.Parents },
-		"COPY each directory to its own destination"},
 }
 
 // feature is a row of the support table.
