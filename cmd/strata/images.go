@@ -3,7 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
 	"text/tabwriter"
+	"text/template"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -13,40 +18,6 @@ import (
 
 // refNameAnnotation is where the store keeps an image's name.
 const refNameAnnotation = "org.opencontainers.image.ref.name"
-
-func newImagesCmd() *cobra.Command {
-	var root string
-	cmd := &cobra.Command{
-		Use:         "images",
-		Annotations: usesStore,
-		Short:       "List the images tagged in the store",
-		Args:        cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := openStore(root)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			idx, err := st.Index()
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tDIGEST\tCREATED\tSIZE")
-			for _, d := range idx.Manifests {
-				img, err := builder.LoadImage(cmd.Context(), st, d, registryConfig(nil))
-				if err != nil {
-					return fmt.Errorf("image %s: %w", d.Annotations[refNameAnnotation], err)
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", d.Annotations[refNameAnnotation], d.Digest,
-					img.Config.Created.UTC().Format("2006-01-02T15:04:05Z"), builder.ImageSize(img, d))
-			}
-			return tw.Flush()
-		},
-	}
-	cmd.Flags().StringVar(&root, "root", "", "directory of strata's store and cache")
-	return cmd
-}
 
 func newPushCmd() *cobra.Command {
 	var root string
@@ -79,20 +50,186 @@ func newPushCmd() *cobra.Command {
 	return cmd
 }
 
+// imageRow is a line of `strata images`, its fields named as docker's
+// --format names them.
+type imageRow struct {
+	Repository, Tag, Digest, ID, CreatedSince, CreatedAt, Size string
+}
+
+// imageHeader titles the columns, as docker's table does.
+var imageHeader = imageRow{"REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "CREATED AT", "SIZE"}
+
+func newImagesCmd() *cobra.Command {
+	var root, format string
+	var digests, quiet bool
+	cmd := &cobra.Command{
+		Use:         "images",
+		Annotations: usesStore,
+		Short:       "List the images tagged in the store",
+		Long: `List the images tagged in the store, as docker images does: the ID is the
+manifest digest (docker's with the containerd image store), SIZE the sum
+of the image's compressed blobs.
+
+--format takes a Go template over .Repository, .Tag, .Digest, .ID,
+.CreatedSince, .CreatedAt and .Size; "table TEMPLATE" adds the header.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			tmpl, table, err := rowTemplate(format, digests)
+			if err != nil {
+				return err
+			}
+			st, err := openStore(root)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			idx, err := st.Index()
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+			if table && !quiet {
+				if err := tmpl.Execute(tw, imageHeader); err != nil {
+					return fmt.Errorf("--format: %w", err)
+				}
+				fmt.Fprintln(tw)
+			}
+			now := time.Now()
+			for _, d := range idx.Manifests {
+				name := d.Annotations[refNameAnnotation]
+				img, err := builder.LoadImage(cmd.Context(), st, d, registryConfig(nil))
+				if err != nil {
+					return fmt.Errorf("image %s: %w", name, err)
+				}
+				if quiet {
+					fmt.Fprintln(w, shortID(d.Digest.String()))
+					continue
+				}
+				row := imageRow{ID: shortID(d.Digest.String()), Digest: d.Digest.String(),
+					CreatedSince: "N/A", Size: humanSizePrec(builder.ImageSize(img, d), 3)}
+				row.Repository, row.Tag = splitName(name)
+				if created := img.Config.Created.Time; !created.IsZero() {
+					row.CreatedSince = humanDuration(now.Sub(created)) + " ago"
+					row.CreatedAt = created.Local().Format("2006-01-02 15:04:05 -0700 MST")
+				}
+				if err := tmpl.Execute(tw, row); err != nil {
+					return fmt.Errorf("--format: %w", err)
+				}
+				fmt.Fprintln(tw)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&root, "root", "", "directory of strata's store and cache")
+	cmd.Flags().BoolVar(&digests, "digests", false, "show digests")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only show image IDs")
+	cmd.Flags().StringVar(&format, "format", "", `format output using a Go template ("table TEMPLATE" adds a header)`)
+	return cmd
+}
+
+// rowTemplate is the template of a line of `strata images`, and whether
+// it is a table (a header, columns aligned).
+func rowTemplate(format string, digests bool) (*template.Template, bool, error) {
+	table := format == "" || format == "table" || strings.HasPrefix(format, "table ")
+	switch {
+	case format == "" || format == "table":
+		format = "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+		if digests {
+			format = "{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+		}
+	case table:
+		format = strings.TrimPrefix(format, "table ")
+	}
+	// As docker: \t in the flag is a tab.
+	format = strings.ReplaceAll(format, `\t`, "\t")
+	tmpl, err := template.New("format").Funcs(templateFuncs).Parse(format)
+	if err != nil {
+		return nil, false, fmt.Errorf("--format: %w", err)
+	}
+	return tmpl, table, nil
+}
+
+// splitName is a store name's repository and tag, "<none>" for an image
+// named by digest.
+func splitName(name string) (string, string) {
+	if i := strings.LastIndex(name, "@"); i >= 0 {
+		return name[:i], "<none>"
+	}
+	slash := strings.LastIndex(name, "/")
+	if i := strings.LastIndex(name, ":"); i > slash {
+		return name[:i], name[i+1:]
+	}
+	return name, "<none>"
+}
+
+// shortID is the 12 hex digits docker shows of an image ID.
+func shortID(digest string) string {
+	hex := strings.TrimPrefix(digest, "sha256:")
+	return hex[:min(12, len(hex))]
+}
+
+// humanDuration is go-units' HumanDuration, which docker's CREATED column
+// shows followed by " ago".
+func humanDuration(d time.Duration) string {
+	seconds := int(d.Seconds())
+	minutes := int(d.Minutes())
+	hours := int(d.Hours() + 0.5)
+	switch {
+	case seconds < 1:
+		return "Less than a second"
+	case seconds == 1:
+		return "1 second"
+	case seconds < 60:
+		return fmt.Sprintf("%d seconds", seconds)
+	case minutes == 1:
+		return "About a minute"
+	case minutes < 60:
+		return fmt.Sprintf("%d minutes", minutes)
+	case hours == 1:
+		return "About an hour"
+	case hours < 48:
+		return fmt.Sprintf("%d hours", hours)
+	case hours < 24*7*2:
+		return fmt.Sprintf("%d days", hours/24)
+	case hours < 24*30*2:
+		return fmt.Sprintf("%d weeks", hours/24/7)
+	case hours < 24*365*2:
+		return fmt.Sprintf("%d months", hours/24/30)
+	}
+	return fmt.Sprintf("%d years", int(d.Hours())/24/365)
+}
+
+// humanSizePrec is go-units' HumanSizeWithPrecision: decimal units, prec
+// significant digits ("7.8MB" with 3, as docker images shows sizes).
+func humanSizePrec(n int64, prec int) string {
+	units := []string{"B", "kB", "MB", "GB", "TB", "PB"}
+	f := float64(n)
+	i := 0
+	for f >= 1000 && i < len(units)-1 {
+		f /= 1000
+		i++
+	}
+	return fmt.Sprintf("%.*g%s", prec, f, units[i])
+}
+
 func newSaveCmd() *cobra.Command {
 	var root, output, format string
 	var insecure []string
 	cmd := &cobra.Command{
-		Use:         "save NAME -o FILE [--format oci|docker]",
+		Use:         "save NAME [-o FILE|-] [--format oci|docker]",
 		Annotations: usesStore,
-		Short:       "Write an image from the store to an archive",
+		Short:       "Write an image from the store to an archive (stdout without -o, or with -o -)",
 		Args:        cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output == "" {
-				return fmt.Errorf("save: -o FILE is required")
-			}
 			if format != "oci" && format != "docker" {
 				return fmt.Errorf("save: --format %q: want oci or docker", format)
+			}
+			if output == "" {
+				output = "-"
+			}
+			if output == "-" && isTerminal(cmd.OutOrStdout()) {
+				return errArchiveToTerminal("save -o -")
 			}
 			st, err := openStore(root)
 			if err != nil {
@@ -103,30 +240,64 @@ func newSaveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return oneLine(builder.Export(cmd.Context(), img, builder.Output{Type: format, Dest: output, Names: []string{args[0]}}))
+			out := builder.Output{Type: format, Dest: output, Names: []string{args[0]}, Stdout: cmd.OutOrStdout()}
+			return oneLine(builder.Export(cmd.Context(), img, out))
 		},
 	}
 	cmd.Flags().StringVar(&root, "root", "", "directory of strata's store and cache")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "archive to write")
+	cmd.Flags().StringVarP(&output, "output", "o", "", `archive to write; "-" or none: stdout`)
 	cmd.Flags().StringVar(&format, "format", "oci", "archive format: oci or docker")
 	cmd.Flags().StringArrayVar(&insecure, "insecure-registry", nil, "registry host:port to reach over plain HTTP, for layers not yet downloaded; repeatable")
 	return cmd
 }
 
+// errArchiveToTerminal refuses to write an archive on a terminal, as
+// docker save does: what is the flag that sent it there.
+func errArchiveToTerminal(what string) error {
+	return fmt.Errorf("%s: refusing to write an archive to a terminal: redirect stdout or write to a file", what)
+}
+
 func newPruneCmd() *cobra.Command {
-	var root string
-	var force bool
+	var root, keepStorage string
+	var force, all bool
+	var filters []string
 	cmd := &cobra.Command{
 		Use:         "prune",
 		Annotations: usesStore,
-		Short:       "Empty the build cache and remove blobs no tagged image uses",
-		Long: `Empty the build cache and remove the blobs and snapshots no tagged image uses.
+		Short:       "Remove the build cache: cache entries, blobs no tagged image uses, cache mounts",
+		Long: `Remove the build cache, as docker builder prune does: the cache entries,
+the blobs and extracted snapshots no tagged image uses, and the cache
+mounts (RUN --mount=type=cache). Tagged images always stay whole.
+
+--all also removes the extracted snapshots of tagged images (made again
+when a build uses them). --keep-storage SIZE keeps the most recently used
+build cache up to SIZE (docker's units: 512MB, 10GB; powers of 1024).
+--filter until=DURATION keeps what was used less than DURATION ago (24h).
 
 Builds hold the store open; prune waits until none does (and new builds wait
 for prune), so it never removes what a running build uses. With --force it
 fails at once instead of waiting.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts := store.PruneOptions{All: all}
+			if keepStorage != "" {
+				n, err := parseRAMSize(keepStorage)
+				if err != nil {
+					return fmt.Errorf("--keep-storage %q: %w", keepStorage, err)
+				}
+				opts.KeepStorage = n
+			}
+			for _, f := range filters {
+				k, v, _ := strings.Cut(f, "=")
+				if k != "until" {
+					return fmt.Errorf("--filter %q: want until=DURATION", f)
+				}
+				d, err := time.ParseDuration(v)
+				if err != nil || d <= 0 {
+					return fmt.Errorf("--filter %q: want until=DURATION, as 24h or 90m", f)
+				}
+				opts.Until = d
+			}
 			if root == "" {
 				var err error
 				if root, err = defaultRoot(); err != nil {
@@ -144,15 +315,37 @@ fails at once instead of waiting.`,
 				return err
 			}
 			defer st.Close()
-			r, err := st.Prune()
+			r, err := st.PruneWith(opts)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "removed %d blobs, %d snapshots, %d cache entries\n", r.Blobs, r.Snapshots, r.CacheEntries)
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "removed %d blobs, %d snapshots, %d cache entries, %d cache mounts\n", r.Blobs, r.Snapshots, r.CacheEntries, r.CacheMounts)
+			fmt.Fprintf(w, "Total reclaimed space: %s\n", humanSizePrec(r.Bytes, 3))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&root, "root", "", "directory of strata's store and cache")
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "fail at once when a build is using the store, instead of waiting")
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "also remove the extracted snapshots of tagged images")
+	cmd.Flags().StringVar(&keepStorage, "keep-storage", "", "amount of build cache to keep (512MB, 10GB)")
+	cmd.Flags().StringArrayVar(&filters, "filter", nil, "until=DURATION: keep what was used more recently; repeatable")
 	return cmd
 }
+
+// parseRAMSize reads a size as docker's --keep-storage does (go-units'
+// RAMInBytes): powers of 1024, "10GB", "512m", "1.5g", a plain byte count.
+func parseRAMSize(s string) (int64, error) {
+	m := ramSize.FindStringSubmatch(s)
+	if m == nil {
+		return 0, errors.New("want a size such as 512MB or 10GB")
+	}
+	f, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return 0, errors.New("want a size such as 512MB or 10GB")
+	}
+	mult := map[string]float64{"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}[strings.ToLower(m[2])]
+	return int64(f * mult), nil
+}
+
+var ramSize = regexp.MustCompile(`^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$`)

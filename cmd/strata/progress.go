@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -20,6 +22,16 @@ import (
 type display interface {
 	progress.Sink
 	Close(err error)
+}
+
+// outcome is err for a display's Close, context.Canceled among its causes
+// when ctx ended (Ctrl-C) whatever the step that stopped said (a killed
+// process's exit status, say): the view then says CANCELED.
+func outcome(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		return errors.Join(err, ctx.Err())
+	}
+	return err
 }
 
 // progressModes are --progress's values, as docker buildx names them.

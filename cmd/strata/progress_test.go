@@ -567,3 +567,51 @@ func TestPlainDisplayIsInert(t *testing.T) {
 		t.Errorf("%d lines for four events: %q", strings.Count(out, "\n"), out)
 	}
 }
+
+// TestTTYDisplayExportAndInterrupt: an archive written to stdout shows its
+// bytes and "stdout" as where it went; a build stopped by Ctrl-C ends
+// CANCELED even when the step's error does not say so (a killed process's
+// status), never FINISHED or FAILED.
+func TestTTYDisplayExportAndInterrupt(t *testing.T) {
+	var out bytes.Buffer
+	term := &fakeTerminal{now: t0, width: 60, height: 24}
+	d := newFakeTTY(&out, term)
+	id := "export:docker:-"
+	send(d, []progress.Event{
+		progress.VertexStarted{ID: "1", Name: "[1/1] FROM scratch", Started: at(0)},
+		progress.VertexDone{ID: "1"},
+		progress.VertexStarted{ID: id, Name: "exporting to docker image format", Started: at(0)},
+		progress.Transfer{ID: id, Name: "writing archive", Current: 7_800_000, Done: true},
+		progress.Exported{ID: id, Type: "docker", Dest: "-"},
+		progress.VertexDone{ID: id, Duration: 300 * ms},
+	})
+	term.now = at(400 * ms)
+	d.Close(nil)
+	checkGolden(t, "export to stdout", screen(t, out.String()), `[+] Building 0.4s (2/2) FINISHED
+ => [1/1] FROM scratch                                 0.0s
+ => exporting to docker image format                   0.3s
+ => => writing archive 7.8MB                           0.0s
+ => => exported to stdout
+`)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, c := range []struct {
+		ctx  context.Context
+		err  error
+		want string
+	}{
+		{ctx, errors.New("Dockerfile:2: step 2/2 RUN sleep 9: signal: killed"), "CANCELED"},
+		{context.Background(), errors.New("Dockerfile:2: step 2/2 RUN false: exit code 1"), "FAILED"},
+		{ctx, nil, "FINISHED"},
+	} {
+		out.Reset()
+		term.now = t0
+		d := newFakeTTY(&out, term)
+		d.Event(progress.VertexStarted{ID: "1", Name: "[1/1] RUN sleep 9", Started: t0})
+		d.Close(outcome(c.ctx, c.err))
+		if first := strings.SplitN(screen(t, out.String()), "\n", 2)[0]; first != "[+] Building 0.0s (0/1) "+c.want {
+			t.Errorf("error %v: header %q, want %s", c.err, first, c.want)
+		}
+	}
+}

@@ -165,7 +165,11 @@ func (d *ttyDisplay) Event(e progress.Event) {
 	case progress.Pushed:
 		v.subs = append(v.subs, &ttySub{text: progress.Inert("pushed " + e.Ref + "@" + e.Digest)})
 	case progress.Exported:
-		v.subs = append(v.subs, &ttySub{text: progress.Inert("exported to " + e.Dest)})
+		dest := e.Dest
+		if dest == "-" {
+			dest = "stdout"
+		}
+		v.subs = append(v.subs, &ttySub{text: progress.Inert("exported to " + dest)})
 	case progress.CacheMiss:
 		for _, r := range e.Reasons {
 			v.subs = append(v.subs, &ttySub{text: progress.Inert("cache miss: " + r)})

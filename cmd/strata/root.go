@@ -15,5 +15,6 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(newBuildCmd(), newImagesCmd(), newPushCmd(), newSaveCmd(), newPruneCmd(), newUnshareCmd())
 	root.AddCommand(newDoctorCmd())
+	root.AddCommand(newTagCmd(), newRmiCmd(), newInspectCmd(), newLoadCmd())
 	return root
 }

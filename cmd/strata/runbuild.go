@@ -31,13 +31,16 @@ func runBuild(cmd *cobra.Command, o *buildOptions, contextArg string) (err error
 		return err
 	}
 	// Ended before main prints the error: a live view's last frame first.
-	defer func() { disp.Close(err) }()
+	defer func() { disp.Close(outcome(ctx, err)) }()
 	opts, err := o.builderOptions(disp)
 	if err != nil {
 		return err
 	}
 	outputs, err := o.parseOutputs()
 	if err != nil {
+		return err
+	}
+	if err := checkStdoutOutputs(cmd, outputs); err != nil {
 		return err
 	}
 	cf, err := o.parseCacheFlags(opts.Compression)
