@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/internal/owners"
+	"github.com/strata-build/strata/internal/sshforward"
 	"github.com/strata-build/strata/layer"
 	"github.com/strata-build/strata/progress"
 	"github.com/strata-build/strata/registry"
@@ -62,6 +64,17 @@ type Options struct {
 	ShmSize    int64
 	// Labels are --label values, set on the final image's config.
 	Labels map[string]string
+	// Pull resolves every base in its registry and never falls back to a
+	// name tagged in the Store (--pull).
+	Pull bool
+	// NoCacheStages are --no-cache-filter's stage names: their steps run
+	// whatever the cache holds (noCacheStage).
+	NoCacheStages []string
+	// Contexts are the --build-context values by name (ParseBuildContext).
+	Contexts map[string]NamedContext
+	// Annotations are --annotation values (ParseAnnotation): the manifest's
+	// go into the image; the others are its outputs' (Output.Annotations).
+	Annotations []Annotation
 	// Registry says how bases are pulled.
 	Registry registry.Config
 	// Blobs reads lazy layers (bases, imported caches) into the Store; one
@@ -74,6 +87,10 @@ type Options struct {
 	// started, their output, cached, done or failed; the Dockerfile's
 	// warnings. Discarded when nil. Rendering them is the caller's.
 	Progress progress.Sink
+	// Secrets are the --secret values by id, for RUN --mount=type=secret;
+	// SSH the --ssh agents by id, for RUN --mount=type=ssh (secrets.go).
+	Secrets map[string][]byte
+	SSH     map[string]*sshforward.Source
 	// Owners gives files in image trees their image owners: owners.Host
 	// (the default) chowns, owners.Recorded records them for a build that
 	// cannot (rootless without an id mapping).
@@ -110,6 +127,10 @@ type build struct {
 	pullMu sync.Mutex
 	images map[string]*state
 	flat   map[string]string // RUN --mount sources: state key -> flattened tree
+	// sockDir holds the agent sockets of RUN --mount=type=ssh (socketDir).
+	sockOnce sync.Once
+	sockDir  string
+	sockErr  error
 	// prefetch extracts resolved bases' snapshots in the background.
 	prefetch *prefetcher
 	// blobs makes the layers of pulled bases lazy: downloaded on first read.
@@ -134,12 +155,17 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = http.DefaultClient
 	}
+	// Before anything can report: no event carries a secret's value.
+	opts.Progress = newRedactSink(opts.Progress, opts.Secrets)
 	b := &build{opts: opts, prog: newReporter(opts.Progress), stages: map[int]*built{}, images: map[string]*state{}, flat: map[string]string{}, mounts: map[string]string{}}
 	if b.cache = opts.Cache; b.cache == nil {
 		b.cache = cache.NewLocal(opts.Store)
 	}
 	b.prog.warnings(opts.Graph)
 	if err := b.preflight(); err != nil {
+		return nil, err
+	}
+	if err := checkAnnotations(opts.Annotations, opts.Graph.Platform); err != nil {
 		return nil, err
 	}
 	var err error
@@ -153,6 +179,11 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	}
 	defer work.Remove()
 	b.tmp = work.Path()
+	defer func() {
+		if b.sockDir != "" {
+			os.RemoveAll(b.sockDir)
+		}
+	}()
 	pctx, cancel := context.WithCancel(ctx)
 	b.prefetch = newPrefetcher(pctx, opts.Store, layer.ExtractOptions{Owners: opts.Owners})
 	// The caller's context: an output written after Build returns may
@@ -238,6 +269,9 @@ func (b *build) preflight() error {
 			if err := b.checkNetwork(c); err != nil {
 				return stepError(b.opts.Graph.File, step.Location.Line, err)
 			}
+			if err := b.checkSecrets(step); err != nil {
+				return stepError(b.opts.Graph.File, step.Location.Line, err)
+			}
 			if nc == nil {
 				continue
 			}
@@ -264,8 +298,11 @@ func (b *build) checkNetwork(c *instructions.RunCommand) error {
 // level builds stages that do not depend on each other concurrently, as
 // BuildKit does. The first failure cancels the others and is returned.
 func (b *build) level(ctx context.Context, stages []*dockerfile.Stage) error {
+	if stages = b.toBuild(stages); len(stages) == 0 {
+		return nil
+	}
 	if len(stages) == 1 {
-		return b.stage(ctx, stages[0])
+		return b.buildStage(ctx, stages[0])
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -273,7 +310,7 @@ func (b *build) level(ctx context.Context, stages []*dockerfile.Stage) error {
 	var wg sync.WaitGroup
 	for i, st := range stages {
 		wg.Go(func() {
-			if errs[i] = b.stage(ctx, st); errs[i] != nil {
+			if errs[i] = b.buildStage(ctx, st); errs[i] != nil {
 				cancel()
 			}
 		})
@@ -332,7 +369,7 @@ func (b *build) finish(ctx context.Context, s *state, steps []cache.Step) (*Resu
 		}
 		extra = map[string]json.RawMessage{cache.InlineKey: records}
 	}
-	img, err := assemble(s, extra)
+	img, err := assemble(s, extra, annotationsOf(b.opts.Annotations, AnnotationManifest))
 	if err != nil {
 		return nil, err
 	}

@@ -85,11 +85,11 @@ func (i *builtImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 
 // assemble turns a finished state into an image: the config with its
 // rootfs filled in (and the extra fields, if any) and an OCI manifest
-// listing the layers.
-func assemble(s *state, extra map[string]json.RawMessage) (v1.Image, error) {
+// listing the layers, with the --annotation manifest annotations.
+func assemble(s *state, extra map[string]json.RawMessage, annotations map[string]string) (v1.Image, error) {
 	cfg := cloneConfig(s.config)
 	cfg.RootFS = v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{}}
-	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, Layers: []v1.Descriptor{}}
+	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, Layers: []v1.Descriptor{}, Annotations: annotations}
 	bi := &builtImage{layers: map[v1.Hash]*layer.Layer{}}
 	for _, l := range s.layers {
 		d := l.Descriptor()

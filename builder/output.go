@@ -44,6 +44,12 @@ type Output struct {
 	// Owners keeps the image's owners in the tree type=tar flattens before
 	// writing it (owners.Host when nil; owners.Recorded where strata cannot chown).
 	Owners owners.Policy
+	// Annotations are the --annotation values (the manifest's are already
+	// in the image): manifest-descriptor on the image's descriptor (an OCI
+	// layout's index.json, or the index), index and index-descriptor on an
+	// OCI index holding the image, which the OCI and registry outputs then
+	// write. A docker archive has no place for them.
+	Annotations []Annotation
 
 	v *vertex // the export's, set by Export
 }
@@ -89,13 +95,13 @@ func Export(ctx context.Context, img v1.Image, out Output) error {
 func (out Output) export(ctx context.Context, img v1.Image) error {
 	switch out.Type {
 	case "oci":
-		return out.writeFile(func(w io.Writer) error { return WriteOCIArchive(w, img, out.Names) })
+		return out.writeFile(func(w io.Writer) error { return writeOCIArchive(w, img, out.Names, out.Annotations) })
 	case "oci-layout":
 		return writeLayout(img, out)
 	case "docker":
 		return writeDockerArchive(img, out)
 	case "registry":
-		return push(ctx, img, out.Names, out.Registry, out.v)
+		return pushAnnotated(ctx, img, out.Names, out.Registry, out.v, out.Annotations)
 	case "local":
 		return exportTree(ctx, img, out.Dest)
 	case "tar":
@@ -166,6 +172,12 @@ func annotations(names []string) map[string]string {
 // WriteOCIArchive writes img as a tar of an OCI image layout, streaming
 // the blobs from the store.
 func WriteOCIArchive(w io.Writer, img v1.Image, names []string) error {
+	return writeOCIArchive(w, img, names, nil)
+}
+
+// writeOCIArchive is WriteOCIArchive with the --annotation values: with an
+// index (withIndex), index.json lists the index, which lists the image.
+func writeOCIArchive(w io.Writer, img v1.Image, names []string, as []Annotation) error {
 	tw := tar.NewWriter(w)
 	m, err := img.RawManifest()
 	if err != nil {
@@ -174,6 +186,23 @@ func WriteOCIArchive(w io.Writer, img v1.Image, names []string) error {
 	desc, err := manifestDescriptor(img, names)
 	if err != nil {
 		return err
+	}
+	wrap, err := withIndex(img, as)
+	if err != nil {
+		return err
+	}
+	var rawIndex []byte
+	if wrap != nil {
+		if rawIndex, err = wrap.RawManifest(); err != nil {
+			return err
+		}
+		if desc.Digest, err = wrap.Digest(); err != nil {
+			return err
+		}
+		desc.MediaType, desc.Size = types.OCIImageIndex, int64(len(rawIndex))
+		desc.Annotations = merged(desc.Annotations, annotationsOf(as, AnnotationIndexDescriptor))
+	} else {
+		desc.Annotations = merged(desc.Annotations, annotationsOf(as, AnnotationManifestDescriptor))
 	}
 	idx, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{desc}})
 	if err != nil {
@@ -185,8 +214,17 @@ func WriteOCIArchive(w io.Writer, img v1.Image, names []string) error {
 	if err := tarBytes(tw, "index.json", idx); err != nil {
 		return err
 	}
-	if err := tarBlobs(tw, img, m, desc.Digest); err != nil {
+	digest, err := img.Digest()
+	if err != nil {
 		return err
+	}
+	if err := tarBlobs(tw, img, m, digest); err != nil {
+		return err
+	}
+	if rawIndex != nil {
+		if err := tarBytes(tw, "blobs/sha256/"+desc.Digest.Hex, rawIndex); err != nil {
+			return err
+		}
 	}
 	return tw.Close()
 }
@@ -274,7 +312,16 @@ func writeLayout(img v1.Image, out Output) error {
 			return fmt.Errorf("writing OCI layout %s: %w", out.Dest, err)
 		}
 	}
-	if err := p.AppendImage(img, layout.WithAnnotations(annotations(out.Names))); err != nil {
+	wrap, err := withIndex(img, out.Annotations)
+	if err != nil {
+		return err
+	}
+	if wrap != nil {
+		err = p.AppendIndex(wrap, layout.WithAnnotations(merged(annotations(out.Names), annotationsOf(out.Annotations, AnnotationIndexDescriptor))))
+	} else {
+		err = p.AppendImage(img, layout.WithAnnotations(merged(annotations(out.Names), annotationsOf(out.Annotations, AnnotationManifestDescriptor))))
+	}
+	if err != nil {
 		return fmt.Errorf("writing OCI layout %s: %w", out.Dest, err)
 	}
 	return nil
@@ -306,16 +353,31 @@ func Push(ctx context.Context, img v1.Image, names []string, reg registry.Config
 
 // push pushes under every name, sending v's Transfer and Pushed events.
 func push(ctx context.Context, img v1.Image, names []string, reg registry.Config, v *vertex) error {
+	return pushAnnotated(ctx, img, names, reg, v, nil)
+}
+
+// pushAnnotated is push with the --annotation values: with an index
+// (withIndex) the names tag the index, which holds the image.
+func pushAnnotated(ctx context.Context, img v1.Image, names []string, reg registry.Config, v *vertex, as []Annotation) error {
 	if len(names) == 0 {
 		return fmt.Errorf("pushing needs a name (-t)")
 	}
-	digest, err := img.Digest()
+	// Layers a registry already holds (a base's, a cache's) are mounted
+	// from there, not downloaded and uploaded.
+	img, err := mountable(img, reg)
 	if err != nil {
 		return err
 	}
-	// Layers a registry already holds (a base's, a cache's) are mounted
-	// from there, not downloaded and uploaded.
-	if img, err = mountable(img, reg); err != nil {
+	var top remote.Taggable = img
+	wrap, err := withIndex(img, as)
+	if err != nil {
+		return err
+	}
+	if wrap != nil {
+		top = wrap
+	}
+	digest, err := top.(interface{ Digest() (v1.Hash, error) }).Digest()
+	if err != nil {
 		return err
 	}
 	for _, n := range names {
@@ -324,7 +386,7 @@ func push(ctx context.Context, img v1.Image, names []string, reg registry.Config
 			return err
 		}
 		m := v.meter("pushing " + n)
-		if err := writeRemote(ref, img, reg.RemoteOptions(ctx), m); err != nil {
+		if err := writeRemote(ref, top, reg.RemoteOptions(ctx), m); err != nil {
 			return fmt.Errorf("pushing %s: %w", n, err)
 		}
 		m.done()
@@ -333,8 +395,9 @@ func push(ctx context.Context, img v1.Image, names []string, reg registry.Config
 	return nil
 }
 
-// writeRemote is remote.Write with its byte counts passed to m.
-func writeRemote(ref name.Reference, img v1.Image, opts []remote.Option, m *meter) error {
+// writeRemote is remote.Write (or WriteIndex) with its byte counts
+// passed to m.
+func writeRemote(ref name.Reference, t remote.Taggable, opts []remote.Option, m *meter) error {
 	// go-containerregistry sends an update per read and blocks until it is
 	// taken, so every send is over when Write returns; it closes the
 	// channel only if its options were valid, so done ends the reader
@@ -356,7 +419,13 @@ func writeRemote(ref name.Reference, img v1.Image, opts []remote.Option, m *mete
 			}
 		}
 	})
-	err := remote.Write(ref, img, append(opts, remote.WithProgress(updates))...)
+	opts = append(opts, remote.WithProgress(updates))
+	var err error
+	if idx, ok := t.(v1.ImageIndex); ok {
+		err = remote.WriteIndex(ref, idx, opts...)
+	} else {
+		err = remote.Write(ref, t.(v1.Image), opts...)
+	}
 	close(done)
 	wg.Wait()
 	return err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/layer"
+	"github.com/strata-build/strata/progress"
 	"github.com/strata-build/strata/registry"
 	"github.com/strata-build/strata/store"
 )
@@ -75,18 +76,18 @@ func platformString(p specs.Platform) string {
 	return s
 }
 
-// image resolves a base or COPY --from image: a name tagged in the local
-// store wins (docker build looks in its image store first), else it is
-// pulled. Results are kept for the rest of the build.
+// image resolves a base, COPY --from or RUN --mount from= image: a
+// --build-context of that name first, else the reference (resolveImage).
+// Results are kept for the rest of the build.
 func (b *build) image(ctx context.Context, ref, platform string) (*state, error) {
 	b.pullMu.Lock()
 	defer b.pullMu.Unlock()
 	if s, ok := b.images[ref+" "+platform]; ok {
 		return s, nil
 	}
-	s, err := b.localImage(ref)
-	if errors.Is(err, store.ErrNotFound) {
-		s, err = b.pull(ctx, ref, platform)
+	s, found, err := b.namedContext(ctx, ref, platform)
+	if err == nil && !found {
+		s, err = b.resolveImage(ctx, ref, platform)
 	}
 	if err != nil {
 		return nil, err
@@ -96,6 +97,53 @@ func (b *build) image(ctx context.Context, ref, platform string) (*state, error)
 	// downloaded only once a step misses (stageRun.prefetched).
 	b.prefetch.start(b.localLayers(s.layers))
 	return s, nil
+}
+
+// resolveImage resolves ref as BuildKit does with docker's containerd
+// image store: the registry first, every build, so a name tagged in
+// strata's store never silently shadows the registry's image; the store's
+// image only when the registry cannot resolve the name (offline, or a name
+// only built here), and never with --pull. One line says which was used.
+func (b *build) resolveImage(ctx context.Context, ref, platform string) (*state, error) {
+	s, err := b.pull(ctx, ref, platform)
+	if err == nil {
+		b.message(fmt.Sprintf("%s: using %s from the registry", ref, s.base))
+		return s, nil
+	}
+	if b.opts.Pull || ctx.Err() != nil {
+		return nil, err
+	}
+	local, lerr := b.localImage(ref)
+	if lerr != nil {
+		if errors.Is(lerr, store.ErrNotFound) {
+			return nil, err
+		}
+		return nil, lerr
+	}
+	if !platformMatches(local.config, platform) {
+		return nil, fmt.Errorf("%w (the store's %s is %s/%s, not %s)", err, ref, local.config.OS, local.config.Architecture, platform)
+	}
+	b.message(fmt.Sprintf("%s: using %s from the store (the registry did not resolve it: %s)", ref, local.base, firstLine(err.Error())))
+	return local, nil
+}
+
+// platformMatches reports whether cfg is an image for platform (os/arch).
+func platformMatches(cfg v1.ConfigFile, platform string) bool {
+	p, err := v1.ParsePlatform(platform)
+	if err != nil {
+		return false
+	}
+	return (cfg.OS == "" || cfg.OS == p.OS) && (cfg.Architecture == "" || cfg.Architecture == p.Architecture)
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
+}
+
+// message is one line of the build's own in the progress output.
+func (b *build) message(text string) {
+	b.prog.sink.Event(progress.Message{Text: text})
 }
 
 // localImage loads an image tagged in the store.

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	"github.com/moby/buildkit/frontend/dockerfile/shell"
 
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/dockerfile"
@@ -105,14 +103,15 @@ func (b *build) doStep(ctx context.Context, r *stageRun, k int, st dockerfile.St
 	if b.opts.afterKey != nil {
 		b.opts.afterKey(st)
 	}
-	if entry, err := b.cached(ctx, key); err != nil || entry != nil {
+	if entry, err := b.cached(ctx, r.stage, key); err != nil || entry != nil {
 		if err == nil {
 			r.state.commit(entry.Layer, entry.History, key, changesFiles(st.Command), plan.explain)
 			v.cached()
 		}
 		return err
 	}
-	if b.opts.ExplainCache && !b.opts.NoCache {
+	rerun := b.noCacheStage(r.stage)
+	if b.opts.ExplainCache && !b.opts.NoCache && !rerun {
 		b.explainMiss(ctx, v, plan.explain)
 	}
 	if !r.fetching && changesFiles(st.Command) {
@@ -124,6 +123,11 @@ func (b *build) doStep(ctx context.Context, r *stageRun, k int, st dockerfile.St
 	l, err := b.execute(ctx, r.state, st, plan, v)
 	if err != nil {
 		return err
+	}
+	if rerun {
+		if key, err = rerunKey(key, l); err != nil {
+			return err
+		}
 	}
 	h := v1.History{Created: v1.Time{Time: b.now()}, CreatedBy: createdBy, Comment: historyComment, EmptyLayer: l == nil}
 	if createdBy == "" {
@@ -162,8 +166,8 @@ func changesFiles(cmd any) bool {
 	return false
 }
 
-func (b *build) cached(ctx context.Context, key string) (*cache.Entry, error) {
-	if b.opts.NoCache {
+func (b *build) cached(ctx context.Context, st *dockerfile.Stage, key string) (*cache.Entry, error) {
+	if b.opts.NoCache || b.noCacheStage(st) {
 		return nil, nil
 	}
 	return b.cache.Get(ctx, key)
@@ -281,25 +285,9 @@ func (b *build) baseName(src dockerfile.Source) string {
 	return "scratch"
 }
 
-// commandText is the instruction as progress and errors show it: its
-// first line, and for RUN, COPY and ADD (BuildKit's steps) with the
-// step's variables expanded as BuildKit names them.
+// commandText is the instruction as progress and errors show it:
+// BuildKit's display name (dockerfile.Graph.StepText), quotes and unset
+// variables as written. Keys never read it.
 func (b *build) commandText(st dockerfile.Step) string {
-	text := st.Command.Name()
-	if s, ok := st.Command.(fmt.Stringer); ok {
-		text = s.String()
-	}
-	if first, _, more := strings.Cut(text, "\n"); more {
-		text = first + " ..."
-	}
-	switch st.Command.(type) {
-	case *instructions.RunCommand, *instructions.CopyCommand, *instructions.AddCommand:
-	default:
-		return text
-	}
-	lex := shell.NewLex(b.opts.Graph.Escape)
-	if w, _, err := lex.ProcessWord(text, shell.EnvsFromSlice(st.Env)); err == nil {
-		return w
-	}
-	return text
+	return b.opts.Graph.StepText(st)
 }
