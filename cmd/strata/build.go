@@ -42,6 +42,8 @@ type buildOptions struct {
 	cacheTo         []string
 	explainCache    bool
 	dockerFlags
+	secretFlags
+	parityFlags
 }
 
 func newBuildCmd() *cobra.Command {
@@ -100,6 +102,8 @@ dependencies, expanded instructions) instead of building.`,
 	f.StringArrayVar(&o.cacheTo, "cache-to", nil, "export build cache: type=registry,ref=REF or type=local,dest=DIR [,mode=min|max][,cache-mounts=true], or type=inline; repeatable")
 	f.BoolVar(&o.explainCache, "explain-cache", false, "for every step that misses the cache, say what differs from the closest entry")
 	o.addDockerFlags(f)
+	o.secretFlags.register(f)
+	o.parityFlags.register(f)
 	f.StringArrayVar(&o.insecure, "insecure-registry", nil, "registry host:port to reach over plain HTTP (localhost and 127.0.0.1 always are); repeatable")
 	return cmd
 }

@@ -49,6 +49,7 @@ func runBuild(cmd *cobra.Command, o *buildOptions, contextArg string) (err error
 	}
 	for i := range outputs {
 		outputs[i].Progress = disp
+		outputs[i].Annotations = opts.Annotations
 	}
 	if o.checkRepro {
 		if len(outputs) == 0 && len(o.tags) > 0 {
@@ -225,7 +226,13 @@ func (o *buildOptions) builderOptions(sink progress.Sink) (builder.Options, erro
 	if opts.Labels, err = keyValues("--label", o.labels); err != nil {
 		return opts, err
 	}
+	if err := o.secretFlags.apply(&opts); err != nil {
+		return opts, err
+	}
 	opts.NoCache = o.noCache
+	if err := o.parityFlags.apply(&opts); err != nil {
+		return opts, err
+	}
 	opts.ExtraHosts, opts.Ulimits, opts.ShmSize = o.extraHosts, o.limits, o.shmBytes
 	opts.ExplainCache = o.explainCache
 	opts.Registry = registryConfig(o.insecure)
