@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -174,5 +175,105 @@ func TestContextDockerfileStaysInTheContext(t *testing.T) {
 	}
 	if out, err := runCLI(t, "build", "--print", inside); err != nil || !strings.Contains(out, "LABEL") {
 		t.Errorf("a Dockerfile symlink inside the context: %v\n%s", err, out)
+	}
+}
+
+// TestBuildFlagValues: each bad value of a docker build flag is refused
+// with one line naming the flag, before anything is done: the store
+// (--root) is never created, the context never read.
+func TestBuildFlagValues(t *testing.T) {
+	ctx := writeContext(t, "FROM scratch\nLABEL a=b\n")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-t", "UPPER:tag"}, `-t "UPPER:tag": repository name must be lowercase`},
+		{[]string{"-t", "a:b:c"}, `-t "a:b:c": repository can only contain`},
+		{[]string{"-t", "app:-x"}, `-t "app:-x": tag "-x" must start with a letter, a digit or _`},
+		{[]string{"-t", "app@sha256:0123"}, `-t "app@sha256:0123": a tag cannot hold a digest`},
+		{[]string{"--build-arg", "=x"}, `--build-arg "=x": want KEY=VALUE`},
+		{[]string{"--build-arg", ""}, `--build-arg "": want KEY=VALUE`},
+		{[]string{"--label", "=x"}, `--label "=x": want KEY=VALUE`},
+		{[]string{"--add-host", "myhost"}, `--add-host "myhost": want HOST:IP or HOST=IP`},
+		{[]string{"--add-host", "myhost:1.2.3"}, `--add-host "myhost:1.2.3": "1.2.3" is not an IP address`},
+		{[]string{"--add-host", "myhost=host-gateway"}, `--add-host "myhost=host-gateway": host-gateway is not supported`},
+		{[]string{"--add-host", "my host=1.2.3.4"}, `--add-host "my host=1.2.3.4": "my host" is not a host name`},
+		{[]string{"--ulimit", "nofile=2048:1024"}, `--ulimit "nofile=2048:1024": ulimit soft limit must be less than or equal to hard limit`},
+		{[]string{"--ulimit", "files=1"}, `--ulimit "files=1": invalid ulimit type: files`},
+		{[]string{"--ulimit", "nofile=1:-1"}, `--ulimit "nofile=1:-1": the hard limit unlimited is above strata's own`},
+		{[]string{"--shm-size", "12q"}, `--shm-size "12q": want a size in bytes, or with a unit: 64m, 1g`},
+		{[]string{"--shm-size", "0"}, `--shm-size "0": want a size`},
+		{[]string{"--provenance", "true"}, `--provenance "true": attestations come in a later release`},
+		{[]string{"--sbom", "generator=x"}, `--sbom "generator=x": attestations come in a later release`},
+		{[]string{"--attest", "type=provenance,mode=max"}, `--attest "type=provenance,mode=max": attestations come in a later release`},
+		{[]string{"--platform", "linux/amd64,linux/arm64"}, `--platform "linux/amd64,linux/arm64": one platform at a time`},
+		{[]string{"-o", "type=image"}, `--output "type=image": unknown type "image"`},
+		{[]string{"-o", "type=oci"}, `--output "type=oci": type=oci needs dest=`},
+		{[]string{"-o", "type=local,dest=-"}, `--output "type=local,dest=-": type=local writes a directory, not standard output`},
+		{[]string{"-o", "type=tar,dest=" + dir}, "is a directory"},
+		{[]string{"-o", "type=oci,dest=" + filepath.Join(dir, "missing", "x.tar")}, "no such file or directory"},
+		{[]string{"-o", "type=local,dest=" + filepath.Join(file, "out")}, "is not a directory"},
+		{[]string{"-o", "type=registry,name=App:1"}, `--output "type=registry,name=App:1": name "App:1": repository name must be lowercase`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			root := filepath.Join(t.TempDir(), "store")
+			_, err := runCLI(t, append(append([]string{"build", "--root", root}, tt.args...), ctx)...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error %v, want one line containing %q", err, tt.want)
+			}
+			if _, serr := os.Stat(root); !errors.Is(serr, os.ErrNotExist) {
+				t.Errorf("the store was touched before the flag was refused: %v", serr)
+			}
+		})
+	}
+}
+
+// TestBuildFlagsAccepted: what CI scripts pass to docker buildx build to
+// turn attestations off, the legacy builder's no-ops and the sandbox's
+// flags build; -q prints the image ID alone on stdout and nothing on
+// stderr.
+func TestBuildFlagsAccepted(t *testing.T) {
+	ctx := writeContext(t, "FROM scratch\nARG USED\nLABEL a=b\n")
+	root := t.TempDir()
+	args := []string{"build", "--root", root, "-q", "--provenance=false", "--sbom=0", "--attest", "type=sbom,disabled=true",
+		"--provenance", "mode=max,disabled=true", "--load", "--rm", "--force-rm", "--add-host", "h:::1", "--ulimit", "nofile=64",
+		"--shm-size", "1g", "-t", "strata-test/quiet:1", "--build-arg", "USED=1", "--build-arg", "HTTP_PROXY=http://proxy", ctx}
+	var stdout, stderr bytes.Buffer
+	root2 := newRootCmd()
+	root2.SetOut(&stdout)
+	root2.SetErr(&stderr)
+	root2.SetArgs(args)
+	if err := root2.Execute(); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if !regexp.MustCompile(`^sha256:[0-9a-f]{64}\n$`).MatchString(stdout.String()) || stderr.Len() != 0 {
+		t.Errorf("-q printed stdout %q, stderr %q; want the image ID alone", stdout.String(), stderr.String())
+	}
+}
+
+// TestUnusedBuildArgWarning: a --build-arg no ARG of the stages the
+// target needs declares is named in docker's one warning line; one an ARG
+// of a stage --target skips declares counts as unused; the proxy args and
+// global ARGs are consumed.
+func TestUnusedBuildArgWarning(t *testing.T) {
+	ctx := writeContext(t, "ARG GLOBAL\nFROM scratch AS skipped\nARG ONLY_SKIPPED\nFROM scratch AS target\nARG USED\nLABEL a=b\n")
+	out, err := runCLI(t, "build", "--root", t.TempDir(), "--progress", "plain", "--target", "target",
+		"--build-arg", "USED=1", "--build-arg", "GLOBAL=1", "--build-arg", "https_proxy=x",
+		"--build-arg", "ONLY_SKIPPED=1", "--build-arg", "NOPE=1", ctx)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if want := "One or more build-args [NOPE ONLY_SKIPPED] were not consumed"; strings.Count(out, "not consumed") != 1 || !strings.Contains(out, want) {
+		t.Errorf("output lacks %q once:\n%s", want, out)
+	}
+	out, err = runCLI(t, "build", "--root", t.TempDir(), "--progress", "plain", "--target", "target", "--build-arg", "USED=1", ctx)
+	if err != nil || strings.Contains(out, "not consumed") {
+		t.Errorf("all args used: %v\n%s", err, out)
 	}
 }

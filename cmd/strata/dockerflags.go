@@ -277,7 +277,8 @@ func checkWritable(dest string, isDir bool) error {
 			}
 			return nil
 		}
-		if !errors.Is(err, os.ErrNotExist) || filepath.Dir(dir) == dir {
+		// ENOTDIR: a file on the way, which the next round names.
+		if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.ENOTDIR) || filepath.Dir(dir) == dir {
 			return fmt.Errorf("dest %s: %w", dest, err)
 		}
 		dir = filepath.Dir(dir)
