@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -182,4 +183,74 @@ func (e *e2eEnv) testStoreCommands(t *testing.T) {
 		t.Errorf("strata prune removed a tagged image:\n%s", out)
 	}
 	e.mustBuild(t, "--root", store, "-t", "e2e/local:1", "--iidfile", iid, ctxDir)
+	digest = readDigest(t, iid) // a new created time without SOURCE_DATE_EPOCH
+	t.Run("save to stdout, load", func(t *testing.T) {
+		other := filepath.Join(t.TempDir(), "store")
+		saved := e.run(nil, nil, "save", "--root", store, "e2e/local:1", "-o", "-")
+		if saved.err != nil || saved.stderr != "" {
+			t.Fatalf("save -o -: %v\n%s", saved.err, saved.stderr)
+		}
+		r := e.run(strings.NewReader(saved.stdout), nil, "load", "--root", other)
+		if r.err != nil || r.stdout != "Loaded image: e2e/local:1\n" {
+			t.Fatalf("load: %v\n%s", r.err, r.output())
+		}
+		if got := cliIn(t, e, other, "images", "--format", "{{.Digest}}"); got != digest+"\n" {
+			t.Errorf("loaded %q, saved %s", got, digest)
+		}
+		bad := e.run(strings.NewReader("not an archive"), nil, "load", "--root", other)
+		if bad.err == nil || strings.Count(bad.stderr, "\n") != 1 || !strings.Contains(bad.stderr, "load: stdin: ") {
+			t.Errorf("load of garbage: %v, stderr %q", bad.err, bad.stderr)
+		}
+	})
+	t.Run("tag, inspect, rmi", func(t *testing.T) {
+		cli("tag", "e2e/local:1", "e2e/other:2")
+		if got := cli("inspect", "-f", "{{.Id}} {{(index .History 0).Layer}}", "e2e/other:2"); !strings.HasPrefix(got, digest+" sha256:") {
+			t.Errorf("inspect: %q, want %s and its first layer", got, digest)
+		}
+		if got := cli("rmi", "e2e/other:2"); got != "Untagged: e2e/other:2\n" {
+			t.Errorf("rmi printed %q", got)
+		}
+		if r := e.run(nil, nil, "inspect", "--root", store, "e2e/other:2"); r.err == nil || !strings.Contains(r.stderr, "no such image: e2e/other:2") {
+			t.Errorf("inspect after rmi: %v %q", r.err, r.stderr)
+		}
+	})
+	t.Run("prune --keep-storage", func(t *testing.T) {
+		if got := cli("prune", "--keep-storage", "10GB"); !strings.HasPrefix(got, "removed 0 blobs, 0 snapshots, 0 cache entries, 0 cache mounts\n") {
+			t.Errorf("prune --keep-storage 10GB removed what fits: %q", got)
+		}
+		if got := cli("prune", "--keep-storage", "1"); strings.HasPrefix(got, "removed 0 blobs, 0 snapshots, 0 cache entries") {
+			t.Errorf("prune --keep-storage 1 kept everything: %q", got)
+		}
+		if got := cli("images", "-q"); got != shortID(digest)+"\n" {
+			t.Errorf("prune removed a tagged image: %q", got)
+		}
+	})
+	t.Run("build -o type=docker,dest=- to skopeo", func(t *testing.T) {
+		r := e.run(nil, nil, "build", "--root", store, "--progress", "plain", "-t", "e2e/piped:1", "-o", "type=docker,dest=-", ctxDir)
+		if r.err != nil || !strings.Contains(r.stderr, "exporting to docker image format") || strings.HasSuffix(r.stdout, digest+"\n") {
+			t.Fatalf("build -o type=docker,dest=-: %v\nstderr:\n%s", r.err, r.stderr)
+		}
+		archive := filepath.Join(t.TempDir(), "piped.tar")
+		if err := os.WriteFile(archive, []byte(r.stdout), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		skopeoInspectArchive(t, "docker-archive:"+archive)
+		if _, err := exec.LookPath("docker"); err == nil && exec.Command("docker", "info").Run() == nil {
+			load := exec.Command("docker", "load", "-i", archive)
+			if out, err := load.CombinedOutput(); err != nil || !strings.Contains(string(out), "e2e/piped:1") {
+				t.Errorf("docker load: %v\n%s", err, out)
+			}
+			exec.Command("docker", "rmi", "e2e/piped:1").Run()
+		}
+	})
+}
+
+// cliIn runs a strata store command on the store at root and returns its stdout.
+func cliIn(t *testing.T, e *e2eEnv, root string, args ...string) string {
+	t.Helper()
+	r := e.run(nil, nil, append(args[:1:1], append([]string{"--root", root}, args[1:]...)...)...)
+	if r.err != nil {
+		t.Fatalf("strata %s: %v\n%s", strings.Join(args, " "), r.err, r.output())
+	}
+	return r.stdout
 }
