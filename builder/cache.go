@@ -54,7 +54,8 @@ const cacheVersion = "strata-cache-v3"
 //     the image's layers), --chmod's mode (octal, or symbolic as written:
 //     the writer applies it to each keyed source mode), --parents and
 //     --exclude (what they select is in the plan; for --from they are
-//     applied when the step runs, so they are keyed as written); for --from the source stage's or
+//     applied when the step runs, so they are keyed as written), ADD
+//     --unpack (and whether each source is unpacked: planned.Extract); for --from the source stage's or
 //     image's key instead of its files.
 //   - WORKDIR (Workdir): the directory and the USER that owns it.
 //   - Metadata steps: the step before them (Prev) and the environment and
@@ -108,11 +109,12 @@ func copyKey(op *copyOp, plan []planned, fromKey string) (string, error) {
 		Chmod   string   `json:",omitempty"`
 		Parents bool     `json:",omitempty"`
 		Exclude []string `json:",omitempty"`
+		Unpack  *bool    `json:",omitempty"`
 		Add     bool
 		Context bool
 		From    string `json:",omitempty"`
 		Plan    []planned
-	}{Dest: op.dest, Chown: op.chownSpec, Mode: op.mode, Chmod: op.chmod, Parents: op.parents, Exclude: op.exclude, Add: op.add, Context: op.context, From: fromKey, Plan: plan}
+	}{Dest: op.dest, Chown: op.chownSpec, Mode: op.mode, Chmod: op.chmod, Parents: op.parents, Exclude: op.exclude, Unpack: op.unpack, Add: op.add, Context: op.context, From: fromKey, Plan: plan}
 	return digestJSON(in)
 }
 

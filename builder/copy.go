@@ -60,6 +60,9 @@ type copyOp struct {
 	parents  bool
 	exclude  []string
 	excluded *patternmatcher.PatternMatcher
+	// unpack is ADD --unpack (nil: not given): false keeps a local
+	// archive packed, true unpacks a downloaded one (unpacks).
+	unpack *bool
 	// image is the tree the files land in, read only when the step runs
 	// (place): the key needs none of it, so a cached step never waits for
 	// its base's layers.
@@ -394,7 +397,7 @@ func (op *copyOp) planSource(src, dest string) (planned, error) {
 	switch {
 	case e.info.IsDir():
 		p.Dir = true
-	case op.add && op.context && e.info.Mode().IsRegular() && op.isArchive(e):
+	case op.unpacks(false) && op.context && e.info.Mode().IsRegular() && op.isArchive(e):
 		p.Extract = true
 	default:
 		p.Name = path.Base(src)
@@ -412,6 +415,19 @@ func (op *copyOp) where() string {
 }
 
 func displaySrc(src string) string { return strings.TrimPrefix(src, "/") }
+
+// unpacks reports whether ADD unpacks an archive, a download when url:
+// a local one unless --unpack=false, a download only with --unpack=true,
+// as BuildKit decides.
+func (op *copyOp) unpacks(url bool) bool {
+	if !op.add {
+		return false
+	}
+	if op.unpack != nil {
+		return *op.unpack
+	}
+	return !url
+}
 
 // isArchive reports whether the context file e is an archive ADD unpacks.
 func (op *copyOp) isArchive(e entry) bool {
@@ -443,7 +459,22 @@ func (op *copyOp) planURL(ctx context.Context, rawURL, dest string) (planned, er
 	}
 	e := entry{host: file, info: fi}
 	f := srcFile{Dst: dest, Kind: kindReg, Mode: 0o600, Size: fi.Size(), Sum: sum, Mtime: mtime, entry: e}
+	if op.unpacks(true) && downloadIsArchive(file) {
+		// Unpacked into the destination directory, as a local archive.
+		return planned{src: e, srcPath: rawURL, Dst: path.Dir(dest), Extract: true, URLTime: &mtime, Files: []srcFile{f}}, nil
+	}
 	return planned{src: e, srcPath: rawURL, Dst: dest, Name: name, URLTime: &mtime, Files: []srcFile{f}}, nil
+}
+
+// downloadIsArchive reports whether the downloaded file is an archive ADD
+// --unpack=true unpacks.
+func downloadIsArchive(file string) bool {
+	f, err := os.Open(file)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return isArchive(f)
 }
 
 // modeFor is the mode a file of mode m (a directory when dir) lands with:

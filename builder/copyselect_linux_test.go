@@ -1,7 +1,10 @@
 package builder
 
 import (
+	"fmt"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -198,5 +201,35 @@ func TestCopySelectionMissesCache(t *testing.T) {
 		if !strings.Contains(out, "CACHED") {
 			t.Errorf("step %d %q rebuilt unchanged:\n%s", i, step, out)
 		}
+	}
+}
+
+// TestAddUnpack checks ADD --unpack: false keeps a local archive packed,
+// true unpacks a download (left packed without the flag), and the choice
+// is keyed.
+func TestAddUnpack(t *testing.T) {
+	archive := gzipTar(t, map[string]string{"x/y.txt": "from archive"})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, archive) }))
+	defer srv.Close()
+	files := map[string]string{"pkg.tar.gz": archive}
+	tb := newTestBuild(t, files)
+	res, _ := tb.mustBuild("FROM scratch\nADD --unpack=false pkg.tar.gz /packed/\nADD --unpack=true pkg.tar.gz /local/\n" +
+		"ADD " + srv.URL + "/dl.tar.gz /plain/\nADD --unpack=true " + srv.URL + "/dl.tar.gz /unpacked\n")
+	root := rootfs(t, res.Image)
+	got := listTree(root)
+	want := []string{"local", "local/x", "local/x/y.txt", "packed", "packed/pkg.tar.gz", "plain", "plain/dl.tar.gz", "unpacked", "unpacked/x", "unpacked/x/y.txt"}
+	if !slices.Equal(got, want) {
+		t.Errorf("image holds %q, want %q", got, want)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "unpacked/x/y.txt")); err != nil || string(b) != "from archive" {
+		t.Errorf("unpacked download: %q, %v", b, err)
+	}
+	// Only the flag differs: another key, another layer.
+	a, _ := tb.mustBuild("FROM scratch\nADD pkg.tar.gz /d/\n")
+	b, out := tb.mustBuild("FROM scratch\nADD --unpack=false pkg.tar.gz /d/\n")
+	da, _ := a.Image.Digest()
+	db, _ := b.Image.Digest()
+	if da == db || strings.Contains(out, "CACHED") {
+		t.Errorf("--unpack=false hit the cache of the unpacking ADD:\n%s", out)
 	}
 }

@@ -65,7 +65,7 @@ func (b *build) copyOp(ctx context.Context, s *state, st dockerfile.Step) (*copy
 		op.parents, op.exclude = c.Parents, c.ExcludePatterns
 	case *instructions.AddCommand:
 		op.name, sd, chown, chmod, op.add, op.checksum = "ADD", c.SourcesAndDest, c.Chown, c.Chmod, true, c.Checksum
-		op.exclude = c.ExcludePatterns
+		op.exclude, op.unpack = c.ExcludePatterns, c.Unpack
 		op.keepGitDir = c.KeepGitDir
 	}
 	if len(op.exclude) > 0 {

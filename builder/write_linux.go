@@ -354,7 +354,14 @@ func (w *writer) extract(ctx context.Context, p planned) error {
 	}
 	src := p.Files[0]
 	name := displaySrc(p.srcPath)
-	f, err := w.op.from.open(src.entry)
+	var f *os.File
+	var err error
+	if p.URLTime != nil {
+		// ADD --unpack=true of a download: this build's own file.
+		f, err = os.Open(src.entry.host)
+	} else {
+		f, err = w.op.from.open(src.entry)
+	}
 	if err != nil {
 		return changed(src, err)
 	}

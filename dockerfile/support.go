@@ -41,8 +41,6 @@ var unsupported = []feature{
 		h, ok := in.cmd.(*instructions.HealthCheckCommand)
 		return ok && h.Health != nil && h.Health.StartInterval != 0
 	}, "the image config type Strata writes, go-containerregistry's, has no field for it"},
-	{"ADD --unpack", func(in *instruction) bool { a := in.add(); return a != nil && a.Unpack != nil },
-		"ADD unpacks a local tar archive and never a download, as without the flag"},
 	{"ADD --checksum=sha384:", func(in *instruction) bool { a := in.add(); return a != nil && strings.HasPrefix(a.Checksum, "sha384:") },
 		"only sha256: checksums are verified"},
 	{"ADD --checksum=sha512:", func(in *instruction) bool { a := in.add(); return a != nil && strings.HasPrefix(a.Checksum, "sha512:") },

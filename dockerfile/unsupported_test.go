@@ -25,7 +25,6 @@ func TestUnsupportedTable(t *testing.T) {
 		{"RUN --mount=type=secret", "RUN --mount=type=tmpfs,target=/t --mount=type=SECRET,id=token true"},
 		{"RUN --mount=type=ssh", "RUN --mount=type=ssh git clone git@github.com:x/y"},
 		{"HEALTHCHECK --start-interval", "HEALTHCHECK --start-interval=2s CMD true"},
-		{"ADD --unpack", "ADD --unpack=true https://example.com/a.tar.gz /"},
 		{"ADD --checksum=sha384:", "ADD --checksum=sha384:" + strings.Repeat("0", 96) + " https://example.com/a /a"},
 		{"ADD --checksum=sha512:", "ADD --checksum=sha512:" + strings.Repeat("0", 128) + " https://example.com/a /a"},
 		{"RUN --mount=type=secret", "ARG T=secret\nRUN --mount=type=$T,id=x true"},
