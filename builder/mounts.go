@@ -2,9 +2,16 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
@@ -18,8 +25,8 @@ import (
 
 // runMounts turns RUN --mount flags into sandbox mounts: tmpfs as is,
 // cache as a directory kept in the store across builds, bind as the
-// context's or a stage's files, read-only. release drops the cache locks
-// taken for sharing=locked and private once the RUN is over.
+// context's or a stage's files (rw: a throwaway copy of them). release
+// drops the cache locks taken once the RUN is over.
 func (b *build) runMounts(ctx context.Context, st dockerfile.Step, binds []*bindPlan) (mounts []executor.Mount, release func(), err error) {
 	var releases []func()
 	release = func() {
@@ -27,6 +34,7 @@ func (b *build) runMounts(ctx context.Context, st dockerfile.Step, binds []*bind
 			r()
 		}
 	}
+	nSSH := 0
 	for i, m := range st.Mounts {
 		var em executor.Mount
 		var rel func()
@@ -41,8 +49,23 @@ func (b *build) runMounts(ctx context.Context, st dockerfile.Step, binds []*bind
 				bp = binds[i]
 			}
 			em, err = b.bindMount(ctx, m, bp)
+		case instructions.MountTypeSecret:
+			var ok bool
+			if em, ok, err = b.secretMount(m); err == nil && !ok {
+				continue
+			}
+		case instructions.MountTypeSSH:
+			var ok bool
+			var c io.Closer
+			em, c, ok, err = b.sshMount(m, nSSH)
+			nSSH++
+			if c != nil {
+				rel = func() { c.Close() }
+			}
+			if err == nil && !ok {
+				continue
+			}
 		default:
-			// dockerfile's support table refuses secret and ssh mounts.
 			err = fmt.Errorf("internal error: RUN --mount=type=%s reached the builder", m.Type)
 		}
 		if rel != nil {
@@ -62,14 +85,32 @@ func (b *build) runMounts(ctx context.Context, st dockerfile.Step, binds []*bind
 // and mode. sharing=shared lets concurrent builds use it at once, locked
 // waits for the others, private takes a fresh directory when it is busy.
 // release drops the lock, if any, once the RUN is over.
+//
+// from= and source= follow BuildKit's dispatchRunMounts and cache
+// manager: with from=, a new cache starts as the tree of that stage or
+// image (BuildKit makes the cache a mutable copy of its input), and the
+// cache is one per id and tree (BuildKit names it "id:" and the input's
+// ref), so caches seeded from different trees never mix. source= mounts
+// that subdirectory of the cache, which must exist; with from= and no
+// source=, uid, gid or mode make BuildKit mount a /cache directory it
+// creates in the tree (setCacheUIDGID), and so does Strata.
 func (b *build) cacheMount(ctx context.Context, m dockerfile.Mount) (executor.Mount, func(), error) {
-	if m.Mount.From != "" || m.Source != "" {
-		// Refused by dockerfile's support table; ignoring them would be wrong.
-		return executor.Mount{}, nil, fmt.Errorf("internal error: RUN --mount=type=cache with from= or source= reached the builder")
-	}
 	id := m.CacheID
 	if id == "" {
 		id = m.Target
+	}
+	storeID := id
+	var from *state
+	if m.Mount.From != "" {
+		s, err := b.source(ctx, m.From)
+		if err != nil {
+			return executor.Mount{}, nil, fmt.Errorf("RUN --mount=type=cache,from=%s: %w", m.Mount.From, err)
+		}
+		from, storeID = s, id+":"+s.key
+	}
+	sub := path.Join("/", m.Source)
+	if sub == "/" && from != nil && (m.UID != nil || m.GID != nil || m.Mode != nil) {
+		sub = "/cache"
 	}
 	sharing := store.Shared
 	switch m.CacheSharing {
@@ -78,22 +119,110 @@ func (b *build) cacheMount(ctx context.Context, m dockerfile.Mount) (executor.Mo
 	case instructions.MountSharingPrivate:
 		sharing = store.Private
 	}
-	init := func(dir string) error {
-		if err := b.setCacheDirMeta(dir, m); err != nil {
-			return err
-		}
-		return b.seedCacheMount(ctx, id, dir, m)
+	if sub != "/" {
+		// A path inside the cache is resolved here and bound by the
+		// sandbox later: no other step may change the cache in between
+		// (a symlink swapped in would bind a host directory), so the
+		// step has the cache to itself, as sharing=locked.
+		sharing = store.Locked
 	}
-	dir, release, err := b.opts.Store.CacheMount(ctx, id, sharing, init)
+	init := func(dir string) error {
+		if from == nil {
+			if sub == "/" {
+				if err := b.setCacheDirMeta(dir, m); err != nil {
+					return err
+				}
+			}
+			return b.seedCacheMount(ctx, storeID, dir, m)
+		}
+		if b.opts.CacheMountSeed != nil {
+			if l, _ := b.opts.CacheMountSeed(storeID); l != nil {
+				// An imported cache of this id and tree: what it held.
+				return b.seedCacheMount(ctx, storeID, dir, m)
+			}
+		}
+		if err := b.flatten(ctx, from, dir); err != nil {
+			return fmt.Errorf("RUN --mount=type=cache,from=%s: %w", m.Mount.From, err)
+		}
+		if sub == "/cache" && m.Source == "" {
+			return b.mkdirCache(dir, m)
+		}
+		return nil
+	}
+	dir, release, err := b.opts.Store.CacheMount(ctx, storeID, sharing, init)
 	if err != nil {
 		return executor.Mount{}, nil, err
 	}
-	if path, err := b.opts.Store.CacheMountPath(id); err == nil {
+	if sharing == store.Shared {
+		// A shared flock held while the step runs: a step that resolves a
+		// path in this cache (sub above) holds the store's exclusive one,
+		// so it waits for this step, and this one for it.
+		unlock, err := flockDir(ctx, dir)
+		if err != nil {
+			release()
+			return executor.Mount{}, nil, fmt.Errorf("cache mount %s: %w", id, err)
+		}
+		release = unlock
+	}
+	host := dir
+	if sub != "/" {
+		if host, err = existingIn(dir, sub); err != nil {
+			release()
+			return executor.Mount{}, nil, fmt.Errorf("RUN --mount=type=cache source %s: %w", m.Source, err)
+		}
+	}
+	if p, err := b.opts.Store.CacheMountPath(storeID); err == nil {
 		b.mountsMu.Lock()
-		b.mounts[id] = path
+		b.mounts[storeID] = p
 		b.mountsMu.Unlock()
 	}
-	return executor.Mount{Type: executor.MountBind, Source: dir, Target: m.Target, ReadOnly: m.ReadOnly}, release, nil
+	return executor.Mount{Type: executor.MountBind, Source: host, Target: m.Target, ReadOnly: m.ReadOnly}, release, nil
+}
+
+// mkdirCache creates BuildKit's /cache directory in a cache seeded from a
+// tree, with the mount's owner and mode; like BuildKit's mkdir, one that
+// exists is left as it is. The tree is the new cache's, seen by no step
+// yet: resolving in it cannot race.
+func (b *build) mkdirCache(dir string, m dockerfile.Mount) error {
+	tree := mergedFS{lowers: []string{dir}}
+	resolved, err := resolvePath(tree, "/cache")
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(dir, resolved)
+	if err := os.Mkdir(p, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil
+		}
+		return err
+	}
+	return b.setCacheDirMeta(p, m)
+}
+
+// flockDir takes a shared flock on dir, against the store's exclusive one
+// (sharing=locked, private), polling so that ctx can end the wait, and
+// returns its release.
+func flockDir(ctx context.Context, dir string) (func(), error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			f.Close()
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // seedCacheMount fills a new cache mount directory with what an imported
@@ -150,23 +279,24 @@ func (b *build) setCacheDirMeta(dir string, m dockerfile.Mount) error {
 }
 
 // bindMount binds files of the context (never outside it) or of a stage
-// or image, read-only: a writable bind would let RUN change them.
+// or image. Read-only unless rw: the step then writes to a throwaway copy,
+// as BuildKit's rw bind (no output), never to the context or the stage.
 func (b *build) bindMount(ctx context.Context, m dockerfile.Mount, bp *bindPlan) (executor.Mount, error) {
-	if !m.ReadOnly {
-		// Refused by dockerfile's support table: there is no throwaway copy to write to.
-		return executor.Mount{}, fmt.Errorf("internal error: RUN --mount=type=bind,rw reached the builder")
-	}
 	var host string
 	var err error
-	if m.From.Kind == dockerfile.SourceContext {
+	switch {
+	case m.From.Kind == dockerfile.SourceContext:
+		// contextCopy makes a fresh copy for each step: writable as is.
 		host, err = b.contextCopy(ctx, bp)
-	} else {
+	case m.ReadOnly:
 		host, err = b.stagePath(ctx, m.From, m.Source)
+	default:
+		host, err = b.stageCopy(ctx, m.From, m.Source)
 	}
 	if err != nil {
 		return executor.Mount{}, fmt.Errorf("RUN --mount source %s: %w", m.Source, err)
 	}
-	return executor.Mount{Type: executor.MountBind, Source: host, Target: m.Target, ReadOnly: true}, nil
+	return executor.Mount{Type: executor.MountBind, Source: host, Target: m.Target, ReadOnly: m.ReadOnly}, nil
 }
 
 // bindPlan is a context bind mount's source as its key describes it: the
@@ -212,7 +342,7 @@ func (b *build) resolveContext(src string) (string, entry, error) {
 }
 
 // stagePath flattens a stage or image once per build and resolves src in
-// it as a chroot would.
+// it as a chroot would. The tree is shared: only read-only mounts get it.
 func (b *build) stagePath(ctx context.Context, from dockerfile.Source, src string) (string, error) {
 	s, err := b.source(ctx, from)
 	if err != nil {
@@ -225,13 +355,45 @@ func (b *build) stagePath(ctx context.Context, from dockerfile.Source, src strin
 		if dir, err = os.MkdirTemp(b.tmp, "mount-"); err != nil {
 			return "", err
 		}
-		for _, l := range s.layers {
-			if err := applyLayerWith(ctx, l, dir, layer.ExtractOptions{Mode: layer.Flatten, Owners: b.opts.Owners}); err != nil {
-				return "", err
-			}
+		if err := b.flatten(ctx, s, dir); err != nil {
+			return "", err
 		}
 		b.flat[s.key] = dir
 	}
+	return existingIn(dir, src)
+}
+
+// stageCopy is stagePath in a tree of the step's own, flattened afresh,
+// for a writable bind: what the step writes is thrown away with it.
+func (b *build) stageCopy(ctx context.Context, from dockerfile.Source, src string) (string, error) {
+	s, err := b.source(ctx, from)
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp(b.tmp, "mount-rw-")
+	if err != nil {
+		return "", err
+	}
+	if err := b.flatten(ctx, s, dir); err != nil {
+		return "", err
+	}
+	return existingIn(dir, src)
+}
+
+// flatten extracts the layers of s into dir, one tree; extraction keeps
+// everything inside dir.
+func (b *build) flatten(ctx context.Context, s *state, dir string) error {
+	for _, l := range s.layers {
+		if err := applyLayerWith(ctx, l, dir, layer.ExtractOptions{Mode: layer.Flatten, Owners: b.opts.Owners}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// existingIn resolves src in the tree dir as a chroot would (symlinks and
+// .. stay inside) and returns its host path; it must exist.
+func existingIn(dir, src string) (string, error) {
 	tree := mergedFS{lowers: []string{dir}}
 	resolved, err := resolvePath(tree, src)
 	if err != nil {
@@ -245,8 +407,10 @@ func (b *build) stagePath(ctx context.Context, from dockerfile.Source, src strin
 
 // mountsKey is what a RUN's mounts add to its cache key: the flags, and
 // what binds expose: a stage's or image's key, or the described context
-// files, which it returns for the run (cache and tmpfs mounts add nothing,
-// as in BuildKit).
+// files, which it returns for the run. A cache mount adds the key of its
+// from= tree, an input of the step in BuildKit (what a new cache starts
+// as), but never the cache's content, as in BuildKit: a cache is a hint.
+// tmpfs mounts add nothing.
 func (b *build) mountsKey(ctx context.Context, st dockerfile.Step) (string, []*bindPlan, error) {
 	type mountKey struct {
 		Flags dockerfile.Mount
@@ -258,7 +422,8 @@ func (b *build) mountsKey(ctx context.Context, st dockerfile.Step) (string, []*b
 	binds := make([]*bindPlan, len(st.Mounts))
 	for i, m := range st.Mounts {
 		keys[i].Flags = m
-		if m.Type != instructions.MountTypeBind {
+		cacheFrom := m.Type == instructions.MountTypeCache && m.Mount.From != ""
+		if m.Type != instructions.MountTypeBind && !cacheFrom {
 			continue
 		}
 		if m.From.Kind != dockerfile.SourceContext {
