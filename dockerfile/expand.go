@@ -130,11 +130,11 @@ func (x *expansion) trigger(expr string) (Step, error) {
 // second time to keep the instruction as written (raw), against which
 // resolve tells values the base image's ENV may change from wrong ones.
 func (x *expansion) step(node *parser.Node, onBuild bool) (Step, error) {
-	cmd, err := instructions.ParseCommand(node)
+	cmd, err := parseCommand(node)
 	if err != nil {
 		return Step{}, x.errorAt(node.StartLine, err)
 	}
-	raw, err := instructions.ParseCommand(node)
+	raw, err := parseCommand(node)
 	if err != nil {
 		return Step{}, x.errorAt(node.StartLine, err)
 	}
@@ -227,7 +227,7 @@ func (x *expansion) checkMount(flag string) error {
 	if err != nil || len(res.AST.Children) != 1 {
 		return nil // the flag parsed in its own line; leave it to Expand
 	}
-	cmd, err := instructions.ParseCommand(res.AST.Children[0])
+	cmd, err := parseCommand(res.AST.Children[0])
 	if err != nil {
 		return err
 	}

@@ -146,7 +146,7 @@ func TestImageTriggers(t *testing.T) {
 	}{
 		{"copy from a kept stage", "FROM alpine AS tools\nFROM base\nCOPY --from=tools /x /x", "COPY --from=tools /a /b", ""},
 		{"copy from a pruned stage", "FROM alpine AS tools\nFROM base", "COPY --from=tools /a /b", `Dockerfile:2: ONBUILD trigger "COPY --from=tools /a /b" of the base: COPY --from=tools: stage tools is not part of this build`},
-		{"unsupported flag", "FROM base", "RUN --device=x true", `Dockerfile:1: ONBUILD trigger "RUN --device=x true" of the base: RUN --device: not supported by strata yet (the RUN sandbox gives a step no host devices)`},
+		{"unsupported flag", "FROM base", "RUN --device=x true", `Dockerfile:1: ONBUILD trigger "RUN --device=x true" of the base: RUN --device: not supported by strata yet (BuildKit's --device names CDI devices and Strata reads no CDI specs, so the sandbox gives a step no host device: build this step with docker buildx and --allow device)`},
 		{"not an instruction", "FROM base", "NOPE x", `Dockerfile:1: ONBUILD trigger "NOPE x" of the base: unknown instruction: NOPE (did you mean COPY?)`},
 	}
 	for _, tt := range tests {

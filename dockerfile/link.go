@@ -179,7 +179,7 @@ func (p *parsing) resolveDeps(s *Stage) error {
 	// needs typed values parses them again, because BuildKit's Expand
 	// methods change a command in place and Expand must start afresh.
 	for _, node := range s.nodes {
-		cmd, err := instructions.ParseCommand(node)
+		cmd, err := parseCommand(node)
 		if err != nil {
 			return errorAt(p.opts.File, node.StartLine, err)
 		}
@@ -204,7 +204,7 @@ func (p *parsing) triggerDeps(deps map[int]bool, s *Stage) error {
 		return nil
 	}
 	for _, node := range p.all[s.Base.Stage].nodes {
-		c, err := instructions.ParseCommand(node)
+		c, err := parseCommand(node)
 		ob, ok := c.(*instructions.OnbuildCommand)
 		if err != nil || !ok {
 			continue // the base's own pass reports its errors
@@ -229,7 +229,7 @@ func parseTrigger(expr string) (instructions.Command, error) {
 	if len(res.AST.Children) != 1 {
 		return nil, fmt.Errorf("ONBUILD trigger %q must be a single instruction", expr)
 	}
-	cmd, err := instructions.ParseCommand(res.AST.Children[0])
+	cmd, err := parseCommand(res.AST.Children[0])
 	if err != nil {
 		return nil, fmt.Errorf("ONBUILD trigger %q: %w", expr, err)
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -24,8 +26,12 @@ func Parse(src []byte, opts Options) (*Graph, error) {
 	if len(bytes.TrimSpace(src)) == 0 {
 		return nil, p.fileError(errors.New("the Dockerfile is empty"))
 	}
-	if syntax, _, _, ok := parser.DetectSyntax(src); ok {
+	if syntax, _, loc, ok := parser.DetectSyntax(src); ok {
 		p.g.Syntax = syntax
+		p.warnSyntax(syntax, loc)
+	}
+	if err := p.lintConfig(src); err != nil {
+		return nil, err
 	}
 	if err := p.parse(src); err != nil {
 		return nil, err
@@ -37,6 +43,9 @@ func Parse(src []byte, opts Options) (*Graph, error) {
 		return nil, err
 	}
 	p.warnUnusedBuildArgs()
+	if err := p.lintError(); err != nil {
+		return nil, err
+	}
 	return p.g, nil
 }
 
@@ -47,6 +56,12 @@ type parsing struct {
 	all    stageList // every stage, kept or not, by index
 	metas  []*instructions.ArgCommand
 	argKey map[string]bool // every ARG name declared anywhere
+	// lint runs BuildKit's build checks as configured (# check= or
+	// BUILDKIT_DOCKERFILE_CHECK); lintErr asks for their warnings to fail
+	// the build (error=true), and violations are the warnings they gave.
+	lint       *linter.Linter
+	lintErr    bool
+	violations []Warning
 }
 
 func (p *parsing) fileError(err error) error {
@@ -65,12 +80,14 @@ func (p *parsing) parse(src []byte) error {
 	}
 	p.g.Escape = res.EscapeToken
 	for _, w := range res.Warnings {
-		p.warn(w.Location.Start.Line, "NoEmptyContinuation", w.Short)
+		// As BuildKit's toDispatchState: the parser's only warning.
+		if w.URL == linter.RuleNoEmptyContinuation.URL {
+			p.lint.Run(&linter.RuleNoEmptyContinuation, []parser.Range{*w.Location}, linter.RuleNoEmptyContinuation.Format())
+		}
 	}
-	lint := linter.New(&linter.Config{Warn: p.lintWarning})
 	p.argKey = map[string]bool{}
 	for _, node := range res.AST.Children {
-		if err := p.instruction(node, lint); err != nil {
+		if err := p.instruction(node, p.lint); err != nil {
 			return err
 		}
 	}
@@ -115,7 +132,7 @@ func (p *parsing) instruction(node *parser.Node, lint *linter.Linter) error {
 func (p *parsing) addStage(c *instructions.Stage) error {
 	loc := locationOf(c.Location)
 	if c.Name != "" && p.all.named(c.Name) >= 0 {
-		p.warn(loc.Line, linter.RuleDuplicateStageName.Name, linter.RuleDuplicateStageName.Format(c.Name))
+		p.lint.Run(&linter.RuleDuplicateStageName, c.Location, linter.RuleDuplicateStageName.Format(c.Name))
 	}
 	p.all = append(p.all, &Stage{
 		Index:    len(p.all),
@@ -128,9 +145,80 @@ func (p *parsing) addStage(c *instructions.Stage) error {
 	return nil
 }
 
+// lintWarning receives the warnings of BuildKit's build checks, those
+// the check configuration keeps.
 func (p *parsing) lintWarning(rule, _, _, msg string, loc []parser.Range) {
-	p.warn(locationOf(loc).Line, rule, msg)
+	w := Warning{Line: locationOf(loc).Line, Rule: rule, Message: msg}
+	p.g.Warnings = append(p.g.Warnings, w)
+	p.violations = append(p.violations, w)
 }
+
+// lintConfig sets up the build checks as BuildKit's newRuleLinter: the
+// BUILDKIT_DOCKERFILE_CHECK build arg, when given, replaces the
+// Dockerfile's # check= directive (skip=Rule,...|all; error=true;
+// experimental=...). A # check= comment right before an instruction adds
+// to it for that instruction (BuildKit's parser does that).
+func (p *parsing) lintConfig(src []byte) error {
+	var cfg *linter.Config
+	var err error
+	if v, ok := p.opts.BuildArgs[checkArg]; ok {
+		if cfg, err = linter.ParseLintOptions(v); err != nil {
+			return fmt.Errorf("--build-arg %s=%s: %w", checkArg, v, err)
+		}
+	} else {
+		v, _, loc, _ := parser.ParseDirective("check", src)
+		if cfg, err = linter.ParseLintOptions(v); err != nil {
+			return &Error{File: p.opts.File, Line: locationOf(loc).Line, Err: fmt.Errorf("# check=%s: %w", v, err)}
+		}
+	}
+	p.lintErr = cfg.ReturnAsError
+	cfg.Warn = p.lintWarning
+	p.lint = linter.New(cfg)
+	return nil
+}
+
+// checkArg is BuildKit's build arg that configures the build checks.
+const checkArg = "BUILDKIT_DOCKERFILE_CHECK"
+
+// lintError fails the build when the checks are to be errors (error=true)
+// and one warned, as BuildKit does once the Dockerfile is converted,
+// before anything runs: at the first violation, naming every rule, each
+// violation on a line of its own (the warnings are not printed otherwise:
+// Parse returns no graph).
+func (p *parsing) lintError() error {
+	if !p.lintErr || len(p.violations) == 0 {
+		return nil
+	}
+	var rules []string
+	var detail strings.Builder
+	for _, w := range p.violations {
+		if !slices.Contains(rules, w.Rule) {
+			rules = append(rules, w.Rule)
+		}
+		fmt.Fprintf(&detail, "\n  %s:%d: %s: %s", p.opts.File, w.Line, w.Rule, w.Message)
+	}
+	slices.Sort(rules)
+	return &Error{File: p.opts.File, Line: p.violations[0].Line, Err: fmt.Errorf(
+		"lint violation found for rules: %s (the check configuration has error=true)%s", strings.Join(rules, ", "), detail.String())}
+}
+
+// warnSyntax says that a # syntax= directive naming another frontend than
+// the stable Dockerfile one is not followed: Strata cannot run frontend
+// images and builds with its built-in frontend, BuildKit's Dockerfile
+// parser of the release it carries.
+func (p *parsing) warnSyntax(syntax string, loc []parser.Range) {
+	if stableFrontend.MatchString(syntax) {
+		return
+	}
+	p.warn(locationOf(loc).Line, "SyntaxFrontend", fmt.Sprintf(
+		"# syntax=%s names a frontend Strata cannot run: it builds with its built-in Dockerfile frontend (BuildKit's docker/dockerfile:1); features only that frontend has are refused", syntax))
+}
+
+// stableFrontend matches the stable Dockerfile frontend's references:
+// docker/dockerfile with no tag, latest, 1, 1.x or 1.x.y, on Docker Hub
+// by any spelling, with or without a digest. Labs and upstream builds
+// are other frontends.
+var stableFrontend = regexp.MustCompile(`^(?:(?:docker\.io|index\.docker\.io|registry-1\.docker\.io)/)?docker/dockerfile(?::(?:latest|1(?:\.[0-9]+){0,2}))?(?:@sha256:[0-9a-f]{64})?$`)
 
 func (p *parsing) warn(line int, rule, msg string) {
 	p.g.Warnings = append(p.g.Warnings, Warning{Line: line, Rule: rule, Message: msg})
@@ -140,9 +228,28 @@ func (p *parsing) warn(line int, rule, msg string) {
 func (p *parsing) warnUnusedBuildArgs() {
 	for _, k := range sortedKeys(p.opts.BuildArgs) {
 		_, predefined := p.g.scope.global.get(k)
-		// SOURCE_DATE_EPOCH is read by the builder itself, as by BuildKit.
-		if !p.argKey[k] && !predefined && !isProxyArg(k) && k != "SOURCE_DATE_EPOCH" {
+		// SOURCE_DATE_EPOCH and BUILDKIT_DOCKERFILE_CHECK are read by
+		// Strata itself, as by BuildKit.
+		if !p.argKey[k] && !predefined && !isProxyArg(k) && k != "SOURCE_DATE_EPOCH" && k != checkArg {
 			p.warn(0, "UnusedBuildArg", fmt.Sprintf("build-arg %s was not consumed: no ARG declares it", k))
 		}
 	}
+}
+
+// quietLinter runs no check: the checks run once, in Parse.
+var quietLinter = linter.New(&linter.Config{})
+
+// parseCommand is instructions.ParseCommand with a linter that reports
+// nothing: BuildKit's, with none, dereferences nil when a # check=
+// comment comes right before the instruction.
+func parseCommand(node *parser.Node) (instructions.Command, error) {
+	v, err := instructions.ParseInstructionWithLinter(node, quietLinter)
+	if err != nil {
+		return nil, err
+	}
+	c, ok := v.(instructions.Command)
+	if !ok {
+		return nil, parser.WithLocation(fmt.Errorf("%T is not a command type", v), node.Location())
+	}
+	return c, nil
 }
