@@ -101,7 +101,8 @@ func Tag(st *store.Store, res *Result, names []string) error {
 func OpenImage(ctx context.Context, st *store.Store, name string, reg registry.Config) (v1.Image, v1.Descriptor, error) {
 	desc, err := st.Resolve(StoreName(name))
 	if err != nil {
-		return nil, v1.Descriptor{}, fmt.Errorf("image %s: %w", name, err)
+		// Resolve's error names the image already.
+		return nil, v1.Descriptor{}, err
 	}
 	img, err := LoadImage(ctx, st, desc, reg)
 	if err != nil {

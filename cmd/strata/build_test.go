@@ -277,3 +277,23 @@ func TestUnusedBuildArgWarning(t *testing.T) {
 		t.Errorf("all args used: %v\n%s", err, out)
 	}
 }
+
+// TestErrorTextClean: errors name what the user gave: a Dockerfile read
+// from stdin as <stdin>, not the temporary directory it was put in; a
+// missing image once, not once per layer of wrapping.
+func TestErrorTextClean(t *testing.T) {
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetIn(strings.NewReader("FROM scratch\nFRM x\n"))
+	root.SetArgs([]string{"build", "--root", t.TempDir(), "-"})
+	err := root.Execute()
+	if err == nil || !strings.HasPrefix(err.Error(), "<stdin>/Dockerfile:2: unknown instruction: FRM") || strings.Contains(err.Error(), os.TempDir()) {
+		t.Errorf("a Dockerfile on stdin: %v", err)
+	}
+	_, err = runCLI(t, "push", "--root", t.TempDir(), "nope")
+	if err == nil || strings.Count(err.Error(), "nope") != 1 {
+		t.Errorf("a missing image: %v, want it named once", err)
+	}
+}

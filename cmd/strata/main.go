@@ -4,6 +4,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"log"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -12,6 +14,7 @@ import (
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/internal/rootless"
 	"github.com/strata-build/strata/progress"
+	"github.com/strata-build/strata/registry"
 )
 
 func main() {
@@ -22,6 +25,9 @@ func main() {
 	// A command re-executed in a user namespace (see enterUserNamespace) starts here.
 	rootless.Init()
 	rootless.ProbeChild() // the children strata doctor starts to try namespaces and mounts
+	// Only libraries write to the standard logger (x/crypto's agent server logs each
+	// request it refuses a step); strata reports through its progress output.
+	log.SetOutput(io.Discard)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// STRATA_CPUPROFILE=FILE writes a pprof CPU profile of the command, for
 	// the benches (go tool pprof FILE).
@@ -37,7 +43,7 @@ func main() {
 	if err != nil {
 		// Errors carry text from registries and Dockerfiles: no escape
 		// sequence of theirs reaches the terminal.
-		fmt.Fprintln(os.Stderr, "strata:", progress.Inert(err.Error()))
+		fmt.Fprintln(os.Stderr, "strata:", progress.Inert(registry.CleanError(err).Error()))
 		pprof.StopCPUProfile()
 		os.Exit(1)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -71,7 +72,13 @@ func runBuild(cmd *cobra.Command, o *buildOptions, contextArg string) (err error
 		return err
 	}
 	defer cleanup()
-	dfOpts, err := o.dockerfileOptions(o.dockerfileName(contextDir))
+	dfName := o.dockerfileName(contextDir)
+	if contextArg == "-" {
+		// Messages name the Dockerfile; stdin's temporary directory means
+		// nothing to the user.
+		dfName = strings.Replace(dfName, contextDir, "<stdin>", 1)
+	}
+	dfOpts, err := o.dockerfileOptions(dfName)
 	if err != nil {
 		return err
 	}
@@ -80,6 +87,9 @@ func runBuild(cmd *cobra.Command, o *buildOptions, contextArg string) (err error
 	}
 	unusedBuildArgs(opts.Graph, disp, dfOpts.BuildArgs)
 	opts.ContextDir = contextDir
+	if opts.Dockerignore, err = dockerfileIgnore(o, contextArg); err != nil {
+		return err
+	}
 	if o.checkRepro {
 		st.Close()
 		return o.checkReproducible(cmd, opts, outputs)
@@ -327,6 +337,10 @@ func readContext(cmd *cobra.Command, o *buildOptions, arg string) (string, []byt
 	noop := func() {}
 	if arg != "-" {
 		if _, err := os.Stat(arg); err != nil {
+			// Not a local path: a git repository or a URL, as in docker build.
+			if dir, src, cleanup, ok, rerr := remoteContext(cmd, o, arg); ok {
+				return dir, src, cleanup, rerr
+			}
 			return "", nil, noop, fmt.Errorf("build context: %w", err)
 		}
 		var src []byte
@@ -347,12 +361,38 @@ func readContext(cmd *cobra.Command, o *buildOptions, arg string) (string, []byt
 		return "", nil, noop, err
 	}
 	cleanup := func() { os.RemoveAll(dir) }
-	src, err := stdinContext(cmd, o, dir)
+	src, err := tarContext(cmd, o, dir, cmd.InOrStdin(), "stdin")
 	if err != nil {
 		cleanup()
 		return "", nil, noop, err
 	}
 	return filepath.Join(dir, "ctx"), src, cleanup, nil
+}
+
+// dockerfileIgnore reads <Dockerfile name>.dockerignore next to the
+// Dockerfile, which docker uses instead of the context's .dockerignore;
+// nil when there is none (or the Dockerfile came from stdin).
+func dockerfileIgnore(o *buildOptions, contextArg string) (*builder.IgnoreFile, error) {
+	var data []byte
+	var err error
+	name := o.file + ".dockerignore"
+	switch {
+	case contextArg == "-" || o.file == "-":
+		return nil, nil
+	case o.file == "":
+		// The context's Dockerfile: its ignore file is read as it was.
+		name = "Dockerfile.dockerignore"
+		data, err = builder.ReadContextFile(contextArg, name)
+	default:
+		data, err = os.ReadFile(name)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	return &builder.IgnoreFile{Name: name, Data: data}, nil
 }
 
 // readDockerfile reads the Dockerfile; "-f -" reads it from stdin.
@@ -363,24 +403,25 @@ func readDockerfile(cmd *cobra.Command, name string) ([]byte, error) {
 	return os.ReadFile(name)
 }
 
-// stdinContext reads "-" through a temporary file, never whole in
-// memory. A tar archive, plain or compressed (told by its content, not by
-// whether it extracts), is the context, and its Dockerfile, or -f's path
-// inside it as docker takes it, is read from it; anything else is the
-// Dockerfile itself, with an empty context.
-func stdinContext(cmd *cobra.Command, o *buildOptions, dir string) ([]byte, error) {
+// tarContext reads "-" (stdin) or a context URL's body r through a
+// temporary file, never whole in memory. A tar archive, plain or
+// compressed (told by its content, not by whether it extracts), is the
+// context, and its Dockerfile, or -f's path inside it as docker takes it,
+// is read from it; anything else is the Dockerfile itself, with an empty
+// context. what names r in messages.
+func tarContext(cmd *cobra.Command, o *buildOptions, dir string, r io.Reader, what string) ([]byte, error) {
 	f, err := os.CreateTemp(dir, ".stdin-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	if _, err := io.Copy(f, cmd.InOrStdin()); err != nil {
-		return nil, fmt.Errorf("reading stdin: %w", err)
+	if _, err := io.Copy(f, r); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", what, err)
 	}
 	isTar, err := looksLikeTar(f)
 	if err != nil {
-		return nil, fmt.Errorf("reading stdin: %w", err)
+		return nil, fmt.Errorf("reading %s: %w", what, err)
 	}
 	ctxDir := filepath.Join(dir, "ctx")
 	if !isTar {
@@ -390,7 +431,7 @@ func stdinContext(cmd *cobra.Command, o *buildOptions, dir string) ([]byte, erro
 		return io.ReadAll(f)
 	}
 	if _, err := layer.Extract(cmd.Context(), f, ctxDir, layer.ExtractOptions{Mode: layer.Flatten, MaxSize: 8 << 30}); err != nil {
-		return nil, fmt.Errorf("reading the context from stdin: %w", err)
+		return nil, fmt.Errorf("reading the context from %s: %w", what, err)
 	}
 	name := "Dockerfile"
 	if o.file != "" {
@@ -399,11 +440,11 @@ func stdinContext(cmd *cobra.Command, o *buildOptions, dir string) ([]byte, erro
 	// Resolved inside the context: a symlinked Dockerfile cannot read host files.
 	p, err := layer.ResolvePath(ctxDir, name)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s from the context on stdin: %w", name, err)
+		return nil, fmt.Errorf("reading %s from the context on %s: %w", name, what, err)
 	}
 	src, err := os.ReadFile(p)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s from the context on stdin: %w", name, err)
+		return nil, fmt.Errorf("reading %s from the context on %s: %w", name, what, err)
 	}
 	return src, nil
 }
