@@ -43,8 +43,10 @@ type Options struct {
 	// imported cache's) and the cache's name, or nil.
 	CacheMountSeed func(id string) (*layer.Layer, string)
 	Graph          *dockerfile.Graph
-	// ContextDir is the build context; its .dockerignore applies.
-	ContextDir string
+	// ContextDir is the build context; its .dockerignore applies unless
+	// Dockerignore, the Dockerfile's own ignore file, is set.
+	ContextDir   string
+	Dockerignore *IgnoreFile
 	// Runner runs RUN steps; RUN fails when nil.
 	Runner      Runner
 	NoCache     bool
@@ -169,7 +171,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	var err error
-	if b.context, err = openContext(opts.ContextDir); err != nil {
+	if b.context, err = openContextWith(opts.ContextDir, opts.Dockerignore); err != nil {
 		return nil, err
 	}
 	b.context.sums = loadStatCache(opts.Store, b.context.dir)

@@ -201,6 +201,8 @@ func (b *build) run(ctx context.Context, s *state, st dockerfile.Step, c *instru
 	}
 	defer release()
 	spec.Mounts = mounts
+	// After the key (runKey makes its own spec): secret values are no input of it.
+	spec.Env = b.withSSHAuthSock(withEnv(spec.Env, b.secretEnv(st)), st)
 	removeScript, err := addScript(&spec, c, dir)
 	if err != nil {
 		return nil, err

@@ -124,6 +124,10 @@ type sandbox struct {
 	stubs         []stub
 	parents       []parentMeta
 	seen          map[string]bool // parents already recorded, and stubs
+	// staged says the tmpfs of MountFile contents is mounted on cfg.Staging, holding files
+	// 0..files-1.
+	staged bool
+	files  int
 	// procDir is the host's /proc under chroot isolation, where the init finds the step's
 	// leftovers; nil in the namespaced sandbox, where the init is PID 1.
 	procDir *os.File

@@ -177,6 +177,20 @@ func (inj *injected) mount(m Mount) error {
 	case m.Type == MountTmpfs:
 		_, err := inj.place(m.Target, true)
 		return err
+	case m.Type == MountFile:
+		// No tmpfs without mounts: the content is a file of the copy, which dropFrom keeps
+		// out of the layer and the copy's removal deletes.
+		p, err := inj.place(m.Target, false)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, m.Data, 0o600); err != nil {
+			return fmt.Errorf("chroot isolation: writing %s: %w", m.Target, err)
+		}
+		if err := os.Lchown(p, m.UID, m.GID); err != nil {
+			return fmt.Errorf("chroot isolation: %w", err)
+		}
+		return os.Chmod(p, os.FileMode(m.Mode&0o777))
 	case m.Type != MountBind:
 		return fmt.Errorf("chroot isolation: mount type %q", m.Type)
 	}
@@ -188,6 +202,14 @@ func (inj *injected) mount(m Mount) error {
 		p, err := inj.place(m.Target, false)
 		if err != nil {
 			return err
+		}
+		if fi.Mode()&fs.ModeSocket != 0 {
+			// A socket (RUN --mount=type=ssh) cannot be copied; a hard link reaches the
+			// same listener, and goes with the copy.
+			if err := os.Link(m.Source, p); err != nil {
+				return fmt.Errorf("chroot isolation: linking the socket %s into the rootfs (it must be on the store's filesystem): %w", m.Target, err)
+			}
+			return nil
 		}
 		return filecopy.Content(m.Source, p, fi.Mode().Perm())
 	}

@@ -30,6 +30,7 @@ cat /ro/in-ro > /from-ro
 echo cached >> /cache/log
 echo junk >> /etc/hosts
 ls /dev/null /dev/zero /dev/urandom >/dev/null
+stat -c '%a %u %g' /run/secrets/s > /secret-meta; cat /run/secrets/s > /secret-copy
 `
 	var uppers [2]string
 	for i, iso := range []Isolation{IsolationSandbox, IsolationChroot} {
@@ -39,8 +40,14 @@ ls /dev/null /dev/zero /dev/urandom >/dev/null
 			{Type: MountTmpfs, Target: "/tmp/t"},
 			{Type: MountBind, Source: ro, Target: "/ro", ReadOnly: true},
 			{Type: MountBind, Source: cache, Target: "/cache"},
+			{Type: MountFile, Target: "/run/secrets/s", Data: []byte("the secret"), Mode: 0o440, UID: 1000, GID: 50},
 		}
 		s.mustRun(t, New(Options{Isolation: iso}))
+		for f, want := range map[string]string{"secret-meta": "440 1000 50\n", "secret-copy": "the secret"} {
+			if b, err := os.ReadFile(filepath.Join(s.spec.UpperDir, f)); string(b) != want {
+				t.Errorf("%s: /%s holds %q (%v), want %q", iso, f, b, err, want)
+			}
+		}
 		uppers[i] = listUpper(t, s.spec.UpperDir)
 	}
 	if uppers[0] != uppers[1] {
@@ -49,7 +56,7 @@ ls /dev/null /dev/zero /dev/urandom >/dev/null
 	if b, err := os.ReadFile(filepath.Join(cache, "log")); err != nil || string(b) != "cached\ncached\n" {
 		t.Errorf("the cache holds %q (%v), want both steps' lines", b, err)
 	}
-	for _, absent := range []string{"dev", "etc", "tmp", "ro", "cache"} {
+	for _, absent := range []string{"dev", "etc", "tmp", "ro", "cache", "run"} {
 		if strings.Contains("\n"+uppers[1], "\n"+absent) {
 			t.Errorf("the upper holds %s:\n%s", absent, uppers[1])
 		}

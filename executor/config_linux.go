@@ -45,6 +45,9 @@ type childConfig struct {
 	// WaitNetwork: the command starts only after a byte arrives on netReadyFD.
 	WaitNetwork bool
 	Mounts      []Mount
+	// Staging is an empty directory where the init mounts a tmpfs for the MountFile
+	// contents, in its own mount namespace, before binding each file to its target.
+	Staging string
 	// Ulimits are set on the init before the command is forked; ShmSize is /dev/shm's
 	// tmpfs size in bytes (the default when zero).
 	Ulimits []Ulimit `json:",omitempty"`

@@ -27,11 +27,16 @@ const (
 type MountType string
 
 // The mount types. RUN --mount types map onto these: type=cache and type=bind,from=... are
-// binds of a directory the builder prepared, type=secret and type=ssh read-only binds of a file
-// or socket, type=tmpfs a tmpfs.
+// binds of a directory the builder prepared, type=ssh a read-only bind of a socket,
+// type=secret a file given by its content, type=tmpfs a tmpfs.
 const (
 	MountBind  MountType = "bind"
 	MountTmpfs MountType = "tmpfs"
+	// MountFile is a read-only file holding Data (a secret), owned by UID:GID with Mode. In
+	// the sandbox it lives in a tmpfs of the step's own mount namespace, so its content
+	// never touches a disk; under chroot isolation (no mounts) it is a file in the step's
+	// copy, removed with the step.
+	MountFile MountType = "file"
 )
 
 // Mount is one extra mount in the sandbox, made after the standard ones, in order. Every one
@@ -46,6 +51,10 @@ type Mount struct {
 	ReadOnly bool
 	// Size in bytes of a tmpfs; the kernel default (half the RAM) when zero.
 	Size int64
+	// Data, Mode (permission bits), UID and GID make a MountFile.
+	Data     []byte `json:",omitempty"`
+	Mode     uint32 `json:",omitempty"`
+	UID, GID int    `json:",omitempty"`
 }
 
 // Spec is one step to run.
@@ -234,7 +243,7 @@ func (s *Spec) validate() error {
 		return fmt.Errorf("running step: negative shm size %d", s.ShmSize)
 	}
 	for _, m := range s.Mounts {
-		if m.Type != MountBind && m.Type != MountTmpfs {
+		if m.Type != MountBind && m.Type != MountTmpfs && m.Type != MountFile {
 			return fmt.Errorf("running step: unknown mount type %q for %s", m.Type, m.Target)
 		}
 		if len(m.Target) == 0 || m.Target[0] != '/' {

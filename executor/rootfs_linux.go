@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -184,6 +185,9 @@ func (s *sandbox) mountExtra() error {
 }
 
 func (s *sandbox) mountOne(m Mount) error {
+	if m.Type == MountFile {
+		return s.mountFile(m)
+	}
 	if m.Type == MountTmpfs {
 		t, err := s.target(m.Target, true)
 		if err != nil {
@@ -210,6 +214,42 @@ func (s *sandbox) mountOne(m Mount) error {
 	}
 	flags := roFlag(m.ReadOnly) | unix.MS_BIND | unix.MS_REMOUNT | unix.MS_NOSUID | unix.MS_NODEV
 	return mountErr("", t, "", flags, "")
+}
+
+// mountFile writes m.Data into a tmpfs of the init's own mount namespace, mounted on
+// cfg.Staging the first time, and binds that file read-only on the target: the content
+// is in memory only and goes with the namespace. The staging tmpfs is reachable only
+// through the host's tree, which pivot_root detaches.
+func (s *sandbox) mountFile(m Mount) error {
+	if s.cfg.Staging == "" {
+		return setupErr("file mount", m.Target, errors.New("no staging directory"))
+	}
+	if !s.staged {
+		if err := mountErr("tmpfs", s.cfg.Staging, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=700"); err != nil {
+			return err
+		}
+		s.staged = true
+	}
+	src := filepath.Join(s.cfg.Staging, strconv.Itoa(s.files))
+	s.files++
+	if err := os.WriteFile(src, m.Data, 0o600); err != nil {
+		return setupErr("writing file mount", m.Target, err)
+	}
+	if err := os.Lchown(src, m.UID, m.GID); err != nil {
+		return setupErr("chown of file mount", m.Target, err)
+	}
+	// After the chown, which would clear setuid bits (the mount is nosuid anyway).
+	if err := os.Chmod(src, os.FileMode(m.Mode&0o777)); err != nil {
+		return setupErr("chmod of file mount", m.Target, err)
+	}
+	t, err := s.target(m.Target, false)
+	if err != nil {
+		return err
+	}
+	if err := mountErr(src, t, "", unix.MS_BIND, ""); err != nil {
+		return err
+	}
+	return mountErr("", t, "", unix.MS_RDONLY|unix.MS_BIND|unix.MS_REMOUNT|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 }
 
 func roFlag(ro bool) uintptr {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -171,6 +172,12 @@ func (e *Executor) baseConfig(spec Spec) (childConfig, error) {
 		{"/etc/hosts", hostsFile(hostname, spec.ExtraHosts)},
 		{"/etc/resolv.conf", resolvConfFor(e.network(spec), resolv)},
 		{"/etc/hostname", []byte(hostname + "\n")},
+	}
+	if slices.ContainsFunc(spec.Mounts, func(m Mount) bool { return m.Type == MountFile }) {
+		cfg.Staging = filepath.Join(spec.WorkDir, "files")
+		if err := os.Mkdir(cfg.Staging, 0o700); err != nil {
+			return cfg, fmt.Errorf("creating work dir: %w", err)
+		}
 	}
 	for _, f := range files {
 		src := filepath.Join(spec.WorkDir, f.target)

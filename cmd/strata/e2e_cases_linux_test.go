@@ -33,7 +33,7 @@ type e2eCase struct {
 // each feature area's (one file each, e2e_case_<area>_linux_test.go).
 func e2eCases() []e2eCase {
 	var cases []e2eCase
-	for _, area := range [][]e2eCase{coreCases(), copyFeatureCases(), remoteCases(), frontendCases(), flagCases(), secretCases()} {
+	for _, area := range [][]e2eCase{coreCases(), copyFeatureCases(), remoteCases(), frontendCases(), flagCases()} {
 		cases = append(cases, area...)
 	}
 	return cases

@@ -107,6 +107,14 @@ func TestE2E(t *testing.T) {
 			t.Parallel()
 			e.testUnprivilegedContainer(t)
 		})
+		t.Run("secrets", func(t *testing.T) {
+			t.Parallel()
+			e.testSecrets(t)
+		})
+		t.Run("ssh", func(t *testing.T) {
+			t.Parallel()
+			e.testSSH(t)
+		})
 		t.Run("rootless", func(t *testing.T) {
 			t.Parallel()
 			e.testRootless(t)
