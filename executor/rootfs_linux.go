@@ -235,6 +235,9 @@ func (s *sandbox) mountFile(m Mount) error {
 	if err := os.WriteFile(src, m.Data, 0o600); err != nil {
 		return setupErr("writing file mount", m.Target, err)
 	}
+	if !idMapped("/proc/self/uid_map", m.UID) || !idMapped("/proc/self/gid_map", m.GID) {
+		return setupErr("file mount", m.Target, fmt.Errorf("uid=%d,gid=%d is not mapped in this user namespace: the user running strata has no subordinate IDs (run strata doctor)", m.UID, m.GID))
+	}
 	if err := os.Lchown(src, m.UID, m.GID); err != nil {
 		return setupErr("chown of file mount", m.Target, err)
 	}

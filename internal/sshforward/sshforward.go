@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -96,7 +97,12 @@ func (s *Source) Listen(path string, uid, gid int, mode os.FileMode) (io.Closer,
 		return nil, fmt.Errorf("ssh agent socket: %w", err)
 	}
 	l.(*net.UnixListener).SetUnlinkOnClose(true)
-	if err := os.Lchown(path, uid, gid); err == nil {
+	err = os.Lchown(path, uid, gid)
+	if errors.Is(err, syscall.EINVAL) {
+		// The kernel's answer for an ID outside the user namespace's map.
+		err = fmt.Errorf("uid=%d,gid=%d is not mapped in this user namespace: the user running strata has no subordinate IDs (run strata doctor)", uid, gid)
+	}
+	if err == nil {
 		err = os.Chmod(path, mode)
 	}
 	if err != nil {

@@ -2,10 +2,10 @@ package sshforward
 
 import (
 	"crypto/ed25519"
-	"io"
-	"log"
 	"crypto/rand"
 	"encoding/pem"
+	"io"
+	"log"
 	"net"
 	"os"
 	"path/filepath"
