@@ -13,8 +13,8 @@ import (
 type Graph struct {
 	// File names the Dockerfile in errors and output.
 	File string
-	// Syntax is the `# syntax=` directive, recorded and otherwise ignored:
-	// Strata always uses its own front end.
+	// Syntax is the `# syntax=` directive, recorded: Strata always uses
+	// its own front end, and warns when it names another (warnSyntax).
 	Syntax string
 	// Escape is the escape character (`# escape=`), '\\' or '`'.
 	Escape rune
