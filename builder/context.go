@@ -31,10 +31,22 @@ type contextFS struct {
 	sums   *statCache // nil: hash every file every time
 }
 
+// IgnoreFile is an ignore file that replaces the context's .dockerignore:
+// <Dockerfile name>.dockerignore next to the Dockerfile, which docker
+// reads first.
+type IgnoreFile struct {
+	Name string // for messages
+	Data []byte
+}
+
 // openContext checks the context directory and reads its .dockerignore.
 // The directory is made absolute: the sandbox resolves a relative bind
 // source against its own working directory, not the caller's.
-func openContext(dir string) (*contextFS, error) {
+func openContext(dir string) (*contextFS, error) { return openContextWith(dir, nil) }
+
+// openContextWith is openContext with ignore, when not nil, in place of
+// the context's .dockerignore.
+func openContextWith(dir string, ignore *IgnoreFile) (*contextFS, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("build context: %w", err)
@@ -44,21 +56,24 @@ func openContext(dir string) (*contextFS, error) {
 		return nil, fmt.Errorf("build context: %w", err)
 	}
 	c := &contextFS{dir: dir, root: root}
-	data, err := ReadContextFile(dir, ".dockerignore")
-	if errors.Is(err, fs.ErrNotExist) {
-		return c, nil
+	if ignore == nil {
+		data, err := ReadContextFile(dir, ".dockerignore")
+		if errors.Is(err, fs.ErrNotExist) {
+			return c, nil
+		}
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("reading .dockerignore: %w", err)
+		}
+		ignore = &IgnoreFile{Name: ".dockerignore", Data: data}
 	}
-	if err != nil {
-		c.close()
-		return nil, fmt.Errorf("reading .dockerignore: %w", err)
-	}
-	patterns, err := ignorefile.ReadAll(bytes.NewReader(data))
+	patterns, err := ignorefile.ReadAll(bytes.NewReader(ignore.Data))
 	if err == nil {
 		c.ignore, err = patternmatcher.New(patterns)
 	}
 	if err != nil {
 		c.close()
-		return nil, fmt.Errorf(".dockerignore: %w", err)
+		return nil, fmt.Errorf("%s: %w", ignore.Name, err)
 	}
 	return c, nil
 }

@@ -233,3 +233,22 @@ func TestAddUnpack(t *testing.T) {
 		t.Errorf("--unpack=false hit the cache of the unpacking ADD:\n%s", out)
 	}
 }
+
+// TestDockerfileIgnoreWins checks that the Dockerfile's own ignore file
+// replaces the context's .dockerignore, and that it changes the key.
+func TestDockerfileIgnoreWins(t *testing.T) {
+	tb := newTestBuild(t, map[string]string{".dockerignore": "keep.txt\n", "keep.txt": "k", "secret.txt": "s"})
+	const src = "FROM scratch\nCOPY . /ctx/\n"
+	res, _ := tb.mustBuild(src)
+	if got := listTree(filepath.Join(rootfs(t, res.Image), "ctx")); !slices.Equal(got, []string{".dockerignore", "secret.txt"}) {
+		t.Errorf("with .dockerignore: %q", got)
+	}
+	own := &IgnoreFile{Name: "Dockerfile.dockerignore", Data: []byte("secret.txt\n")}
+	res, out := tb.mustBuild(src, func(o *Options) { o.Dockerignore = own })
+	if got := listTree(filepath.Join(rootfs(t, res.Image), "ctx")); !slices.Equal(got, []string{".dockerignore", "keep.txt"}) {
+		t.Errorf("with Dockerfile.dockerignore: %q", got)
+	}
+	if strings.Contains(out, "CACHED") {
+		t.Errorf("another ignore file hit the cache:\n%s", out)
+	}
+}

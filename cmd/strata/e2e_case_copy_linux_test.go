@@ -11,5 +11,7 @@ func copyFeatureCases() []e2eCase {
 				"p3\np3/app\np3/app/util\np3/app/util/u.go\np3/src\np3/src/app\np3/src/app/main.go\np3/src/lib\np3/src/lib/l.go\n"},
 		{name: "copy-chmod-symbolic", base: "busybox:latest",
 			want: "a/plain.txt 704\nb/plain.txt 444\nb/tool.sh 555\nc/inner.txt 600\nc/sub 700\nc/sub/deep.txt 600\nd/plain.txt 646\ne/doc 755\n"},
+		{name: "copy-dockerfile-ignore", base: "busybox:latest",
+			want: ".dockerignore\nDockerfile\nDockerfile.dockerignore\nkeep.txt\n"},
 	}
 }
