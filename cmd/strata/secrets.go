@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/csv"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -111,11 +112,31 @@ func readSecret(v string) (id string, value []byte, err error) {
 		}
 		return id, []byte(val), nil
 	}
-	data, err := os.ReadFile(src)
+	data, err := readAtMost(src, maxSecretSize)
 	if err != nil {
 		return "", nil, fmt.Errorf("--secret id=%s: reading %s: %w", id, src, unwrapPathError(err))
 	}
 	return id, data, nil
+}
+
+// maxSecretSize is BuildKit's bound on a secret (secrets.MaxSecretSize): a secret is a
+// token or a key file, and src=/dev/zero must not fill memory.
+const maxSecretSize = 500 << 10
+
+func readAtMost(p string, limit int64) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("larger than %d KiB, the most a secret may be", limit>>10)
+	}
+	return data, nil
 }
 
 // unwrapPathError drops the path an *os.PathError repeats.
