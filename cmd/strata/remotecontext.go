@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-build/strata/builder"
+	"github.com/strata-build/strata/layer"
+)
+
+// remoteContext reads a context argument that is not a local path, as
+// docker build does: a git repository (https://host/repo.git#ref:dir,
+// git@host:repo) is cloned; an http(s) URL is downloaded and taken as the
+// stdin "-" case takes its input (a tar archive, plain or compressed, or
+// else the Dockerfile with an empty context). ok is false for anything
+// else. -f names a file inside a remote context.
+func remoteContext(cmd *cobra.Command, o *buildOptions, arg string) (dir string, src []byte, cleanup func(), ok bool, err error) {
+	isHTTP := strings.HasPrefix(arg, "http://") || strings.HasPrefix(arg, "https://")
+	if !isHTTP && !strings.Contains(arg, "://") && !strings.HasPrefix(arg, "git@") && !strings.HasPrefix(arg, "github.com/") {
+		return "", nil, nil, false, nil
+	}
+	tmp, err := os.MkdirTemp("", "strata-context-")
+	if err != nil {
+		return "", nil, nil, true, err
+	}
+	remove := func() { os.RemoveAll(tmp) }
+	defer func() {
+		if err != nil {
+			remove()
+		}
+	}()
+	ctxDir, _, isGit, err := builder.GitContext(cmd.Context(), arg, tmp)
+	if err != nil {
+		return "", nil, nil, true, err
+	}
+	if isGit {
+		src, err := readContextDockerfile(ctxDir, o, "the git context")
+		return ctxDir, src, remove, true, err
+	}
+	if !isHTTP {
+		return "", nil, nil, false, nil
+	}
+	body, err := download(cmd, arg)
+	if err != nil {
+		return "", nil, nil, true, err
+	}
+	defer body.Close()
+	src, err = tarContext(cmd, o, tmp, body, arg)
+	return filepath.Join(tmp, "ctx"), src, remove, true, err
+}
+
+// download opens the body of a context URL.
+func download(cmd *cobra.Command, rawURL string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("build context %s: %w", rawURL, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("build context: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("build context %s: %s", rawURL, resp.Status)
+	}
+	return resp.Body, nil
+}
+
+// readContextDockerfile reads the Dockerfile, or -f's path, inside the
+// context directory dir, resolved inside it: a symlinked Dockerfile cannot
+// read host files.
+func readContextDockerfile(dir string, o *buildOptions, what string) ([]byte, error) {
+	name := "Dockerfile"
+	if o.file != "" {
+		name = o.file
+	}
+	p, err := layer.ResolvePath(dir, name)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s from %s: %w", name, what, err)
+	}
+	src, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s from %s: %w", name, what, err)
+	}
+	return src, nil
+}
