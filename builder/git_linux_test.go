@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // gitRepo is a repository served over git's dumb HTTP protocol.
@@ -126,6 +128,14 @@ func TestAddGit(t *testing.T) {
 		t.Error("subdir: the whole repository landed")
 	}
 
+	// Reproducible: another store, another clone, the same image.
+	tb2 := newTestBuild(t, baseFiles)
+	tb2.epoch = &epoch
+	res2, _ := tb2.mustBuild(baseDockerfile + "ADD " + repo.URL + " /src\nADD " + repo.URL + "#main:docs /docs/\n")
+	if d1, d2 := digestOf(t, res.Image), digestOf(t, res2.Image); d1 != d2 {
+		t.Errorf("two builds of one commit: %s and %s", d1, d2)
+	}
+
 	// The same commit hits the cache; a new commit on the branch misses.
 	again := func() (string, string) {
 		res, out := tb.mustBuild(baseDockerfile + "ADD " + repo.URL + " /src\n")
@@ -161,6 +171,11 @@ func TestAddGitKeepGitDirAndChecksum(t *testing.T) {
 	cmd := exec.Command("git", "--git-dir", filepath.Join(root, "src/.git"), "rev-parse", "HEAD")
 	if got, err := cmd.Output(); err != nil || strings.TrimSpace(string(got)) != head {
 		t.Errorf("the kept .git's HEAD is %q (%v), want %s", got, err, head)
+	}
+
+	res, _ = tb.mustBuild(baseDockerfile + "ADD " + repo.URL + "?mtime=commit /src\n")
+	if fi, err := os.Stat(filepath.Join(rootfs(t, res.Image), "src/a")); err != nil || !fi.ModTime().Equal(time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("?mtime=commit: %v %v, want the commit's time", fi, err)
 	}
 
 	tb.mustBuild(baseDockerfile + "ADD --checksum=" + head[:12] + " " + repo.URL + " /src\n")
@@ -248,4 +263,13 @@ func TestAddGitHostileTree(t *testing.T) {
 			}
 		}
 	}
+}
+
+func digestOf(t *testing.T, img interface{ Digest() (v1.Hash, error) }) string {
+	t.Helper()
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
 }
