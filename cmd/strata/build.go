@@ -44,6 +44,7 @@ type buildOptions struct {
 	dockerFlags
 	secretFlags
 	parityFlags
+	foreign foreignValues
 }
 
 func newBuildCmd() *cobra.Command {
@@ -103,6 +104,7 @@ dependencies, expanded instructions) instead of building.`,
 	f.BoolVar(&o.explainCache, "explain-cache", false, "for every step that misses the cache, say what differs from the closest entry")
 	o.addDockerFlags(f)
 	o.secretFlags.register(f)
+	o.addForeignFlags(f)
 	o.parityFlags.register(f)
 	f.StringArrayVar(&o.insecure, "insecure-registry", nil, "registry host:port to reach over plain HTTP (localhost and 127.0.0.1 always are); repeatable")
 	return cmd

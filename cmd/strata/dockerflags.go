@@ -62,6 +62,9 @@ func (o *buildOptions) addDockerFlags(f *pflag.FlagSet) {
 // checkFlags checks every flag value that needs neither the store nor the
 // context, so a bad one fails before any work, with one line naming it.
 func (o *buildOptions) checkFlags(cmd *cobra.Command) error {
+	if err := o.checkForeignFlags(cmd.Flags(), cmd.ErrOrStderr()); err != nil {
+		return err
+	}
 	for _, t := range o.tags {
 		if err := checkTag(t); err != nil {
 			return fmt.Errorf("-t %q: %w", t, err)

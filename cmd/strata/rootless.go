@@ -73,7 +73,8 @@ func (o *buildOptions) isolationMode() (executor.Isolation, error) {
 		v, from = os.Getenv("STRATA_ISOLATION"), "STRATA_ISOLATION"
 	}
 	switch v {
-	case "", "sandbox":
+	case "", "sandbox", "default":
+		// "default" is docker build's only value on Linux (its others are Windows').
 		return executor.IsolationSandbox, nil
 	case "chroot":
 		return executor.IsolationChroot, nil
