@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
@@ -146,9 +147,9 @@ func (b *build) sshMount(m dockerfile.Mount, n int) (em executor.Mount, closer i
 	if err != nil {
 		return em, nil, false, err
 	}
-	sock := filepath.Join(dir, "ssh-"+strconv.Itoa(n))
-	// A path a previous step of this build left (it closes its sockets): start clean.
-	os.Remove(sock)
+	// A name of its own: stages run concurrently, and a name shared by two steps' mounts
+	// (ssh-N) would hand one step the other's agent, or unlink it under it.
+	sock := filepath.Join(dir, "ssh-"+strconv.FormatUint(sockSeq.Add(1), 10))
 	closer, err = src.Listen(sock, uid, gid, mode)
 	if err != nil {
 		return em, nil, false, fmt.Errorf("RUN --mount=type=ssh,id=%s: %w", sshID(m), err)
@@ -156,13 +157,16 @@ func (b *build) sshMount(m dockerfile.Mount, n int) (em executor.Mount, closer i
 	return executor.Mount{Type: executor.MountBind, Source: sock, Target: target, ReadOnly: true}, closer, true, nil
 }
 
+// sockSeq numbers agent sockets, unique within the process.
+var sockSeq atomic.Uint64
+
 // socketDir is a directory for agent sockets, made once per build: under the build's
 // work directory when the path fits a unix socket's 108 bytes (chroot isolation links
 // the socket into the step's copy, which needs the same filesystem), else in $TMPDIR.
 func (b *build) socketDir() (string, error) {
 	b.sockOnce.Do(func() {
 		dir := filepath.Join(b.tmp, "sock")
-		if len(dir)+len("/ssh-00") < 100 {
+		if len(dir)+len("/ssh-0000000") < 100 {
 			b.sockDir, b.sockErr = dir, os.Mkdir(dir, 0o700)
 			if b.sockErr == nil {
 				return
