@@ -17,7 +17,7 @@ const historyComment = "buildkit.dockerfile.v0"
 // applyConfig applies a step to the config and returns the history
 // entry's created_by as BuildKit writes it ("" for ONBUILD, which BuildKit
 // records without history). RUN, COPY and ADD only get their text here.
-func applyConfig(file *v1.ConfigFile, st dockerfile.Step, sm *stageMeta) (string, error) {
+func applyConfig(file *ImageConfig, st dockerfile.Step, sm *stageMeta) (string, error) {
 	cfg := &file.Config
 	switch c := st.Command.(type) {
 	case *instructions.RunCommand:
@@ -53,6 +53,12 @@ func applyConfig(file *v1.ConfigFile, st dockerfile.Step, sm *stageMeta) (string
 		// BuildKit sets the author, not a label.
 		file.Author = c.Maintainer
 		return "MAINTAINER " + c.Maintainer, nil
+	case *instructions.HealthCheckCommand:
+		h := c.Health
+		cfg.Healthcheck = &v1.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
+		// ggcr's type has no field for it; ImageConfig writes it.
+		file.StartInterval = h.StartInterval
+		return fmt.Sprintf("HEALTHCHECK %+v", *h), nil
 	}
 	return applyCommandConfig(cfg, st, sm)
 }
@@ -63,7 +69,7 @@ type stageMeta struct {
 	cmdSet bool
 }
 
-// applyCommandConfig handles CMD, ENTRYPOINT, HEALTHCHECK and ARG.
+// applyCommandConfig handles CMD, ENTRYPOINT and ARG.
 func applyCommandConfig(cfg *v1.Config, st dockerfile.Step, sm *stageMeta) (string, error) {
 	switch c := st.Command.(type) {
 	case *instructions.CmdCommand:
@@ -77,15 +83,6 @@ func applyCommandConfig(cfg *v1.Config, st dockerfile.Step, sm *stageMeta) (stri
 			cfg.Cmd = nil
 		}
 		return fmt.Sprintf("ENTRYPOINT %q", cfg.Entrypoint), nil
-	case *instructions.HealthCheckCommand:
-		h := c.Health
-		if h.StartInterval != 0 {
-			// go-containerregistry's config type has no field for it, so
-			// dockerfile's support table refuses it.
-			return "", fmt.Errorf("internal error: HEALTHCHECK --start-interval reached the builder")
-		}
-		cfg.Healthcheck = &v1.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
-		return fmt.Sprintf("HEALTHCHECK %+v", *h), nil
 	case *instructions.ArgCommand:
 		return argHistory(c), nil
 	}

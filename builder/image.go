@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -20,7 +21,7 @@ import (
 // store) and its config, with the cache key of the chain of steps so far.
 type state struct {
 	layers []*layer.Layer
-	config v1.ConfigFile
+	config ImageConfig
 	// key is the cache key of the filesystem: the base and the steps that
 	// may change files; prev is the key of the last step of any kind.
 	key  string
@@ -37,9 +38,67 @@ func (s *state) clone() *state {
 	return c
 }
 
+// ImageConfig is an image config as Strata reads and writes it:
+// go-containerregistry's ConfigFile plus what that type has no field for,
+// Healthcheck.StartInterval (HEALTHCHECK --start-interval, written as
+// moby's container.HealthConfig and BuildKit write it). Its JSON methods
+// are the one place the field is written and read, so a base image's
+// start interval is inherited as the rest of its healthcheck is.
+type ImageConfig struct {
+	v1.ConfigFile
+	// StartInterval belongs to Config.Healthcheck: it is written only with
+	// one, and every HEALTHCHECK sets both.
+	StartInterval time.Duration
+}
+
+// healthJSON is Config.Healthcheck with StartInterval, as Docker writes it.
+type healthJSON struct {
+	*v1.HealthConfig
+	StartInterval time.Duration `json:",omitempty"`
+}
+
+// MarshalJSON writes c as go-containerregistry writes c.ConfigFile, byte
+// for byte unless there is a start interval (so no digest changes for an
+// image without one); then the healthcheck gains the field.
+func (c ImageConfig) MarshalJSON() ([]byte, error) {
+	if c.StartInterval == 0 || c.Config.Healthcheck == nil {
+		return json.Marshal(c.ConfigFile)
+	}
+	// The shallower "config" field shadows the embedded one (encoding/json
+	// writes it after the ConfigFile's fields, deterministically).
+	type config struct {
+		v1.Config
+		Healthcheck healthJSON `json:"Healthcheck"`
+	}
+	return json.Marshal(struct {
+		v1.ConfigFile
+		Config config `json:"config"`
+	}{c.ConfigFile, config{c.Config, healthJSON{c.Config.Healthcheck, c.StartInterval}}})
+}
+
+// UnmarshalJSON reads a config, its healthcheck's StartInterval included.
+func (c *ImageConfig) UnmarshalJSON(b []byte) error {
+	var extra struct {
+		Config struct {
+			Healthcheck *struct{ StartInterval time.Duration } `json:"Healthcheck"`
+		} `json:"config"`
+	}
+	if err := json.Unmarshal(b, &c.ConfigFile); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, &extra); err != nil {
+		return err
+	}
+	c.StartInterval = 0
+	if h := extra.Config.Healthcheck; h != nil && c.Config.Healthcheck != nil {
+		c.StartInterval = h.StartInterval
+	}
+	return nil
+}
+
 // cloneConfig deep-copies the parts of a config a step may change, so a
 // stage never alters the config of the stage or image it was built from.
-func cloneConfig(cfg v1.ConfigFile) v1.ConfigFile {
+func cloneConfig(cfg ImageConfig) ImageConfig {
 	cfg.History = slices.Clone(cfg.History)
 	cfg.RootFS.DiffIDs = slices.Clone(cfg.RootFS.DiffIDs)
 	c := &cfg.Config

@@ -65,7 +65,7 @@ func (b *build) storePulled(ctx context.Context, ref string, repo name.Repositor
 
 // pulledConfig reads the config from the store, fetching and storing it
 // first when the store lacks it: a rebuild downloads no blob at all.
-func (b *build) pulledConfig(ctx context.Context, img v1.Image, h v1.Hash) (*v1.ConfigFile, error) {
+func (b *build) pulledConfig(ctx context.Context, img v1.Image, h v1.Hash) (*ImageConfig, error) {
 	st := b.opts.Store
 	if ok, err := st.HasBlob(h); err != nil || !ok {
 		raw, err := img.RawConfigFile()
@@ -76,7 +76,7 @@ func (b *build) pulledConfig(ctx context.Context, img v1.Image, h v1.Hash) (*v1.
 			return nil, err
 		}
 	}
-	var cfg v1.ConfigFile
+	var cfg ImageConfig
 	if err := readJSON(st, h, &cfg); err != nil {
 		return nil, err
 	}

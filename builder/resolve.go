@@ -58,13 +58,13 @@ func hasPath(env []string) bool {
 func (b *build) scratch() *state {
 	p := b.opts.Graph.Platform
 	s := &state{key: "scratch " + platformString(p), base: "scratch " + platformString(p)}
-	s.config = v1.ConfigFile{
+	s.config = ImageConfig{ConfigFile: v1.ConfigFile{
 		Architecture: p.Architecture,
 		OS:           p.OS,
 		Variant:      p.Variant,
 		Config:       v1.Config{Env: []string{"PATH=" + dockerfile.DefaultPathEnv}},
 		RootFS:       v1.RootFS{Type: "layers"},
-	}
+	}}
 	return s
 }
 
@@ -120,7 +120,7 @@ func (b *build) resolveImage(ctx context.Context, ref, platform string) (*state,
 		}
 		return nil, lerr
 	}
-	if !platformMatches(local.config, platform) {
+	if !platformMatches(local.config.ConfigFile, platform) {
 		return nil, fmt.Errorf("%w (the store's %s is %s/%s, not %s)", err, ref, local.config.OS, local.config.Architecture, platform)
 	}
 	b.message(fmt.Sprintf("%s: using %s from the store (the registry did not resolve it: %s)", ref, local.base, firstLine(err.Error())))
@@ -163,7 +163,7 @@ func (b *build) localImage(ref string) (*state, error) {
 // StoredImage is an image read back from the store.
 type StoredImage struct {
 	Manifest v1.Manifest
-	Config   v1.ConfigFile
+	Config   ImageConfig
 	Layers   []*layer.Layer
 }
 

@@ -37,14 +37,6 @@ var unsupported = []feature{
 		// BuildKit's whole point of the entitlement is that it is not a
 		// sandbox; Strata's executor has no such mode.
 	}, "RUN steps always run in the sandbox, with Docker's default capabilities and seccomp profile: run a step that needs privileges outside the build, or with docker buildx and --allow security.insecure"},
-	{"HEALTHCHECK --start-interval", func(in *instruction) bool {
-		h, ok := in.cmd.(*instructions.HealthCheckCommand)
-		return ok && h.Health != nil && h.Health.StartInterval != 0
-	}, "the image config type Strata writes, go-containerregistry's, has no field for it"},
-	{"ADD --checksum=sha384:", func(in *instruction) bool { a := in.add(); return a != nil && strings.HasPrefix(a.Checksum, "sha384:") },
-		"only sha256: checksums are verified"},
-	{"ADD --checksum=sha512:", func(in *instruction) bool { a := in.add(); return a != nil && strings.HasPrefix(a.Checksum, "sha512:") },
-		"only sha256: checksums are verified"},
 }
 
 // feature is a row of the support table.
