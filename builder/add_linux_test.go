@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
+	"crypto/sha512"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -75,6 +76,38 @@ func TestAddURL(t *testing.T) {
 	_, _, err = tb.build(baseDockerfile + "ADD --checksum=sha256:" + strings.Repeat("0", 64) + " " + srv.URL + "/f /f\n")
 	if err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
 		t.Errorf("error %v, want a checksum mismatch", err)
+	}
+}
+
+// TestAddURLChecksumAlgorithms checks --checksum with sha384 and sha512,
+// as BuildKit takes them for an HTTP source: a match lands the file, a
+// mismatch fails the step, also when the server's content changed under a
+// checksum that matched before and the step is in the cache.
+func TestAddURLChecksumAlgorithms(t *testing.T) {
+	body := "remote content\n"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, body) }))
+	defer srv.Close()
+	tb := newTestBuild(t, baseFiles)
+	sums := map[string]string{
+		"sha384": fmt.Sprintf("sha384:%x", sha512.Sum384([]byte(body))),
+		"sha512": fmt.Sprintf("sha512:%x", sha512.Sum512([]byte(body))),
+	}
+	for algo, sum := range sums {
+		src := baseDockerfile + "ADD --checksum=" + sum + " " + srv.URL + "/f.txt /dl/\n"
+		res, _ := tb.mustBuild(src)
+		if got, err := readImageFile(t, res, "dl/f.txt"); err != nil || got != body {
+			t.Errorf("%s: /dl/f.txt %q, %v", algo, got, err)
+		}
+		wrong := algo + ":" + strings.Repeat("0", len(sum)-len(algo)-1)
+		_, _, err := tb.build(baseDockerfile + "ADD --checksum=" + wrong + " " + srv.URL + "/f.txt /dl/\n")
+		if err == nil || !strings.Contains(err.Error(), "Dockerfile:3") || !strings.Contains(err.Error(), "checksum mismatch: want "+wrong+", got "+sum) {
+			t.Errorf("%s: error %v, want the mismatch at Dockerfile:3", algo, err)
+		}
+	}
+	body = "changed\n"
+	_, _, err := tb.build(baseDockerfile + "ADD --checksum=" + sums["sha512"] + " " + srv.URL + "/f.txt /dl/\n")
+	if err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
+		t.Errorf("changed content under a cached checksum: %v, want a checksum mismatch", err)
 	}
 }
 

@@ -2,9 +2,11 @@ package builder
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	// digest.Parse accepts an algorithm only once its hash is linked in.
+	_ "crypto/sha256"
+	_ "crypto/sha512"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"net/url"
@@ -12,6 +14,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 )
 
 func isURL(s string) bool {
@@ -39,11 +43,14 @@ func (d downloader) fetch(ctx context.Context, rawURL, checksum string) (string,
 		return "", time.Time{}, err
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(f, h), resp.Body); err != nil {
+	check, err := newChecksum(checksum)
+	if err != nil {
 		return "", time.Time{}, fmt.Errorf("ADD %s: %w", rawURL, err)
 	}
-	if err := checkChecksum(checksum, h.Sum(nil)); err != nil {
+	if _, err := io.Copy(io.MultiWriter(f, check), resp.Body); err != nil {
+		return "", time.Time{}, fmt.Errorf("ADD %s: %w", rawURL, err)
+	}
+	if err := check.verify(); err != nil {
 		return "", time.Time{}, fmt.Errorf("ADD %s: %w", rawURL, err)
 	}
 	mtime := time.Unix(0, 0)
@@ -59,19 +66,47 @@ type downloader struct {
 	dir    string
 }
 
-func checkChecksum(want string, got []byte) error {
+// checksum verifies a download against ADD --checksum.
+type checksum struct {
+	want digest.Digest // "" verifies nothing
+	hash.Hash
+}
+
+// newChecksum parses --checksum as BuildKit does (digest.Parse): sha256,
+// sha384 or sha512 and the algorithm's length of lowercase hex. The
+// step's key needs no part of it: it covers the downloaded bytes, which
+// verify accepts only when they match.
+func newChecksum(want string) (*checksum, error) {
 	if want == "" {
+		return &checksum{Hash: nopHash{}}, nil
+	}
+	d, err := digest.Parse(want)
+	if err != nil {
+		return nil, fmt.Errorf("--checksum=%s: %w (want sha256:, sha384: or sha512: and the hex digest)", want, err)
+	}
+	return &checksum{want: d, Hash: d.Algorithm().Hash()}, nil
+}
+
+// verify reports whether what was written matches the checksum.
+func (c *checksum) verify() error {
+	if c.want == "" {
 		return nil
 	}
-	algo, hexSum, ok := strings.Cut(want, ":")
-	if !ok || algo != "sha256" {
-		return fmt.Errorf("unsupported checksum %q: want sha256:<hex>", want)
-	}
-	if hexSum != hex.EncodeToString(got) {
-		return fmt.Errorf("checksum mismatch: want %s, got sha256:%x", want, got)
+	if got := digest.NewDigest(c.want.Algorithm(), c.Hash); got != c.want {
+		return fmt.Errorf("checksum mismatch: want %s, got %s", c.want, got)
 	}
 	return nil
 }
+
+// nopHash is the hash of a download without --checksum: nothing to
+// compute.
+type nopHash struct{}
+
+func (nopHash) Write(p []byte) (int, error) { return len(p), nil }
+func (nopHash) Sum(b []byte) []byte         { return b }
+func (nopHash) Reset()                      {}
+func (nopHash) Size() int                   { return 0 }
+func (nopHash) BlockSize() int              { return 1 }
 
 // urlBase is the file name an ADDed URL gets in a destination directory.
 func urlBase(rawURL string) string {

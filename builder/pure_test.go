@@ -1,7 +1,12 @@
 package builder
 
 import (
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"io"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -77,11 +82,35 @@ func TestRunArgsHeredoc(t *testing.T) {
 	}
 }
 
+// TestChecksum checks ADD --checksum as BuildKit takes it: sha256, sha384
+// and sha512 digests of the download, in lowercase hex of the right length.
 func TestChecksum(t *testing.T) {
-	sum := []byte{0xab, 0xcd}
-	for want, ok := range map[string]bool{"": true, "sha256:abcd": true, "sha256:abce": false, "md5:abcd": false} {
-		if err := checkChecksum(want, sum); (err == nil) != ok {
-			t.Errorf("checkChecksum(%q): %v", want, err)
+	const data = "hello\n"
+	sum256, sum384, sum512 := sha256.Sum256([]byte(data)), sha512.Sum384([]byte(data)), sha512.Sum512([]byte(data))
+	good := map[string]bool{
+		"": true,
+		"sha256:" + hex.EncodeToString(sum256[:]):                           true,
+		"sha384:" + hex.EncodeToString(sum384[:]):                           true,
+		"sha512:" + hex.EncodeToString(sum512[:]):                           true,
+		"sha256:" + hex.EncodeToString(sum512[:32]):                         false,
+		"sha512:" + hex.EncodeToString(sum384[:]) + strings.Repeat("0", 32): false,
+	}
+	for want, ok := range good {
+		c, err := newChecksum(want)
+		if err != nil {
+			t.Fatalf("newChecksum(%q): %v", want, err)
+		}
+		io.WriteString(c, data)
+		if err := c.verify(); (err == nil) != ok {
+			t.Errorf("verify(%q): %v, want ok %t", want, err, ok)
+		} else if !ok && !strings.Contains(err.Error(), "checksum mismatch") {
+			t.Errorf("verify(%q): %v, want a checksum mismatch", want, err)
+		}
+	}
+	for _, bad := range []string{"md5:b1946ac92492d2347c6235b4d2611184", "sha256:abcd", "sha384:" + strings.Repeat("0", 64),
+		"sha256:" + strings.ToUpper(hex.EncodeToString(sum256[:])), hex.EncodeToString(sum256[:])} {
+		if _, err := newChecksum(bad); err == nil || !strings.Contains(err.Error(), "--checksum="+bad) {
+			t.Errorf("newChecksum(%q): %v, want it refused, naming the flag", bad, err)
 		}
 	}
 }
