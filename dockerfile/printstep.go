@@ -21,6 +21,7 @@ func (s *Stage) formatStep(st Step) string {
 		if c.From != "" {
 			f.addf("from=%s", s.describeSource(st.From))
 		}
+		formatSelection(&f, c.Parents, c.ExcludePatterns, nil)
 		formatCopy(&f, st, copyFlags{chmod: c.Chmod, chown: c.Chown, link: c.Link}, c.SourcesAndDest)
 	case *instructions.AddCommand:
 		if c.Checksum != "" {
@@ -29,6 +30,7 @@ func (s *Stage) formatStep(st Step) string {
 		if c.KeepGitDir != nil {
 			f.addf("keep-git-dir=%t", *c.KeepGitDir)
 		}
+		formatSelection(&f, false, c.ExcludePatterns, c.Unpack)
 		formatCopy(&f, st, copyFlags{chmod: c.Chmod, chown: c.Chown, link: c.Link}, c.SourcesAndDest)
 	case *instructions.ExposeCommand:
 		f.addf("%q", st.Ports)
@@ -99,6 +101,21 @@ func formatCmdLine(f *fields, c instructions.ShellDependantCmdLine) {
 	}
 	for _, h := range c.Files {
 		f.addf("heredoc(%s chomp=%t)=%q", h.Name, h.Chomp, h.Data)
+	}
+}
+
+// formatSelection renders the flags that choose what COPY and ADD write:
+// --parents, --exclude (in order: a later "!" pattern re-includes) and
+// ADD's --unpack (only when given: unset and false differ for a download).
+func formatSelection(f *fields, parents bool, exclude []string, unpack *bool) {
+	if parents {
+		f.add("parents")
+	}
+	if len(exclude) > 0 {
+		f.addf("exclude=%q", exclude)
+	}
+	if unpack != nil {
+		f.addf("unpack=%t", *unpack)
 	}
 }
 
