@@ -43,8 +43,7 @@ func TestUnsupportedRefusedBeforeAnyStep(t *testing.T) {
 		t.Fatalf("without an unsupported feature: %v, %d runs; want the slow RUN to run once", err, fr.count())
 	}
 	for _, offending := range []string{
-		"RUN --mount=type=secret,id=token noop",
-		"RUN --mount=type=ssh noop",
+		"RUN --security=insecure noop",
 		"RUN --device=x noop",
 	} {
 		t.Run(offending, func(t *testing.T) {
@@ -61,6 +60,26 @@ func TestUnsupportedRefusedBeforeAnyStep(t *testing.T) {
 			}
 		})
 	}
+	// Not a missing feature, but missing input all the same: a required secret or agent
+	// the build was not given.
+	for _, offending := range []string{
+		"RUN --mount=type=secret,id=token,required=true noop",
+		"RUN --mount=type=ssh,required noop",
+	} {
+		t.Run(offending, func(t *testing.T) {
+			tb := newTestBuild(t, baseFiles)
+			fr := slowRunner()
+			tb.runner = fr
+			err := tb.parseAndBuild(head + "ENV X=1\n" + offending + "\n")
+			var de *dockerfile.Error
+			if !errors.As(err, &de) || de.Line != 7 || !strings.Contains(err.Error(), "is required but was not given: pass --") {
+				t.Errorf("error %v, want Dockerfile:7 naming the flag to pass", err)
+			}
+			if n := fr.count(); n != 0 {
+				t.Errorf("%d RUN steps ran before the refusal", n)
+			}
+		})
+	}
 }
 
 // TestUnsupportedTriggerOfImage checks the one refusal Parse cannot make:
@@ -69,7 +88,7 @@ func TestUnsupportedRefusedBeforeAnyStep(t *testing.T) {
 // offending one included, at its FROM line.
 func TestUnsupportedTriggerOfImage(t *testing.T) {
 	tb := newTestBuild(t, baseFiles)
-	res, _ := tb.mustBuild(baseDockerfile + "ONBUILD RUN noop\nONBUILD RUN --mount=type=secret,id=token noop\n")
+	res, _ := tb.mustBuild(baseDockerfile + "ONBUILD RUN noop\nONBUILD RUN --security=insecure noop\n")
 	if err := Tag(tb.store, res, []string{"local/trigger"}); err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +97,7 @@ func TestUnsupportedTriggerOfImage(t *testing.T) {
 	err := tb.parseAndBuild("FROM local/trigger AS t\nRUN noop\nFROM scratch\nCOPY --from=t /real /real\nRUN noop\n")
 	var de *dockerfile.Error
 	if !errors.Is(err, dockerfile.ErrNotSupported) || !errors.As(err, &de) || de.Line != 1 ||
-		!strings.Contains(err.Error(), `ONBUILD trigger "RUN --mount=type=secret,id=token noop" of the base: RUN --mount=type=secret: not supported`) {
+		!strings.Contains(err.Error(), `ONBUILD trigger "RUN --security=insecure noop" of the base: RUN --security=insecure: not supported`) {
 		t.Errorf("error %v, want the trigger refused at Dockerfile:1", err)
 	}
 	if n := fr.count(); n != 0 {
