@@ -417,11 +417,16 @@ func (b *build) mountsKey(ctx context.Context, st dockerfile.Step) (string, []*b
 		From  string    `json:",omitempty"`
 		Root  *srcFile  `json:",omitempty"`
 		Files []srcFile `json:",omitempty"`
+		// Missing is an optional secret or agent the build was not given: the step then
+		// sees no file or socket, which can change what it writes. Never the value
+		// (BuildKit's rule, README "Secrets and SSH"), only whether there is one.
+		Missing bool `json:",omitempty"`
 	}
 	keys := make([]mountKey, len(st.Mounts))
 	binds := make([]*bindPlan, len(st.Mounts))
 	for i, m := range st.Mounts {
 		keys[i].Flags = m
+		keys[i].Missing = !b.given(m)
 		cacheFrom := m.Type == instructions.MountTypeCache && m.Mount.From != ""
 		if m.Type != instructions.MountTypeBind && !cacheFrom {
 			continue

@@ -22,7 +22,8 @@ import (
 // file (in memory: executor.MountFile) or an environment variable, an agent as a socket;
 // only for the step that mounts them. Their values are never an input of anything the
 // build keeps: a step's key covers the mount flags (id, target, env, mode, ...), not the
-// value, so changing a secret does not invalidate the cache (BuildKit's rule); the value
+// value (nor the agent's keys), so changing a secret does not invalidate the cache
+// (BuildKit's rule), though giving or not giving an optional one does; the value
 // is added to the step's spec after its key is made (runKey never sees it), and lines of
 // the build's output holding it are masked (redactSink).
 
@@ -44,6 +45,20 @@ func sshID(m dockerfile.Mount) string {
 		return "default"
 	}
 	return m.CacheID
+}
+
+// given reports whether the build has what a secret or ssh mount reads; true for other
+// mounts.
+func (b *build) given(m dockerfile.Mount) bool {
+	switch m.Type {
+	case instructions.MountTypeSecret:
+		_, ok := b.opts.Secrets[secretID(m)]
+		return ok
+	case instructions.MountTypeSSH:
+		_, ok := b.opts.SSH[sshID(m)]
+		return ok
+	}
+	return true
 }
 
 // checkSecrets refuses a step that requires a secret or an agent the build was not given
