@@ -468,7 +468,7 @@ func mutCases() []mutCase {
 		{name: "miss/build arg used by WORKDIR",
 			df:    "FROM scratch\nARG W=/w1\nCOPY other.txt /other\nWORKDIR $W\nCOPY one.txt rel\n",
 			cfg2:  &mutConfig{args: map[string]string{"W": "/w2"}},
-			rerun: []string{"WORKDIR $W", "COPY one.txt rel"}, cached: []string{"COPY other.txt"}},
+			rerun: []string{"WORKDIR /w2", "COPY one.txt rel"}, cached: []string{"COPY other.txt"}},
 		{name: "miss/COPY --from a store image whose tag moved",
 			df: "FROM scratch\nCOPY one.txt /one\nCOPY --from=mutbase:1 /f /g\n",
 			storeSetup: func(t *testing.T, b *mutBuilder, after bool) {
