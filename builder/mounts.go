@@ -34,6 +34,10 @@ func (b *build) runMounts(ctx context.Context, st dockerfile.Step, binds []*bind
 			r()
 		}
 	}
+	held, err := b.heldCaches(ctx, st)
+	if err != nil {
+		return nil, nil, err
+	}
 	nSSH := 0
 	for i, m := range st.Mounts {
 		var em executor.Mount
@@ -42,7 +46,7 @@ func (b *build) runMounts(ctx context.Context, st dockerfile.Step, binds []*bind
 		case instructions.MountTypeTmpfs:
 			em = executor.Mount{Type: executor.MountTmpfs, Target: m.Target, Size: m.SizeLimit}
 		case instructions.MountTypeCache:
-			em, rel, err = b.cacheMount(ctx, m)
+			em, rel, err = b.cacheMount(ctx, m, held)
 		case instructions.MountTypeBind:
 			var bp *bindPlan
 			if i < len(binds) {
@@ -94,37 +98,23 @@ func (b *build) runMounts(ctx context.Context, st dockerfile.Step, binds []*bind
 // that subdirectory of the cache, which must exist; with from= and no
 // source=, uid, gid or mode make BuildKit mount a /cache directory it
 // creates in the tree (setCacheUIDGID), and so does Strata.
-func (b *build) cacheMount(ctx context.Context, m dockerfile.Mount) (executor.Mount, func(), error) {
-	id := m.CacheID
-	if id == "" {
-		id = m.Target
+func (b *build) cacheMount(ctx context.Context, m dockerfile.Mount, held heldCaches) (executor.Mount, func(), error) {
+	id, storeID, from, sub, sharing, err := b.cacheSpec(ctx, m)
+	if err != nil {
+		return executor.Mount{}, nil, err
 	}
-	storeID := id
-	var from *state
-	if m.Mount.From != "" {
-		s, err := b.source(ctx, m.From)
-		if err != nil {
-			return executor.Mount{}, nil, fmt.Errorf("RUN --mount=type=cache,from=%s: %w", m.Mount.From, err)
+	if held.exclusive[storeID] {
+		sharing = store.Locked
+		if dir, ok := held.dirs[storeID]; ok {
+			// Locked by an earlier mount of this step: the same cache.
+			host := dir
+			if sub != "/" {
+				if host, err = existingIn(dir, sub); err != nil {
+					return executor.Mount{}, nil, fmt.Errorf("RUN --mount=type=cache source %s: %w", m.Source, err)
+				}
+			}
+			return executor.Mount{Type: executor.MountBind, Source: host, Target: m.Target, ReadOnly: m.ReadOnly}, nil, nil
 		}
-		from, storeID = s, id+":"+s.key
-	}
-	sub := path.Join("/", m.Source)
-	if sub == "/" && from != nil && (m.UID != nil || m.GID != nil || m.Mode != nil) {
-		sub = "/cache"
-	}
-	sharing := store.Shared
-	switch m.CacheSharing {
-	case instructions.MountSharingLocked:
-		sharing = store.Locked
-	case instructions.MountSharingPrivate:
-		sharing = store.Private
-	}
-	if sub != "/" {
-		// A path inside the cache is resolved here and bound by the
-		// sandbox later: no other step may change the cache in between
-		// (a symlink swapped in would bind a host directory), so the
-		// step has the cache to itself, as sharing=locked.
-		sharing = store.Locked
 	}
 	init := func(dir string) error {
 		if from == nil {
@@ -153,6 +143,9 @@ func (b *build) cacheMount(ctx context.Context, m dockerfile.Mount) (executor.Mo
 	if err != nil {
 		return executor.Mount{}, nil, err
 	}
+	if held.exclusive[storeID] {
+		held.dirs[storeID] = dir
+	}
 	if sharing == store.Shared {
 		// A shared flock held while the step runs: a step that resolves a
 		// path in this cache (sub above) holds the store's exclusive one,
@@ -177,6 +170,74 @@ func (b *build) cacheMount(ctx context.Context, m dockerfile.Mount) (executor.Mo
 		b.mountsMu.Unlock()
 	}
 	return executor.Mount{Type: executor.MountBind, Source: host, Target: m.Target, ReadOnly: m.ReadOnly}, release, nil
+}
+
+// cacheSpec is what a cache mount's flags make of it: the cache id, the
+// store's id (one per id and from= tree), the from= tree, the path inside
+// the cache to bind, and the sharing the step needs.
+func (b *build) cacheSpec(ctx context.Context, m dockerfile.Mount) (id, storeID string, from *state, sub string, sharing store.Sharing, err error) {
+	id = m.CacheID
+	if id == "" {
+		id = m.Target
+	}
+	storeID = id
+	if m.Mount.From != "" {
+		s, err := b.source(ctx, m.From)
+		if err != nil {
+			return "", "", nil, "", 0, fmt.Errorf("RUN --mount=type=cache,from=%s: %w", m.Mount.From, err)
+		}
+		from, storeID = s, id+":"+s.key
+	}
+	sub = path.Join("/", m.Source)
+	if sub == "/" && from != nil && (m.UID != nil || m.GID != nil || m.Mode != nil) {
+		sub = "/cache"
+	}
+	sharing = store.Shared
+	switch m.CacheSharing {
+	case instructions.MountSharingLocked:
+		sharing = store.Locked
+	case instructions.MountSharingPrivate:
+		sharing = store.Private
+	}
+	if sub != "/" {
+		// A path inside the cache is resolved here and bound by the
+		// sandbox later: no other step may change the cache in between
+		// (a symlink swapped in would bind a host directory), so the
+		// step has the cache to itself, as sharing=locked.
+		sharing = store.Locked
+	}
+	return id, storeID, from, sub, sharing, nil
+}
+
+// heldCaches are the caches a RUN mounts more than once, one of the mounts
+// needing the cache to itself (source=, sharing=locked): the step locks
+// such a cache once, exclusively, and all its mounts of it bind that
+// directory. A second lock would wait for the first for ever (flocks of two
+// descriptors conflict, even in one process).
+type heldCaches struct {
+	exclusive map[string]bool   // store ids
+	dirs      map[string]string // store id → directory, once locked
+}
+
+func (b *build) heldCaches(ctx context.Context, st dockerfile.Step) (heldCaches, error) {
+	h := heldCaches{exclusive: map[string]bool{}, dirs: map[string]string{}}
+	count := map[string]int{}
+	locked := map[string]bool{}
+	for _, m := range st.Mounts {
+		if m.Type != instructions.MountTypeCache {
+			continue
+		}
+		_, storeID, _, _, sharing, err := b.cacheSpec(ctx, m)
+		if err != nil {
+			return h, err
+		}
+		count[storeID]++
+		locked[storeID] = locked[storeID] || sharing == store.Locked
+	}
+	for id, n := range count {
+		h.exclusive[id] = n > 1 && locked[id]
+	}
+	return h, nil
 }
 
 // mkdirCache creates BuildKit's /cache directory in a cache seeded from a
