@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"unicode"
 )
 
 // HostIP is one line of a step's /etc/hosts beyond the defaults: "IP<tab>Host", as BuildKit
@@ -15,7 +16,7 @@ type HostIP struct {
 
 // check refuses what would not be one well-formed line of /etc/hosts.
 func (h HostIP) check() error {
-	if h.Host == "" || strings.ContainsAny(h.Host, " \t\r\n#") {
+	if h.Host == "" || strings.ContainsFunc(h.Host, func(r rune) bool { return r == '#' || unicode.IsSpace(r) || unicode.IsControl(r) }) {
 		return fmt.Errorf("extra host %q: not a host name", h.Host)
 	}
 	if net.ParseIP(h.IP) == nil {

@@ -203,6 +203,8 @@ func TestBuildFlagValues(t *testing.T) {
 		{[]string{"--add-host", "myhost:1.2.3"}, `--add-host "myhost:1.2.3": "1.2.3" is not an IP address`},
 		{[]string{"--add-host", "myhost=host-gateway"}, `--add-host "myhost=host-gateway": host-gateway is not supported`},
 		{[]string{"--add-host", "my host=1.2.3.4"}, `--add-host "my host=1.2.3.4": "my host" is not a host name`},
+		{[]string{"--add-host", "a\vb=1.2.3.4"}, `--add-host "a\vb=1.2.3.4": "a\vb" is not a host name`},
+		{[]string{"--add-host", "a\x1b[31m=1.2.3.4"}, `"a\x1b[31m" is not a host name`},
 		{[]string{"--ulimit", "nofile=2048:1024"}, `--ulimit "nofile=2048:1024": ulimit soft limit must be less than or equal to hard limit`},
 		{[]string{"--ulimit", "files=1"}, `--ulimit "files=1": invalid ulimit type: files`},
 		{[]string{"--ulimit", "nofile=1:-1"}, `--ulimit "nofile=1:-1": the hard limit unlimited is above strata's own`},

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 
 	units "github.com/docker/go-units"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -177,7 +178,9 @@ func (o *buildOptions) parseHosts() error {
 		if net.ParseIP(ip) == nil {
 			return fmt.Errorf("--add-host %q: %q is not an IP address", h, ip)
 		}
-		if strings.ContainsAny(host, " \t\r\n#") {
+		// Any space or control character would split the line or end the
+		// name in /etc/hosts (resolvers take \v and \f as spaces too).
+		if strings.ContainsFunc(host, func(r rune) bool { return r == '#' || unicode.IsSpace(r) || unicode.IsControl(r) }) {
 			return fmt.Errorf("--add-host %q: %q is not a host name", h, host)
 		}
 		o.extraHosts = append(o.extraHosts, executor.HostIP{Host: host, IP: ip})
