@@ -49,6 +49,12 @@ type mutConfig struct {
 	epoch       int64 // SOURCE_DATE_EPOCH; mutEpoch when zero
 	network     executor.NetworkMode
 	labels      map[string]string // --label
+	hosts       []executor.HostIP // --add-host
+	ulimits     []executor.Ulimit // --ulimit
+	shmSize     int64             // --shm-size
+	secrets     map[string][]byte // --secret
+	// dockerignore names the ignore file next to the Dockerfile that replaces .dockerignore.
+	dockerignore string
 }
 
 // mutCase is one mutation.
@@ -501,6 +507,47 @@ func mutCases() []mutCase {
 		{name: "miss/SOURCE_DATE_EPOCH", df: fakeDF,
 			cfg2:  &mutConfig{epoch: mutEpoch + 500},
 			rerun: []string{"COPY one.txt", "COPY src"}},
+
+		// ---- the features of [6 of 8] ----
+		{name: "keep/file COPY --exclude leaves out", df: "FROM scratch\nCOPY one.txt /one\nCOPY --exclude=*.txt src /src/\n",
+			mutate: func(t *testing.T, dir string) {
+				writeCtx(t, dir, map[string]string{"src/a.txt": "changed", "src/new.txt": "n"})
+			},
+			same: true},
+		{name: "miss/file COPY --exclude keeps", df: "FROM scratch\nCOPY one.txt /one\nCOPY --exclude=*.txt src /src/\n",
+			mutate: func(t *testing.T, dir string) { writeCtx(t, dir, map[string]string{"src/p": "PP"}) },
+			rerun:  []string{"COPY --exclude"}, cached: []string{"COPY one.txt"}},
+		{name: "miss/COPY --exclude pattern", df: "FROM scratch\nCOPY one.txt /one\nCOPY --exclude=*.txt src /src/\n",
+			df2:   "FROM scratch\nCOPY one.txt /one\nCOPY --exclude=p src /src/\n",
+			rerun: []string{"COPY --exclude"}, cached: []string{"COPY one.txt"}},
+		{name: "miss/COPY --parents", df: "FROM scratch\nCOPY one.txt /one\nCOPY src/sub/c.txt /d/\n",
+			df2:   "FROM scratch\nCOPY one.txt /one\nCOPY --parents src/sub/c.txt /d/\n",
+			rerun: []string{"COPY --parents"}, cached: []string{"COPY one.txt"}},
+		{name: "miss/symbolic --chmod", df: "FROM scratch\nCOPY one.txt /one\nCOPY --chmod=u+x src /src/\n",
+			df2:   "FROM scratch\nCOPY one.txt /one\nCOPY --chmod=g+x src /src/\n",
+			rerun: []string{"COPY --chmod"}, cached: []string{"COPY one.txt"}},
+		{name: "miss/Dockerfile.dockerignore appears", df: fakeDF,
+			mutate: func(t *testing.T, dir string) {
+				writeCtx(t, dir, map[string]string{"Dockerfile.dockerignore": "src/b.txt\n"})
+			},
+			cfg2:  &mutConfig{dockerignore: "Dockerfile.dockerignore"},
+			rerun: []string{"COPY src"}, cached: []string{"COPY one.txt"}},
+		{name: "miss/--add-host", df: "FROM scratch\nCOPY one.txt /one\nRUN write /out\n",
+			cfg2:  &mutConfig{hosts: []executor.HostIP{{Host: "db", IP: "10.0.0.9"}}},
+			rerun: []string{"RUN write"}, cached: []string{"COPY one.txt"}, invisible: true},
+		{name: "miss/--ulimit", df: "FROM scratch\nCOPY one.txt /one\nRUN write /out\n",
+			cfg2:  &mutConfig{ulimits: []executor.Ulimit{{Name: "nofile", Soft: 1024, Hard: 1024}}},
+			rerun: []string{"RUN write"}, cached: []string{"COPY one.txt"}, invisible: true},
+		{name: "miss/--shm-size", df: "FROM scratch\nCOPY one.txt /one\nRUN write /out\n",
+			cfg2:  &mutConfig{shmSize: 1 << 20},
+			rerun: []string{"RUN write"}, cached: []string{"COPY one.txt"}, invisible: true},
+		{name: "miss/an optional secret given", df: "FROM scratch\nCOPY one.txt /one\nRUN --mount=type=secret,id=s write /out\n",
+			cfg2:  &mutConfig{secrets: map[string][]byte{"s": []byte("v")}},
+			rerun: []string{"RUN --mount=type=secret"}, cached: []string{"COPY one.txt"}, invisible: true},
+		{name: "keep/a secret's value", df: "FROM scratch\nCOPY one.txt /one\nRUN --mount=type=secret,id=s write /out\n",
+			cfg:  &mutConfig{secrets: map[string][]byte{"s": []byte("v1")}},
+			cfg2: &mutConfig{secrets: map[string][]byte{"s": []byte("v2")}},
+			same: true},
 	}
 }
 
@@ -728,9 +775,18 @@ func (b *mutBuilder) tryBuild(t testing.TB, src string, cfg *mutConfig) (*Result
 	if cfg.epoch != 0 {
 		epoch = time.Unix(cfg.epoch, 0).UTC()
 	}
+	var ignore *IgnoreFile
+	if cfg.dockerignore != "" {
+		data, err := os.ReadFile(filepath.Join(b.dir, cfg.dockerignore))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ignore = &IgnoreFile{Name: cfg.dockerignore, Data: data}
+	}
 	var out bytes.Buffer
 	res, err := Build(context.Background(), Options{Store: b.store, Graph: g, ContextDir: b.dir, Runner: b.runner,
-		Progress: textSink(&out), Epoch: &epoch, Compression: cfg.compression, Network: cfg.network, Labels: cfg.labels})
+		Progress: textSink(&out), Epoch: &epoch, Compression: cfg.compression, Network: cfg.network, Labels: cfg.labels,
+		ExtraHosts: cfg.hosts, Ulimits: cfg.ulimits, ShmSize: cfg.shmSize, Secrets: cfg.secrets, Dockerignore: ignore})
 	if err == nil {
 		b.built = append(b.built, res)
 	}
