@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -164,6 +165,12 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		b.cache = cache.NewLocal(opts.Store)
 	}
 	b.prog.warnings(opts.Graph)
+	for _, n := range opts.NoCacheStages {
+		if !slices.ContainsFunc(opts.Graph.Stages, func(st *dockerfile.Stage) bool { return strings.EqualFold(st.Name, n) }) {
+			// BuildKit ignores it silently; a typo would leave the cache in use unnoticed.
+			b.prog.sink.Event(progress.Warning{Message: fmt.Sprintf("--no-cache-filter %s: the build has no stage of that name", n)})
+		}
+	}
 	if err := b.preflight(); err != nil {
 		return nil, err
 	}

@@ -8,15 +8,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// minNofile is the fewest open files a step can be started with.
+const minNofile = 16
+
 // CheckUlimit refuses a limit the step's init could not set: an unknown name, a soft limit
 // above the hard one, or a hard limit above strata's own (the init inherits strata's limits,
-// and raising a hard limit takes CAP_SYS_RESOURCE, which a container often lacks).
+// and raising a hard limit takes CAP_SYS_RESOURCE, which a container often lacks), or too
+// few open files to start the step.
 func CheckUlimit(u Ulimit) error {
 	res, ok := ulimitNames[u.Name]
 	if !ok {
 		return fmt.Errorf("unknown limit %q", u.Name)
 	}
 	soft, hard := rlimitValue(u.Soft), rlimitValue(u.Hard)
+	if res == unix.RLIMIT_NOFILE && soft < minNofile {
+		// The step's init holds its config, report and stdio descriptors while it starts
+		// the command: below this the step fails with "too many open files" before it runs.
+		return fmt.Errorf("nofile below %d leaves a step no descriptors to start with", minNofile)
+	}
 	if soft > hard {
 		return fmt.Errorf("the soft limit %s is above the hard limit %s", limitText(soft), limitText(hard))
 	}

@@ -93,7 +93,8 @@ func (o *buildOptions) checkFlags(cmd *cobra.Command) error {
 	}
 	if o.shmSize != "" {
 		n, err := units.RAMInBytes(o.shmSize)
-		if err != nil || n <= 0 {
+		// 0 is docker's "the default".
+		if err != nil || n < 0 {
 			return fmt.Errorf("--shm-size %q: want a size in bytes, or with a unit: 64m, 1g", o.shmSize)
 		}
 		o.shmBytes = n
