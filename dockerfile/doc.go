@@ -23,6 +23,12 @@
 // decides), naming the first such instruction. These errors wrap
 // ErrNotSupported; the builder refuses nothing of its own.
 //
+// Parse also runs BuildKit's build checks (its linter rules, names and
+// messages) as Graph.Warnings, configured by `# check=` or the
+// BUILDKIT_DOCKERFILE_CHECK build arg; with error=true a violation fails
+// Parse. Those BuildKit runs as it dispatches instructions (checks.go,
+// stageLint) run in the preview, so only on the stages the target needs.
+//
 // Every error Parse or Expand returns is, or wraps, an *Error naming the
 // Dockerfile and the line. The package reads no environment variables and
 // touches no files: the caller passes the Dockerfile bytes and the options.

@@ -65,11 +65,18 @@ type Expanded struct {
 // the base image's config, or the End of the base stage's expansion.
 // Expand does not change the Graph, so stages may be expanded concurrently.
 func (s *Stage) Expand(base State) (*Expanded, error) {
+	return s.expand(base, nil)
+}
+
+// expand is Expand, running the build checks of lint (nil: none) on the
+// way, as BuildKit does as it dispatches the stage.
+func (s *Stage) expand(base State, lint *stageLint) (*Expanded, error) {
 	x := &expansion{
 		stage: s,
 		env:   newEnvList(base.Env),
 		args:  newArgSet(base.Args),
 		lex:   s.graph.scope.lex(base.keepUnset),
+		lint:  lint,
 	}
 	var out Expanded
 	for _, trigger := range base.OnBuild {
@@ -97,6 +104,7 @@ type expansion struct {
 	args    *argSet
 	onBuild []string
 	lex     *shell.Lex
+	lint    *stageLint // the preview's build checks; nil in Expand
 }
 
 func (x *expansion) errorAt(line int, err error) error {
@@ -134,6 +142,7 @@ func (x *expansion) step(node *parser.Node, onBuild bool) (Step, error) {
 	if err != nil {
 		return Step{}, x.errorAt(node.StartLine, err)
 	}
+	x.lint.begin(node)
 	raw, err := parseCommand(node)
 	if err != nil {
 		return Step{}, x.errorAt(node.StartLine, err)
@@ -169,6 +178,7 @@ func (x *expansion) step(node *parser.Node, onBuild bool) (Step, error) {
 	if err := x.check(cmd, raw, runMounts(cmd)); err != nil {
 		return Step{}, x.errorAt(node.StartLine, err)
 	}
+	x.lint.after(cmd, raw, x)
 	x.apply(cmd)
 	return st, nil
 }
@@ -247,7 +257,8 @@ func runMounts(cmd instructions.Command) []*instructions.Mount {
 }
 
 func (x *expansion) word(w string) (string, error) {
-	v, _, err := x.lex.ProcessWord(w, x.env)
+	v, unmatched, err := x.lex.ProcessWord(w, x.env)
+	x.lint.undefinedVars(unmatched, x)
 	return v, err
 }
 
@@ -256,7 +267,8 @@ func (x *expansion) rawWord(w string) (string, error) {
 	lex := shell.NewLex('\\')
 	lex.SkipProcessQuotes = true
 	lex.SkipUnsetEnv = x.lex.SkipUnsetEnv
-	v, _, err := lex.ProcessWord(w, x.env)
+	v, unmatched, err := lex.ProcessWord(w, x.env)
+	x.lint.undefinedVars(unmatched, x)
 	return v, err
 }
 

@@ -76,6 +76,7 @@ type Stage struct {
 	Exact bool
 
 	nodes    []*parser.Node
+	from     *instructions.Stage // the FROM as written, for the build checks
 	graph    *Graph
 	platform *specs.Platform // FROM --platform, parsed
 	end      State           // the State after the preview's last step

@@ -39,6 +39,7 @@ func Parse(src []byte, opts Options) (*Graph, error) {
 	if err := p.link(); err != nil {
 		return nil, err
 	}
+	p.checkStages()
 	if err := p.preview(); err != nil {
 		return nil, err
 	}
@@ -140,6 +141,7 @@ func (p *parsing) addStage(c *instructions.Stage) error {
 		Location: loc,
 		Base:     Source{Kind: SourceImage, Image: c.BaseName},
 		Platform: c.Platform,
+		from:     c,
 		graph:    p.g,
 	})
 	return nil
