@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -105,20 +106,25 @@ func (b *build) image(ctx context.Context, ref, platform string) (*state, error)
 // image only when the registry cannot resolve the name (offline, or a name
 // only built here), and never with --pull. One line says which was used.
 func (b *build) resolveImage(ctx context.Context, ref, platform string) (*state, error) {
-	s, err := b.pull(ctx, ref, platform)
+	local, lerr := b.localImage(ref)
+	if lerr != nil && !errors.Is(lerr, store.ErrNotFound) {
+		return nil, lerr
+	}
+	pctx := ctx
+	if lerr == nil && !b.opts.Pull {
+		// With the store's image to fall back on, an unreachable registry (a firewall
+		// that drops packets) must not hold every build for the transport's timeouts.
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithTimeout(ctx, localFallbackAfter)
+		defer cancel()
+	}
+	s, err := b.pull(pctx, ref, platform)
 	if err == nil {
 		b.message(fmt.Sprintf("%s: using %s from the registry", ref, s.base))
 		return s, nil
 	}
-	if b.opts.Pull || ctx.Err() != nil {
+	if b.opts.Pull || ctx.Err() != nil || lerr != nil {
 		return nil, err
-	}
-	local, lerr := b.localImage(ref)
-	if lerr != nil {
-		if errors.Is(lerr, store.ErrNotFound) {
-			return nil, err
-		}
-		return nil, lerr
 	}
 	if !platformMatches(local.config.ConfigFile, platform) {
 		return nil, fmt.Errorf("%w (the store's %s is %s/%s, not %s)", err, ref, local.config.OS, local.config.Architecture, platform)
@@ -126,6 +132,9 @@ func (b *build) resolveImage(ctx context.Context, ref, platform string) (*state,
 	b.message(fmt.Sprintf("%s: using %s from the store (the registry did not resolve it: %s)", ref, local.base, firstLine(err.Error())))
 	return local, nil
 }
+
+// localFallbackAfter bounds the registry's answer for a base the store also holds.
+const localFallbackAfter = 15 * time.Second
 
 // platformMatches reports whether cfg is an image for platform (os/arch).
 func platformMatches(cfg v1.ConfigFile, platform string) bool {
