@@ -72,7 +72,7 @@ dependencies, expanded instructions) instead of building.`,
 				return oneLine(err)
 			}
 			if o.print {
-				return printGraph(cmd.OutOrStdout(), &o, args[0])
+				return oneLine(printGraph(cmd.OutOrStdout(), &o, args[0]))
 			}
 			return oneLine(runBuild(cmd, &o, args[0]))
 		},
