@@ -542,6 +542,10 @@ func redactText(s string, err error) string {
 
 var credentialsRE = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@`)
 
+// RedactURL is redactURL for the build command's messages about a context
+// URL.
+func RedactURL(s string) string { return redactURL(s) }
+
 // redactURL is a URL without its password or token, for keys and
 // messages. An scp-like address (git@host:repo) has no secret to strip.
 func redactURL(s string) string {

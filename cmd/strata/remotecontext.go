@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/strata/builder"
-	"github.com/strata-build/strata/layer"
 )
 
 // remoteContext reads a context argument that is not a local path, as
@@ -44,6 +45,7 @@ func remoteContext(cmd *cobra.Command, o *buildOptions, arg string) (dir string,
 		return ctxDir, src, remove, true, err
 	}
 	if !isHTTP {
+		remove()
 		return "", nil, nil, false, nil
 	}
 	body, err := download(cmd, arg)
@@ -51,40 +53,42 @@ func remoteContext(cmd *cobra.Command, o *buildOptions, arg string) (dir string,
 		return "", nil, nil, true, err
 	}
 	defer body.Close()
-	src, err = tarContext(cmd, o, tmp, body, arg)
+	// Messages name the URL without its credentials: CI logs keep them.
+	src, err = tarContext(cmd, o, tmp, body, builder.RedactURL(arg))
 	return filepath.Join(tmp, "ctx"), src, remove, true, err
 }
 
 // download opens the body of a context URL.
 func download(cmd *cobra.Command, rawURL string) (io.ReadCloser, error) {
+	shown := builder.RedactURL(rawURL)
 	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, rawURL, nil)
 	if err != nil {
-		return nil, fmt.Errorf("build context %s: %w", rawURL, err)
+		return nil, fmt.Errorf("build context %s: %w", shown, err)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
+		// net/http masks a password, not a token alone in the user field.
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			ue.URL = shown
+		}
 		return nil, fmt.Errorf("build context: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		return nil, fmt.Errorf("build context %s: %s", rawURL, resp.Status)
+		return nil, fmt.Errorf("build context %s: %s", shown, resp.Status)
 	}
 	return resp.Body, nil
 }
 
 // readContextDockerfile reads the Dockerfile, or -f's path, inside the
 // context directory dir, resolved inside it: a symlinked Dockerfile cannot
-// read host files.
+// read host files, nor a FIFO hang the build.
 func readContextDockerfile(dir string, o *buildOptions, what string) ([]byte, error) {
 	name := "Dockerfile"
 	if o.file != "" {
 		name = o.file
 	}
-	p, err := layer.ResolvePath(dir, name)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s from %s: %w", name, what, err)
-	}
-	src, err := os.ReadFile(p)
+	src, err := builder.ReadContextFile(dir, name)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s from %s: %w", name, what, err)
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -8,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -76,5 +79,53 @@ func TestRemoteContext(t *testing.T) {
 				t.Error("the context holds .git")
 			}
 		})
+	}
+}
+
+// TestRemoteContextHostile: what a hostile or failing server sends is one
+// line of error, in bounded time, naming the URL without its credentials;
+// a context that is no remote one leaves no temporary directory behind.
+func TestRemoteContextHostile(t *testing.T) {
+	var fifo bytes.Buffer
+	tw := tar.NewWriter(&fifo)
+	tw.WriteHeader(&tar.Header{Name: "Dockerfile", Typeflag: tar.TypeFifo, Mode: 0o644})
+	tw.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/fifo.tar" {
+			w.Write(fifo.Bytes())
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	token := strings.Replace(srv.URL, "http://", "http://s3cret@", 1)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	for _, c := range []struct{ arg, want string }{
+		{srv.URL + "/fifo.tar", "not a regular file"},
+		{token + "/nothing.tar", "build context http://xxxxx@127.0.0.1"},
+		{"http://s3cret@127.0.0.1:1/ctx.tar", `Get "http://xxxxx@127.0.0.1:1/ctx.tar"`},
+		{"ftp://127.0.0.1/ctx.tar", "no such file or directory"},
+	} {
+		cmd := &cobra.Command{}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		cmd.SetContext(ctx)
+		done := make(chan error, 1)
+		go func() {
+			_, _, _, err := readContext(cmd, &buildOptions{}, c.arg)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "\n") {
+				t.Errorf("%s: error %v, want one line with %q", c.arg, err, c.want)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: still reading after 30s", c.arg)
+		}
+		cancel()
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("left in TMPDIR: %v", left)
 	}
 }

@@ -403,6 +403,13 @@ func readDockerfile(cmd *cobra.Command, name string) ([]byte, error) {
 	return os.ReadFile(name)
 }
 
+// maxContextSize bounds a context read from stdin or a URL, archive and
+// extracted files alike; maxDockerfileSize a Dockerfile read from either.
+const (
+	maxContextSize    = 8 << 30
+	maxDockerfileSize = 16 << 20
+)
+
 // tarContext reads "-" (stdin) or a context URL's body r through a
 // temporary file, never whole in memory. A tar archive, plain or
 // compressed (told by its content, not by whether it extracts), is the
@@ -416,8 +423,13 @@ func tarContext(cmd *cobra.Command, o *buildOptions, dir string, r io.Reader, wh
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	if _, err := io.Copy(f, r); err != nil {
+	// Bounded: an endless body (a hostile URL) would fill the disk.
+	n, err := io.Copy(f, io.LimitReader(r, maxContextSize+1))
+	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", what, err)
+	}
+	if n > maxContextSize {
+		return nil, fmt.Errorf("reading %s: larger than %d GiB", what, maxContextSize>>30)
 	}
 	isTar, err := looksLikeTar(f)
 	if err != nil {
@@ -428,21 +440,22 @@ func tarContext(cmd *cobra.Command, o *buildOptions, dir string, r io.Reader, wh
 		if err := os.Mkdir(ctxDir, 0o755); err != nil {
 			return nil, err
 		}
+		// Read whole into memory: bounded as BuildKit's gRPC message is.
+		if n > maxDockerfileSize {
+			return nil, fmt.Errorf("reading %s: neither a tar archive nor a Dockerfile (larger than %d MiB)", what, maxDockerfileSize>>20)
+		}
 		return io.ReadAll(f)
 	}
-	if _, err := layer.Extract(cmd.Context(), f, ctxDir, layer.ExtractOptions{Mode: layer.Flatten, MaxSize: 8 << 30}); err != nil {
+	if _, err := layer.Extract(cmd.Context(), f, ctxDir, layer.ExtractOptions{Mode: layer.Flatten, MaxSize: maxContextSize}); err != nil {
 		return nil, fmt.Errorf("reading the context from %s: %w", what, err)
 	}
 	name := "Dockerfile"
 	if o.file != "" {
 		name = o.file
 	}
-	// Resolved inside the context: a symlinked Dockerfile cannot read host files.
-	p, err := layer.ResolvePath(ctxDir, name)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s from the context on %s: %w", name, what, err)
-	}
-	src, err := os.ReadFile(p)
+	// Resolved inside the context: a symlinked Dockerfile cannot read host
+	// files, nor a FIFO the archive made hang the build.
+	src, err := builder.ReadContextFile(ctxDir, name)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s from the context on %s: %w", name, what, err)
 	}
