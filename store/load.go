@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -43,7 +42,12 @@ func (s *Store) Load(ctx context.Context, src string, r io.Reader) ([]Loaded, er
 	var a archive
 	if src != "-" {
 		if fi, err := os.Stat(src); err == nil && fi.IsDir() {
-			a = dirArchive(src)
+			root, err := os.OpenRoot(src)
+			if err != nil {
+				return nil, err
+			}
+			defer root.Close()
+			a = dirArchive{root}
 		}
 	}
 	if a == nil {
@@ -69,13 +73,17 @@ type archive interface {
 	open(name string) (io.ReadCloser, error)
 }
 
-type dirArchive string
+// dirArchive is a layout directory, read through an os.Root: its
+// symlinks resolve inside it, so a "blob" linked to a host file (the
+// store's owner may be root) is not read, not stored, not hashed in an
+// error.
+type dirArchive struct{ root *os.Root }
 
 func (d dirArchive) stat(name string) (int64, error) {
 	if !fs.ValidPath(name) {
 		return 0, fmt.Errorf("%s: not a path inside the layout", name)
 	}
-	fi, err := os.Stat(filepath.Join(string(d), name))
+	fi, err := d.root.Stat(name)
 	if err != nil {
 		return 0, err
 	}
@@ -86,10 +94,20 @@ func (d dirArchive) stat(name string) (int64, error) {
 }
 
 func (d dirArchive) open(name string) (io.ReadCloser, error) {
+	// A FIFO would block the open: refused first.
 	if _, err := d.stat(name); err != nil {
 		return nil, err
 	}
-	return os.Open(filepath.Join(string(d), name))
+	f, err := d.root.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	// Checked again on what was opened: the file may have been swapped.
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s: not a regular file", name)
+	}
+	return f, nil
 }
 
 // tarArchive is a tar file read in place: where each member's bytes are.
@@ -223,15 +241,22 @@ func blobName(h v1.Hash) (string, error) {
 	return "blobs/" + h.Algorithm + "/" + h.Hex, nil
 }
 
-func (s *Store) putOCIBlob(ctx context.Context, a archive, h v1.Hash) ([]byte, error) {
-	name, err := blobName(h)
+// putOCIBlob stores the blob d describes, refused unless it has d's size
+// too: a stored image whose descriptor lies fails every later use of it
+// (strata images included), so it is refused here.
+func (s *Store) putOCIBlob(ctx context.Context, a archive, d v1.Descriptor) error {
+	name, err := blobName(d.Digest)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if _, _, err := s.putMember(ctx, a, name, h); err != nil {
-		return nil, err
+	_, n, err := s.putMember(ctx, a, name, d.Digest)
+	if err != nil {
+		return err
 	}
-	return s.readBlob(h)
+	if n != d.Size {
+		return fmt.Errorf("%s has %d bytes, its descriptor says %d", name, n, d.Size)
+	}
+	return nil
 }
 
 // loadOCI stores the images index.json lists; of a multi-platform
@@ -245,7 +270,10 @@ func (s *Store) loadOCI(ctx context.Context, a archive) ([]Loaded, error) {
 	for _, d := range idx.Manifests {
 		names := ociNames(d.Annotations)
 		if d.MediaType.IsIndex() {
-			raw, err := s.putOCIBlob(ctx, a, d.Digest)
+			if err := s.putOCIBlob(ctx, a, d); err != nil {
+				return nil, err
+			}
+			raw, err := s.readBlob(d.Digest)
 			if err != nil {
 				return nil, err
 			}
@@ -309,14 +337,14 @@ func (s *Store) loadManifest(ctx context.Context, a archive, digest v1.Hash) (v1
 	if err := readJSON(a, name, &m); err != nil {
 		return v1.Descriptor{}, err
 	}
-	if _, err := s.putOCIBlob(ctx, a, m.Config.Digest); err != nil {
+	if err := s.putOCIBlob(ctx, a, m.Config); err != nil {
 		return v1.Descriptor{}, fmt.Errorf("config: %w", err)
 	}
 	for _, l := range m.Layers {
 		if _, err := layer.CompressionOf(ociLayerType(l.MediaType)); err != nil {
 			return v1.Descriptor{}, err
 		}
-		if _, err := s.putOCIBlob(ctx, a, l.Digest); err != nil {
+		if err := s.putOCIBlob(ctx, a, l); err != nil {
 			return v1.Descriptor{}, fmt.Errorf("layer: %w", err)
 		}
 	}

@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -244,4 +246,67 @@ func tarFiles(t *testing.T, files map[string]string) []byte {
 	}
 	tw.Close()
 	return buf.Bytes()
+}
+
+// TestLoadHostile: a layout directory's symlink to a host file is not
+// followed (the file is neither stored nor hashed in the error), and a
+// manifest whose layer size lies is refused, not stored to break every
+// later use of the image.
+func TestLoadHostile(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "shadow")
+	if err := os.WriteFile(secret, []byte("HOSTSECRET"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secretHash, _, _ := v1.SHA256(strings.NewReader("HOSTSECRET"))
+	img := loadImage(t, openStore(t))
+	ociDir := t.TempDir()
+	p, err := layout.Write(ociDir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"io.containerd.image.name": "example.com/app:2"})); err != nil {
+		t.Fatal(err)
+	}
+	cfgName, _ := img.ConfigName()
+	linked := t.TempDir()
+	if err := os.CopyFS(linked, os.DirFS(ociDir)); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(linked, "blobs", "sha256", cfgName.Hex))
+	if err := os.Symlink(secret, filepath.Join(linked, "blobs", "sha256", cfgName.Hex)); err != nil {
+		t.Fatal(err)
+	}
+	docker := t.TempDir()
+	os.Symlink(secret, filepath.Join(docker, "config.json"))
+	os.WriteFile(filepath.Join(docker, "manifest.json"), []byte(`[{"Config":"config.json","Layers":[]}]`), 0o644)
+
+	// The OCI archive of ociDir, its manifest giving a layer 5 bytes more.
+	m, _ := img.Manifest()
+	m.Layers[0].Size += 5
+	raw, _ := json.Marshal(m)
+	h, _, _ := v1.SHA256(bytes.NewReader(raw))
+	lying := t.TempDir()
+	os.CopyFS(lying, os.DirFS(ociDir))
+	os.WriteFile(filepath.Join(lying, "blobs", "sha256", h.Hex), raw, 0o644)
+	idx := fmt.Sprintf(`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q,"size":%d}]}`, h, len(raw))
+	os.WriteFile(filepath.Join(lying, "index.json"), []byte(idx), 0o644)
+
+	for _, c := range []struct {
+		name, src string
+		r         []byte
+		want      string
+	}{
+		{"OCI layout, config linked to a host file", linked, nil, "blobs/sha256/" + cfgName.Hex},
+		{"docker directory, config linked to a host file", docker, nil, "config.json"},
+		{"OCI archive, layer size lies", "-", tarOf(t, lying), "descriptor says"},
+	} {
+		s := openStore(t)
+		_, err := s.Load(context.Background(), c.src, bytes.NewReader(c.r))
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), secretHash.Hex) || strings.Contains(err.Error(), "OSTSECRET") {
+			t.Errorf("%s: Load: %v, want an error with %q, the host file unread", c.name, err, c.want)
+		}
+		if present(s.blobPath(secretHash)) {
+			t.Errorf("%s: the host file is stored as a blob", c.name)
+		}
+	}
 }
