@@ -1,1 +1,1 @@
-main
+package main

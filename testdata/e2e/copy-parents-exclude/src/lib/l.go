@@ -1,1 +1,1 @@
-l
+package lib

@@ -1,1 +1,1 @@
-u
+package util
