@@ -295,6 +295,22 @@ func (g *gitSource) clone(ctx context.Context) (tree, cleanup string, err error)
 		if _, err := rg.git(ctx, work, "remote", "set-url", "origin", g.Remote); err != nil {
 			return "", "", err
 		}
+		// The branch may have moved between ls-remote and the fetch: its ref names the
+		// commit the key holds, and the refs of the whole-history fallback go.
+		if g.ref != g.Commit && strings.HasPrefix(g.ref, "refs/") {
+			if _, err := rg.git(ctx, work, "update-ref", "--no-deref", g.ref, g.Commit); err != nil {
+				return "", "", err
+			}
+		}
+		out, err := rg.git(ctx, work, "for-each-ref", "--format=%(refname)", "refs/remotes")
+		if err != nil {
+			return "", "", err
+		}
+		for _, r := range strings.Fields(string(out)) {
+			if _, err := rg.git(ctx, work, "update-ref", "-d", r); err != nil {
+				return "", "", err
+			}
+		}
 		if _, err := rg.git(ctx, work, "reflog", "expire", "--all", "--expire=now"); err != nil {
 			return "", "", err
 		}
