@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/containerd/platforms"
@@ -76,14 +77,34 @@ func ParseAnnotation(s string) ([]Annotation, error) {
 
 // checkAnnotations refuses an annotation for a platform this build does
 // not make, as BuildKit does ("no platform found in source").
-func checkAnnotations(as []Annotation, target specs.Platform) error {
+func checkAnnotations(as []Annotation, targets []specs.Platform) error {
 	for _, a := range as {
-		if a.Platform != nil && !platforms.Only(target).Match(*a.Platform) {
+		if a.Platform != nil && !slices.ContainsFunc(targets, func(t specs.Platform) bool { return platforms.Only(t).Match(*a.Platform) }) {
+			var names []string
+			for _, t := range targets {
+				names = append(names, platforms.Format(t))
+			}
 			return fmt.Errorf("--annotation %s[%s]:%s: this build makes no image for %s (it builds %s)",
-				a.Type, platforms.Format(*a.Platform), a.Key, platforms.Format(*a.Platform), platforms.Format(target))
+				a.Type, platforms.Format(*a.Platform), a.Key, platforms.Format(*a.Platform), strings.Join(names, ", "))
 		}
 	}
 	return nil
+}
+
+// annotationsFor are the values of type tp that apply to the image for
+// target: those without a platform and those naming target.
+func annotationsFor(as []Annotation, tp string, target specs.Platform) map[string]string {
+	var m map[string]string
+	for _, a := range as {
+		if a.Type != tp || a.Platform != nil && !platforms.Only(target).Match(*a.Platform) {
+			continue
+		}
+		if m == nil {
+			m = map[string]string{}
+		}
+		m[a.Key] = a.Value
+	}
+	return m
 }
 
 // annotationsOf are the values of type tp, nil when there are none.

@@ -120,6 +120,9 @@ type Result struct {
 // build is one run of Build.
 type build struct {
 	opts    Options
+	// shared is what the platform builds of one BuildPlatforms share;
+	// nil for Build.
+	shared  *siblings
 	context *contextFS
 	tmp     string
 	prog    *reporter
@@ -152,6 +155,12 @@ type built struct {
 
 // Build builds opts.Graph's target and stores the image's blobs.
 func Build(ctx context.Context, opts Options) (*Result, error) {
+	return buildOne(ctx, opts, nil)
+}
+
+// buildOne is Build, as one of the platform builds of BuildPlatforms when
+// sh is not nil.
+func buildOne(ctx context.Context, opts Options, sh *siblings) (*Result, error) {
 	if opts.Compression == "" {
 		opts.Compression = layer.Gzip
 	}
@@ -160,9 +169,14 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	}
 	// Before anything can report: no event carries a secret's value.
 	opts.Progress = newRedactSink(opts.Progress, opts.Secrets)
-	b := &build{opts: opts, prog: newReporter(opts.Progress), stages: map[int]*built{}, images: map[string]*state{}, flat: map[string]string{}, mounts: map[string]string{}}
+	b := &build{opts: opts, shared: sh, prog: newReporter(opts.Progress), stages: map[int]*built{}, images: map[string]*state{}, flat: map[string]string{}, mounts: map[string]string{}}
 	if b.cache = opts.Cache; b.cache == nil {
 		b.cache = cache.NewLocal(opts.Store)
+	}
+	if sh != nil {
+		// One numbering of vertexes, and each lint warning once, for all
+		// the platforms' builds.
+		b.prog = sh.prog
 	}
 	b.prog.warnings(opts.Graph)
 	for _, n := range opts.NoCacheStages {
@@ -174,7 +188,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if err := b.preflight(); err != nil {
 		return nil, err
 	}
-	if err := checkAnnotations(opts.Annotations, opts.Graph.Platform); err != nil {
+	if err := checkAnnotations(opts.Annotations, b.platforms()); err != nil {
 		return nil, err
 	}
 	var err error
@@ -378,7 +392,7 @@ func (b *build) finish(ctx context.Context, s *state, steps []cache.Step) (*Resu
 		}
 		extra = map[string]json.RawMessage{cache.InlineKey: records}
 	}
-	img, err := assemble(s, extra, annotationsOf(b.opts.Annotations, AnnotationManifest))
+	img, err := assemble(s, extra, annotationsFor(b.opts.Annotations, AnnotationManifest, b.opts.Graph.Platform))
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,8 @@ type reporter struct {
 	sink progress.Sink
 	mu   sync.Mutex
 	n    int
+	// shared, for the builds of BuildPlatforms, reports each warning once.
+	shared *siblings
 }
 
 func newReporter(s progress.Sink) *reporter {
@@ -31,7 +33,11 @@ func newReporter(s progress.Sink) *reporter {
 // a build is all a renderer needs.
 func (r *reporter) warnings(g *dockerfile.Graph) {
 	for _, w := range g.Warnings {
-		r.sink.Event(progress.Warning{File: g.File, Line: w.Line, Rule: w.Rule, Message: w.Message})
+		ev := progress.Warning{File: g.File, Line: w.Line, Rule: w.Rule, Message: w.Message}
+		if r.shared != nil && !r.shared.firstWarning(ev) {
+			continue
+		}
+		r.sink.Event(ev)
 	}
 }
 

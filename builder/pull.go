@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // pull resolves ref in its registry (the tag is checked every build, as
@@ -27,11 +29,68 @@ func (b *build) pull(ctx context.Context, ref, platform string) (*state, error) 
 	if err != nil {
 		return nil, fmt.Errorf("pulling %s: %w", ref, err)
 	}
+	if desc.MediaType.IsIndex() {
+		if err := indexHas(desc, *p); err != nil {
+			return nil, fmt.Errorf("pulling %s: %w", ref, err)
+		}
+	}
 	img, err := desc.Image()
 	if err != nil {
 		return nil, fmt.Errorf("pulling %s: %w", ref, err)
 	}
+	if !desc.MediaType.IsIndex() {
+		// A lone manifest is one platform's image: never run it as another's.
+		cfg, err := img.ConfigFile()
+		if err != nil {
+			return nil, fmt.Errorf("pulling %s: reading config: %w", ref, err)
+		}
+		if !platformMatches(*cfg, platform) {
+			return nil, fmt.Errorf("pulling %s: %w", ref, noPlatform(platform, []string{configPlatform(*cfg)}))
+		}
+	}
 	return b.storePulled(ctx, ref, r.Context(), img)
+}
+
+// indexHas checks that an index has an image for p, naming the platforms
+// it has when not (ggcr's "no child with platform" names none).
+func indexHas(desc *remote.Descriptor, p v1.Platform) error {
+	idx, err := desc.ImageIndex()
+	if err != nil {
+		return err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return err
+	}
+	var have []string
+	for _, d := range im.Manifests {
+		if d.Platform == nil {
+			continue
+		}
+		if d.Platform.Satisfies(p) {
+			return nil
+		}
+		if d.Platform.OS != "unknown" { // attestation manifests
+			have = append(have, platformOf(*d.Platform))
+		}
+	}
+	return noPlatform(platformOf(p), have)
+}
+
+// noPlatform is the error for a base without an image for platform.
+func noPlatform(platform string, have []string) error {
+	if len(have) == 0 {
+		return fmt.Errorf("no image for %s (its index names no platform)", platform)
+	}
+	return fmt.Errorf("no image for %s: it has %s", platform, strings.Join(have, ", "))
+}
+
+func platformOf(p v1.Platform) string {
+	return platformString(specs.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant})
+}
+
+func configPlatform(cfg v1.ConfigFile) string {
+	return platformString(specs.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant})
 }
 
 // storePulled keeps the pulled image's config in the store; its layers are

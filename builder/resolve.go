@@ -43,7 +43,17 @@ func (b *build) base(ctx context.Context, st *dockerfile.Stage) (*state, dockerf
 		}
 		return s, dockerfile.ImageState(s.config.Config.Env, s.config.Config.OnBuild), nil
 	}
-	return b.scratch(), dockerfile.ImageState(nil, nil), nil
+	return b.scratchFor(b.runPlatform(st)), dockerfile.ImageState(nil, nil), nil
+}
+
+// runPlatform is the platform a stage's steps run as: its FROM
+// --platform, else its parent stage's (FROM another stage inherits it, as
+// in BuildKit), else the build's target.
+func (b *build) runPlatform(st *dockerfile.Stage) string {
+	for st.Platform == "" && st.Base.Kind == dockerfile.SourceStage && st.Base.Stage < len(b.opts.Graph.Stages) {
+		st = b.opts.Graph.Stages[st.Base.Stage]
+	}
+	return b.stagePlatform(st)
 }
 
 func hasPath(env []string) bool {
@@ -57,7 +67,16 @@ func hasPath(env []string) bool {
 
 // scratch is the empty image: no layers, PATH set as BuildKit sets it.
 func (b *build) scratch() *state {
+	return b.scratchFor(platformString(b.opts.Graph.Platform))
+}
+
+// scratchFor is scratch for platform ("linux/arm64"), a stage's FROM
+// --platform=... scratch.
+func (b *build) scratchFor(platform string) *state {
 	p := b.opts.Graph.Platform
+	if pp, err := dockerfile.ParsePlatform(platform); err == nil {
+		p = pp
+	}
 	s := &state{key: "scratch " + platformString(p), base: "scratch " + platformString(p)}
 	s.config = ImageConfig{ConfigFile: v1.ConfigFile{
 		Architecture: p.Architecture,
@@ -106,7 +125,7 @@ func (b *build) image(ctx context.Context, ref, platform string) (*state, error)
 // image only when the registry cannot resolve the name (offline, or a name
 // only built here), and never with --pull. One line says which was used.
 func (b *build) resolveImage(ctx context.Context, ref, platform string) (*state, error) {
-	local, lerr := b.localImage(ref)
+	local, lerr := b.localImage(ref, platform)
 	if lerr != nil && !errors.Is(lerr, store.ErrNotFound) {
 		return nil, lerr
 	}
@@ -156,17 +175,47 @@ func (b *build) message(text string) {
 }
 
 // localImage loads an image tagged in the store.
-func (b *build) localImage(ref string) (*state, error) {
+// A tag naming an index (a multi-platform build's) gives its image for
+// platform.
+func (b *build) localImage(ref, platform string) (*state, error) {
 	st := b.opts.Store
 	desc, err := st.Resolve(StoreName(ref))
 	if err != nil {
 		return nil, err
+	}
+	if desc.MediaType.IsIndex() {
+		if desc, err = storedChild(st, desc, platform); err != nil {
+			return nil, fmt.Errorf("%s in the store: %w", ref, err)
+		}
 	}
 	img, err := loadImage(st, desc, b.blobs)
 	if err != nil {
 		return nil, fmt.Errorf("loading %s from the store: %w", ref, err)
 	}
 	return &state{key: "image " + desc.Digest.String(), base: ref + "@" + desc.Digest.String(), config: img.Config, layers: img.Layers}, nil
+}
+
+// storedChild is the image for platform of the index desc in the store.
+func storedChild(st *store.Store, desc v1.Descriptor, platform string) (v1.Descriptor, error) {
+	want, err := v1.ParsePlatform(platform)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	var idx v1.IndexManifest
+	if err := readJSON(st, desc.Digest, &idx); err != nil {
+		return v1.Descriptor{}, fmt.Errorf("reading index: %w", err)
+	}
+	var have []string
+	for _, d := range idx.Manifests {
+		if d.Platform == nil || !d.MediaType.IsImage() || d.Platform.OS == "unknown" {
+			continue
+		}
+		if d.Platform.Satisfies(*want) {
+			return d, nil
+		}
+		have = append(have, platformOf(*d.Platform))
+	}
+	return v1.Descriptor{}, noPlatform(platform, have)
 }
 
 // StoredImage is an image read back from the store.

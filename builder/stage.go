@@ -21,6 +21,8 @@ type stageRun struct {
 	state *state
 	meta  stageMeta
 	total int // steps shown as [k/total], FROM being 1
+	// platform is what the steps run as (runPlatform), in their keys.
+	platform string
 	// fetching: the stage's layers are being made ready (downloaded,
 	// extracted) ahead of the steps, since one of them missed.
 	fetching bool
@@ -40,7 +42,7 @@ func (b *build) stage(ctx context.Context, st *dockerfile.Stage) error {
 	}
 	// The total is known once the base's ONBUILD triggers are.
 	b.prog.vertexSince(b.label(st, 1, len(x.Steps)+1, from), start).done()
-	r := &stageRun{stage: st, state: base.clone(), total: len(x.Steps) + 1}
+	r := &stageRun{stage: st, state: base.clone(), total: len(x.Steps) + 1, platform: b.runPlatform(st)}
 	r.state.config.Config.OnBuild = nil
 	for i, step := range x.Steps {
 		if err := b.step(ctx, r, i+2, step); err != nil {
@@ -74,9 +76,9 @@ func interruption(err error) error {
 // label names a step in the progress output as BuildKit does.
 func (b *build) label(st *dockerfile.Stage, k, n int, text string) string {
 	if len(b.opts.Graph.Stages) > 1 {
-		return fmt.Sprintf("[%s %d/%d] %s", st.DisplayName(), k, n, text)
+		return fmt.Sprintf("[%s%s %d/%d] %s", b.stagePrefix(st), st.DisplayName(), k, n, text)
 	}
-	return fmt.Sprintf("[%d/%d] %s", k, n, text)
+	return fmt.Sprintf("[%s%d/%d] %s", b.stagePrefix(st), k, n, text)
 }
 
 // step runs one instruction: config change and history always, a layer
@@ -95,13 +97,23 @@ func (b *build) doStep(ctx context.Context, r *stageRun, k int, st dockerfile.St
 	if err != nil {
 		return err
 	}
-	plan, key, err := b.prepare(ctx, r.state, st, createdBy)
+	plan, key, err := b.prepare(ctx, r.platform, r.state, st, createdBy)
 	if err != nil {
 		return err
 	}
 	plan.explain = b.explainRecord(r, k, st, plan, key)
 	if b.opts.afterKey != nil {
 		b.opts.afterKey(st)
+	}
+	lookup := key // the key siblings look up; --no-cache-filter's rerun changes key
+	if sh := b.shared; sh != nil {
+		// A sibling platform's build with this very step runs it once.
+		defer sh.lock(key)()
+		if entry := sh.result(key); entry != nil {
+			r.state.commit(entry.Layer, entry.History, key, changesFiles(st.Command), plan.explain)
+			v.cached()
+			return nil
+		}
 	}
 	if entry, err := b.cached(ctx, r.stage, key); err != nil || entry != nil {
 		if err == nil {
@@ -120,6 +132,13 @@ func (b *build) doStep(ctx context.Context, r *stageRun, k int, st dockerfile.St
 		r.fetching = true
 		b.prefetch.start(r.state.layers)
 	}
+	if sh := b.shared; sh != nil && changesFiles(st.Command) {
+		free, err := sh.slot(ctx)
+		if err != nil {
+			return err
+		}
+		defer free()
+	}
 	l, err := b.execute(ctx, r.state, st, plan, v)
 	if err != nil {
 		return err
@@ -133,8 +152,12 @@ func (b *build) doStep(ctx context.Context, r *stageRun, k int, st dockerfile.St
 	if createdBy == "" {
 		h = v1.History{}
 	}
-	if err := b.cache.Put(ctx, key, &cache.Entry{Layer: l, History: h, Explain: plan.explain}); err != nil {
+	entry := &cache.Entry{Layer: l, History: h, Explain: plan.explain}
+	if err := b.cache.Put(ctx, key, entry); err != nil {
 		return err
+	}
+	if b.shared != nil {
+		b.shared.remember(lookup, entry)
 	}
 	r.state.commit(l, h, key, changesFiles(st.Command), plan.explain)
 	v.done()
@@ -176,10 +199,10 @@ func (b *build) cached(ctx context.Context, st *dockerfile.Stage, key string) (*
 // prepare computes the step's cache key (see keyInput for what it
 // covers); for COPY and ADD it plans the copy (resolving sources,
 // downloading URLs) and hashes the sources.
-func (b *build) prepare(ctx context.Context, s *state, st dockerfile.Step, createdBy string) (*stepPlan, string, error) {
+func (b *build) prepare(ctx context.Context, platform string, s *state, st dockerfile.Step, createdBy string) (*stepPlan, string, error) {
 	in := keyInput{
 		Parent:   s.key,
-		Platform: platformString(b.opts.Graph.Platform),
+		Platform: platform,
 		Kind:     fmt.Sprintf("%T", st.Command),
 		Command:  st.Command,
 		Layer:    b.layerKey(),

@@ -1,0 +1,161 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/cache"
+	"github.com/strata-build/strata/dockerfile"
+	"github.com/strata-build/strata/progress"
+)
+
+// BuildPlatforms builds one Dockerfile for several platforms (docker
+// build --platform a,b): opts[i].Graph is the Dockerfile parsed for
+// platform i. The builds run concurrently; a step whose key another of
+// them already ran (a FROM --platform=$BUILDPLATFORM stage, the same in
+// every build) runs once and is shared, even with NoCache, as BuildKit
+// solves such a vertex once. The steps doing work at any moment are at
+// most the CPU count. The first failure cancels the others. Results come
+// in opts' order.
+func BuildPlatforms(ctx context.Context, opts []Options) ([]*Result, error) {
+	if len(opts) == 0 {
+		return nil, fmt.Errorf("no platform to build")
+	}
+	if len(opts) == 1 {
+		res, err := Build(ctx, opts[0])
+		if err != nil {
+			return nil, err
+		}
+		return []*Result{res}, nil
+	}
+	// Every build gets the same secrets (they are flags), so one redacting sink serves all.
+	sh := &siblings{
+		prog:  newReporter(newRedactSink(opts[0].Progress, opts[0].Secrets)),
+		locks: map[string]*stepLock{},
+		done:  map[string]*cache.Entry{},
+		slots: make(chan struct{}, runtime.NumCPU()),
+		seen:  map[string]bool{},
+	}
+	sh.prog.shared = sh
+	for _, o := range opts {
+		sh.targets = append(sh.targets, o.Graph.Platform)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make([]*Result, len(opts))
+	errs := make([]error, len(opts))
+	var wg sync.WaitGroup
+	for i, o := range opts {
+		wg.Go(func() {
+			if results[i], errs[i] = buildOne(ctx, o, sh); errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	if err := firstCause(errs); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// siblings is what the platform builds of one BuildPlatforms share.
+type siblings struct {
+	prog    *reporter
+	targets []specs.Platform
+
+	mu sync.Mutex
+	// locks hold a step key while one build looks it up and runs it, so
+	// a sibling with the same step waits and then takes its result.
+	locks map[string]*stepLock
+	// done are the steps run in this invocation, by key.
+	done map[string]*cache.Entry
+	// seen are the lint warnings already reported.
+	seen map[string]bool
+	// slots bound the steps doing work at once to the CPU count.
+	slots chan struct{}
+}
+
+type stepLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// lock takes the step key; the returned function gives it back.
+func (sh *siblings) lock(key string) func() {
+	sh.mu.Lock()
+	l := sh.locks[key]
+	if l == nil {
+		l = &stepLock{}
+		sh.locks[key] = l
+	}
+	l.refs++
+	sh.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		sh.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(sh.locks, key)
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// result is the entry a sibling made for key in this invocation, or nil.
+func (sh *siblings) result(key string) *cache.Entry {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.done[key]
+}
+
+func (sh *siblings) remember(key string, e *cache.Entry) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.done[key] = e
+}
+
+// slot waits for a free CPU slot; the returned function frees it.
+func (sh *siblings) slot(ctx context.Context) (func(), error) {
+	select {
+	case sh.slots <- struct{}{}:
+		return func() { <-sh.slots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// firstWarning reports whether a warning is new to this invocation: the
+// platforms' graphs mostly warn alike.
+func (sh *siblings) firstWarning(w progress.Warning) bool {
+	k := fmt.Sprintf("%s\x00%d\x00%s\x00%s", w.File, w.Line, w.Rule, w.Message)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.seen[k] {
+		return false
+	}
+	sh.seen[k] = true
+	return true
+}
+
+// platforms are the platforms this invocation builds.
+func (b *build) platforms() []specs.Platform {
+	if b.shared != nil {
+		return b.shared.targets
+	}
+	return []specs.Platform{b.opts.Graph.Platform}
+}
+
+// stagePrefix is the platform BuildKit shows before a stage's steps when
+// several platforms are built: the stage's own (FROM --platform), else
+// the target's.
+func (b *build) stagePrefix(st *dockerfile.Stage) string {
+	if b.shared == nil {
+		return ""
+	}
+	return b.runPlatform(st) + " "
+}
