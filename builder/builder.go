@@ -119,7 +119,7 @@ type Result struct {
 
 // build is one run of Build.
 type build struct {
-	opts    Options
+	opts Options
 	// shared is what the platform builds of one BuildPlatforms share;
 	// nil for Build.
 	shared  *siblings
