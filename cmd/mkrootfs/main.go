@@ -4,7 +4,9 @@
 //
 // The tree comes from internal/minirootfs and the tar stream from layer.WriteTar, so the same
 // busybox binary always gives the same bytes. The examples and the end-to-end tests use the
-// result as the `ADD rootfs.tar.gz /` of a `FROM scratch` image.
+// result as the `ADD rootfs.tar.gz /` of a `FROM scratch` image. A busybox of another
+// architecture (Debian's arm64 busybox-static on an amd64 host) makes that platform's rootfs;
+// its applets are listed by running it through binfmt_misc or qemu-user-static.
 package main
 
 import (

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -82,10 +83,11 @@ func Make(dir string, opts Options) error {
 	if opts.ModTime.IsZero() {
 		opts.ModTime = time.Unix(0, 0)
 	}
-	if err := checkStatic(opts.Busybox); err != nil {
+	machine, err := checkStatic(opts.Busybox)
+	if err != nil {
 		return err
 	}
-	applets, err := listApplets(opts.Busybox)
+	applets, err := listApplets(opts.Busybox, machine)
 	if err != nil {
 		return err
 	}
@@ -98,32 +100,82 @@ func Make(dir string, opts Options) error {
 }
 
 // checkStatic refuses a dynamically linked busybox: its loader and libc would be missing
-// from the tree, so every command in it would fail with "not found".
-func checkStatic(path string) error {
+// from the tree, so every command in it would fail with "not found". It returns the binary's
+// architecture: a busybox of another one (arm64 on an amd64 host) makes that platform's tree.
+func checkStatic(path string) (elfID, error) {
 	f, err := elf.Open(path)
 	if err != nil {
-		return fmt.Errorf("reading busybox %s: %w", path, err)
+		return elfID{}, fmt.Errorf("reading busybox %s: %w", path, err)
 	}
 	defer f.Close()
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
-			return fmt.Errorf("busybox %s is dynamically linked; install busybox-static", path)
+			return elfID{}, fmt.Errorf("busybox %s is dynamically linked; install busybox-static", path)
 		}
 	}
-	return nil
+	return elfID{f.Machine, f.Class, f.Data}, nil
 }
 
-// listApplets returns the install paths busybox reports (like "usr/bin/env"), sorted.
-func listApplets(busybox string) ([]string, error) {
-	var stderr bytes.Buffer
-	cmd := exec.Command(busybox, "--list-full")
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+// elfID is what tells one architecture's binaries from another's.
+type elfID struct {
+	machine elf.Machine
+	class   elf.Class
+	data    elf.Data
+}
+
+// qemuName is qemu-user's name for the architecture ("aarch64"), "" for one it lacks here.
+func (id elfID) qemuName() string {
+	le, is64 := id.data == elf.ELFDATA2LSB, id.class == elf.ELFCLASS64
+	switch {
+	case id.machine == elf.EM_X86_64:
+		return "x86_64"
+	case id.machine == elf.EM_386:
+		return "i386"
+	case id.machine == elf.EM_AARCH64 && le:
+		return "aarch64"
+	case id.machine == elf.EM_ARM && le:
+		return "arm"
+	case id.machine == elf.EM_PPC64 && le:
+		return "ppc64le"
+	case id.machine == elf.EM_S390:
+		return "s390x"
+	case id.machine == elf.EM_RISCV && is64:
+		return "riscv64"
+	case id.machine == elf.EM_MIPS && is64 && le:
+		return "mips64el"
+	case id.machine == elf.EM_LOONGARCH:
+		return "loongarch64"
+	}
+	return ""
+}
+
+// listApplets returns the install paths busybox reports (like "usr/bin/env"), sorted. The
+// list comes from the binary itself, also for another architecture's busybox: its own
+// build's applets, not a host busybox's that may differ in version or configuration. Such a
+// binary runs through the kernel's binfmt_misc handler when one is registered, else through
+// qemu-user (qemu-ARCH-static) directly.
+func listApplets(busybox string, id elfID) ([]string, error) {
+	out, err := runList(busybox)
+	if errors.Is(err, syscall.ENOEXEC) {
+		qemu := ""
+		if name := id.qemuName(); name != "" {
+			for _, q := range []string{"qemu-" + name + "-static", "qemu-" + name} {
+				if p, lerr := exec.LookPath(q); lerr == nil {
+					qemu = p
+					break
+				}
+			}
+		}
+		if qemu == "" {
+			return nil, fmt.Errorf("listing busybox applets: %s is a binary of %s this host cannot run: install qemu-user-static (apt-get install qemu-user-static)", busybox, id.machine)
+		}
+		out, err = runList(qemu, busybox)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("listing busybox applets: %w: %s", err, strings.TrimSpace(stderr.String()))
+		return nil, err
 	}
 	var applets []string
-	for _, line := range strings.Split(string(out), "\n") {
+	for _, line := range strings.Split(out, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || line == "bin/busybox" {
 			continue
@@ -135,6 +187,18 @@ func listApplets(busybox string) ([]string, error) {
 	}
 	sort.Strings(applets)
 	return applets, nil
+}
+
+// runList runs "busybox --list-full", through argv[0] when it is an emulator.
+func runList(argv ...string) (string, error) {
+	var stderr bytes.Buffer
+	cmd := exec.Command(argv[0], append(argv[1:], "--list-full")...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("listing busybox applets with %s: %w: %s", strings.Join(argv, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
 }
 
 type maker struct {

@@ -111,7 +111,7 @@ func TestMakeRefusesDynamicBusybox(t *testing.T) {
 	// so look for a dynamic one among common host binaries instead.
 	var dynamic string
 	for _, p := range []string{"/bin/ls", "/usr/bin/ls", "/bin/true"} {
-		if checkStatic(p) != nil {
+		if _, err := checkStatic(p); err != nil {
 			dynamic = p
 			break
 		}
