@@ -66,6 +66,11 @@ var exporters = map[string]string{
 
 // Export writes img to out, as one vertex of out.Progress.
 func Export(ctx context.Context, img v1.Image, out Output) error {
+	return out.run(func(out Output) error { return out.export(ctx, img) })
+}
+
+// run checks out and runs fn as the export's vertex.
+func (out Output) run(fn func(Output) error) error {
 	name, ok := exporters[out.Type]
 	if !ok {
 		return fmt.Errorf("unknown output type %q: want oci, oci-layout, docker, registry, local or tar", out.Type)
@@ -84,7 +89,7 @@ func Export(ctx context.Context, img v1.Image, out Output) error {
 		out.v.sink = progress.Discard
 	}
 	out.v.sink.Event(progress.VertexStarted{ID: id, Name: name, Started: out.v.start})
-	err := out.export(ctx, img)
+	err := fn(out)
 	if err == nil && out.Type != "registry" {
 		out.v.sink.Event(progress.Exported{ID: id, Type: out.Type, Dest: out.Dest})
 	}

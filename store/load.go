@@ -259,8 +259,9 @@ func (s *Store) putOCIBlob(ctx context.Context, a archive, d v1.Descriptor) erro
 	return nil
 }
 
-// loadOCI stores the images index.json lists; of a multi-platform
-// image, the one for this machine's architecture.
+// loadOCI stores the images index.json lists; an index of several
+// platforms whole (Loaded.Desc is the index), else its image for this
+// machine's architecture.
 func (s *Store) loadOCI(ctx context.Context, a archive) ([]Loaded, error) {
 	var idx v1.IndexManifest
 	if err := readJSON(a, "index.json", &idx); err != nil {
@@ -280,6 +281,16 @@ func (s *Store) loadOCI(ctx context.Context, a archive) ([]Loaded, error) {
 			var inner v1.IndexManifest
 			if err := json.Unmarshal(raw, &inner); err != nil {
 				return nil, fmt.Errorf("index %s: %w", d.Digest, err)
+			}
+			// Several platforms: the index is kept whole, as docker with the
+			// containerd store and buildx's --load do; one platform (and its
+			// attestations) is that image, as before.
+			if len(PlatformImages(&inner)) > 1 {
+				if err := s.loadIndex(ctx, a, d, 0); err != nil {
+					return nil, err
+				}
+				out = append(out, Loaded{Names: names, Desc: v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}})
+				continue
 			}
 			pd, err := platformManifest(inner.Manifests)
 			if err != nil {

@@ -189,7 +189,8 @@ func touch(p string) {
 }
 
 // reachable lists the blob and diffID hex digests of every tagged image:
-// its manifest, config and layers.
+// its manifest, config and layers; of a tagged index, the index and all
+// that of each of its children.
 func (s *Store) reachable() (map[string]bool, map[string]bool, error) {
 	idx, err := s.Index()
 	if err != nil {
@@ -197,17 +198,8 @@ func (s *Store) reachable() (map[string]bool, map[string]bool, error) {
 	}
 	blobs, diffIDs := map[string]bool{}, map[string]bool{}
 	for _, d := range idx.Manifests {
-		m, cfg, err := s.image(d.Digest)
-		if err != nil {
+		if err := s.markReachable(d, blobs, diffIDs, 0); err != nil {
 			return nil, nil, fmt.Errorf("reading image %s: %w", d.Digest, err)
-		}
-		blobs[d.Digest.Hex] = true
-		blobs[m.Config.Digest.Hex] = true
-		for _, l := range m.Layers {
-			blobs[l.Digest.Hex] = true
-		}
-		for _, h := range cfg.RootFS.DiffIDs {
-			diffIDs[h.Hex] = true
 		}
 	}
 	return blobs, diffIDs, nil
