@@ -211,9 +211,9 @@ type storedIndex struct {
 }
 
 func (x *storedIndex) MediaType() (types.MediaType, error) { return x.desc.MediaType, nil }
-func (x *storedIndex) Digest() (v1.Hash, error)             { return x.desc.Digest, nil }
-func (x *storedIndex) Size() (int64, error)                 { return int64(len(x.raw)), nil }
-func (x *storedIndex) RawManifest() ([]byte, error)         { return x.raw, nil }
+func (x *storedIndex) Digest() (v1.Hash, error)            { return x.desc.Digest, nil }
+func (x *storedIndex) Size() (int64, error)                { return int64(len(x.raw)), nil }
+func (x *storedIndex) RawManifest() ([]byte, error)        { return x.raw, nil }
 func (x *storedIndex) IndexManifest() (*v1.IndexManifest, error) {
 	return x.manifest.DeepCopy(), nil
 }
@@ -323,9 +323,9 @@ type storedManifest struct {
 	layers           map[v1.Hash]partial.CompressedLayer
 }
 
-func (i *storedManifest) RawConfigFile() ([]byte, error)       { return i.config, nil }
+func (i *storedManifest) RawConfigFile() ([]byte, error)      { return i.config, nil }
 func (i *storedManifest) MediaType() (types.MediaType, error) { return i.mediaType, nil }
-func (i *storedManifest) RawManifest() ([]byte, error)         { return i.manifest, nil }
+func (i *storedManifest) RawManifest() ([]byte, error)        { return i.manifest, nil }
 func (i *storedManifest) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 	if l, ok := i.layers[h]; ok {
 		return l, nil
@@ -339,8 +339,8 @@ type storedBlob struct {
 	desc v1.Descriptor
 }
 
-func (b *storedBlob) Digest() (v1.Hash, error)             { return b.desc.Digest, nil }
-func (b *storedBlob) Size() (int64, error)                 { return b.desc.Size, nil }
+func (b *storedBlob) Digest() (v1.Hash, error)            { return b.desc.Digest, nil }
+func (b *storedBlob) Size() (int64, error)                { return b.desc.Size, nil }
 func (b *storedBlob) MediaType() (types.MediaType, error) { return b.desc.MediaType, nil }
 func (b *storedBlob) Compressed() (io.ReadCloser, error)  { return b.st.OpenBlob(b.desc.Digest) }
 
