@@ -12,6 +12,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -344,7 +345,16 @@ func checkDoctorText(t *testing.T, cmd *exec.Cmd, mode string) {
 		}
 	}
 	rest := lines[i:]
-	if i == 0 || len(rest) == 0 || rest[0] != "mode: "+mode || len(rest) > 2 {
+	if i == 0 || len(rest) == 0 || rest[0] != "mode: "+mode {
 		t.Errorf("want check lines then %q, got:\n%s", "mode: "+mode, out)
+		return
+	}
+	// Then at most the caveat, then the emulation section.
+	rest = rest[1:]
+	if len(rest) > 0 && strings.HasPrefix(rest[0], "      ") {
+		rest = rest[1:]
+	}
+	if len(rest) < 3 || rest[0] != "emulation:" || !strings.HasPrefix(rest[1], "  binfmt_misc: ") || !slices.ContainsFunc(rest, func(l string) bool { return strings.HasPrefix(l, "RUN steps run for: ") }) {
+		t.Errorf("want the emulation section after the mode, got:\n%s", out)
 	}
 }

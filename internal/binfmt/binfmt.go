@@ -177,6 +177,10 @@ func Handlers() ([]Handler, error) {
 	return out, nil
 }
 
+// Enabled reports whether binfmt_misc as a whole is on (echo 0 > status switches every
+// handler off); ErrNotMounted when it is not mounted.
+func Enabled() (bool, error) { return enabled() }
+
 // enabled reads Root/status: binfmt_misc as a whole can be switched off.
 func enabled() (bool, error) {
 	b, err := os.ReadFile(filepath.Join(Root, "status"))
