@@ -105,9 +105,9 @@ func TestSubjects(t *testing.T) {
 		t.Errorf("an unnamed image: subjects %v, %v; want an empty list as BuildKit", none, err)
 	}
 	for ref, want := range map[string]string{
-		"alpine@" + testDigest:                  "pkg:docker/alpine?digest=" + testDigest,
-		"alpine:3.20@" + testDigest:             "pkg:docker/alpine@3.20?digest=" + testDigest,
-		"localhost:5000/a/b:c":                  "pkg:docker/localhost:5000/a/b@c",
+		"alpine@" + testDigest:                   "pkg:docker/alpine?digest=" + testDigest,
+		"alpine:3.20@" + testDigest:              "pkg:docker/alpine@3.20?digest=" + testDigest,
+		"localhost:5000/a/b:c":                   "pkg:docker/localhost:5000/a/b@c",
 		"docker.io/library/debian:bookworm-slim": "pkg:docker/debian@bookworm-slim",
 	} {
 		got, err := ImagePURL(ref, "")
