@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/containerd/platforms"
 
@@ -346,4 +348,58 @@ func (b *storedBlob) Compressed() (io.ReadCloser, error)  { return b.st.OpenBlob
 
 func specsPlatform(p v1.Platform) specs.Platform {
 	return platforms.Normalize(specs.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion, OSFeatures: p.OSFeatures})
+}
+
+// IndexSummary is what `strata images` shows of the stored index desc:
+// the bytes of every distinct blob it holds (the index, each manifest,
+// config and layer, attestations included: what a push or save moves),
+// and the creation time of its image for this machine's architecture, or
+// else of its first platform's.
+func IndexSummary(st *store.Store, desc v1.Descriptor) (int64, time.Time, error) {
+	im, err := st.IndexManifest(desc.Digest)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	seen := map[v1.Hash]bool{desc.Digest: true}
+	size := desc.Size
+	add := func(d v1.Descriptor) {
+		if !seen[d.Digest] {
+			seen[d.Digest] = true
+			size += d.Size
+		}
+	}
+	for _, d := range im.Manifests {
+		add(d)
+		if d.MediaType.IsIndex() {
+			continue // nested: counted by its own size only
+		}
+		var m v1.Manifest
+		if err := readJSON(st, d.Digest, &m); err != nil {
+			return 0, time.Time{}, fmt.Errorf("manifest %s: %w", d.Digest, err)
+		}
+		add(m.Config)
+		for _, l := range m.Layers {
+			add(l)
+		}
+	}
+	var created time.Time
+	imgs := store.PlatformImages(im)
+	for i, d := range imgs {
+		if i > 0 && (d.Platform == nil || d.Platform.Architecture != runtime.GOARCH) {
+			continue
+		}
+		var m v1.Manifest
+		var cfg v1.ConfigFile
+		if err := readJSON(st, d.Digest, &m); err != nil {
+			return 0, time.Time{}, err
+		}
+		if err := readJSON(st, m.Config.Digest, &cfg); err != nil {
+			return 0, time.Time{}, fmt.Errorf("config %s: %w", m.Config.Digest, err)
+		}
+		created = cfg.Created.Time
+		if d.Platform != nil && d.Platform.Architecture == runtime.GOARCH {
+			break
+		}
+	}
+	return size, created, nil
 }

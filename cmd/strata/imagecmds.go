@@ -10,8 +10,10 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/containerd/platforms"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/strata/builder"
@@ -218,7 +220,7 @@ type inspectHistory struct {
 }
 
 func newInspectCmd() *cobra.Command {
-	var root, format string
+	var root, format, platform string
 	cmd := &cobra.Command{
 		Use:         "inspect NAME...",
 		Annotations: usesStore,
@@ -226,7 +228,13 @@ func newInspectCmd() *cobra.Command {
 		Long: `Show images as docker image inspect does (a JSON array), with their layers
 (digests and sizes) and their history, as docker history shows it. NAME is a
 name or an image ID. --format takes a Go template over an image ({{.Id}},
-{{.Config.Env}}, {{json .History}}).`,
+{{.Config.Env}}, {{json .History}}).
+
+A multi-platform image shows as its index, as docker buildx imagetools
+inspect shows it: Id (the index digest), RepoTags, MediaType, Size (every
+platform's blobs), Annotations and Manifests (Digest, MediaType, Size,
+Platform, Annotations; attestations are unknown/unknown). --platform
+linux/arm64 shows that platform's image instead.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var tmpl *template.Template
@@ -245,15 +253,40 @@ name or an image ID. --format takes a Go template over an image ({{.Id}},
 			if err != nil {
 				return err
 			}
-			var out []inspectImage
+			var want *v1.Platform
+			if platform != "" {
+				p, err := platforms.Parse(platform)
+				if err != nil {
+					return fmt.Errorf("--platform %q: %w", platform, err)
+				}
+				p = platforms.Normalize(p)
+				want = &v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}
+			}
+			var out []any
 			for _, arg := range args {
 				desc, names, err := resolveImage(idx, arg)
 				if err != nil {
 					return err
 				}
+				if desc.MediaType.IsIndex() && want == nil {
+					o, err := inspectIndexOf(st, desc, names)
+					if err != nil {
+						return fmt.Errorf("image %s: %w", arg, err)
+					}
+					out = append(out, o)
+					continue
+				}
+				if desc.MediaType.IsIndex() {
+					if desc, err = platformChild(st, desc, arg, want); err != nil {
+						return err
+					}
+				}
 				img, err := builder.LoadImage(cmd.Context(), st, desc, registryConfig(nil))
 				if err != nil {
 					return fmt.Errorf("image %s: %w", arg, err)
+				}
+				if want != nil && !matchesPlatform(img.Config.ConfigFile, *want) {
+					return fmt.Errorf("image %s is for %s, not %s", arg, configPlatformName(img.Config.ConfigFile), platform)
 				}
 				out = append(out, inspectOf(img, desc, names))
 			}
@@ -277,7 +310,81 @@ name or an image ID. --format takes a Go template over an image ({{.Id}},
 	}
 	cmd.Flags().StringVar(&root, "root", "", "directory of strata's store and cache")
 	cmd.Flags().StringVarP(&format, "format", "f", "", "format the output using a Go template")
+	cmd.Flags().StringVar(&platform, "platform", "", "of a multi-platform image, inspect the image for this platform (linux/arm64)")
 	return cmd
+}
+
+// inspectIndex is `strata inspect`'s object for a multi-platform image:
+// the index and its manifests with their platforms, as docker buildx
+// imagetools inspect shows them.
+type inspectIndex struct {
+	Id string //nolint:revive // as inspectImage's
+
+	RepoTags    []string
+	MediaType   string
+	Size        int64
+	Annotations map[string]string `json:",omitempty"`
+	Manifests   []inspectManifest
+}
+
+type inspectManifest struct {
+	Digest    string
+	MediaType string
+	Size      int64
+	// Platform is os/arch[/variant]; an attestation's is unknown/unknown.
+	Platform    string            `json:",omitempty"`
+	Annotations map[string]string `json:",omitempty"`
+}
+
+func inspectIndexOf(st *store.Store, desc v1.Descriptor, names []string) (inspectIndex, error) {
+	im, err := st.IndexManifest(desc.Digest)
+	if err != nil {
+		return inspectIndex{}, err
+	}
+	size, _, err := builder.IndexSummary(st, desc)
+	if err != nil {
+		return inspectIndex{}, err
+	}
+	o := inspectIndex{Id: desc.Digest.String(), RepoTags: names, MediaType: string(desc.MediaType), Size: size,
+		Annotations: im.Annotations, Manifests: []inspectManifest{}}
+	for _, d := range im.Manifests {
+		m := inspectManifest{Digest: d.Digest.String(), MediaType: string(d.MediaType), Size: d.Size, Annotations: d.Annotations}
+		if d.Platform != nil {
+			m.Platform = d.Platform.String()
+		}
+		o.Manifests = append(o.Manifests, m)
+	}
+	return o, nil
+}
+
+// platformChild is the descriptor of the index desc's image for want.
+func platformChild(st *store.Store, desc v1.Descriptor, arg string, want *v1.Platform) (v1.Descriptor, error) {
+	im, err := st.IndexManifest(desc.Digest)
+	if err != nil {
+		return desc, fmt.Errorf("image %s: %w", arg, err)
+	}
+	var have []string
+	for _, d := range store.PlatformImages(im) {
+		if d.Platform != nil && platforms.NewMatcher(specPlatform(*want)).Match(specPlatform(*d.Platform)) {
+			return d, nil
+		}
+		if d.Platform != nil {
+			have = append(have, d.Platform.String())
+		}
+	}
+	return desc, fmt.Errorf("image %s has no image for %s: it holds %s", arg, want, strings.Join(have, ", "))
+}
+
+func specPlatform(p v1.Platform) specs.Platform {
+	return platforms.Normalize(specs.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant})
+}
+
+func matchesPlatform(cfg v1.ConfigFile, want v1.Platform) bool {
+	return platforms.NewMatcher(specPlatform(want)).Match(specPlatform(v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}))
+}
+
+func configPlatformName(cfg v1.ConfigFile) string {
+	return (&v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}).String()
 }
 
 func inspectOf(img *builder.StoredImage, desc v1.Descriptor, names []string) inspectImage {
@@ -323,7 +430,10 @@ docker archive (docker save, strata save --format docker), an OCI archive
 (compressed or not), or an OCI layout directory. Without -i, or with -i -,
 the archive is read from stdin. An OCI image keeps its digest; an image of
 a docker archive keeps its config (docker's image ID) and gets an OCI
-manifest.`,
+manifest. A multi-platform image (an index of several platforms, as buildx
+writes) is loaded whole, every platform and attestation checked against
+its digest, and its name tags the index; an index of one platform loads
+as that image.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if input == "" {

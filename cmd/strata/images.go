@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"text/template"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/strata/builder"
@@ -26,18 +28,34 @@ func newPushCmd() *cobra.Command {
 		Use:         "push NAME [DEST]",
 		Annotations: usesStore,
 		Short:       "Push an image from the store to a registry (as DEST when given)",
-		Args:        cobra.RangeArgs(1, 2),
+		Long: `Push an image from the store to a registry, as docker push does, under its
+name or DEST. A multi-platform image goes whole: each platform's image (and
+attestation), then the index DEST names; layers shared by platforms once.
+It prints the digest pushed (the index's for a multi-platform image).`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := openStore(root)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
+			dest := args[len(args)-1]
+			if isIndex(st, args[0]) {
+				// Every platform, then the index, as buildx pushes one.
+				idx, desc, err := builder.OpenIndex(cmd.Context(), st, args[0], registryConfig(insecure))
+				if err != nil {
+					return err
+				}
+				if err := builder.PushIndex(cmd.Context(), idx, []string{dest}, registryConfig(insecure), nil); err != nil {
+					return oneLine(err)
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), desc.Digest)
+				return nil
+			}
 			img, desc, err := builder.OpenImage(cmd.Context(), st, args[0], registryConfig(insecure))
 			if err != nil {
 				return err
 			}
-			dest := args[len(args)-1]
 			if err := builder.Push(cmd.Context(), img, []string{dest}, registryConfig(insecure)); err != nil {
 				return oneLine(err)
 			}
@@ -68,7 +86,9 @@ func newImagesCmd() *cobra.Command {
 		Short:       "List the images tagged in the store",
 		Long: `List the images tagged in the store, as docker images does: the ID is the
 manifest digest (docker's with the containerd image store), SIZE the sum
-of the image's compressed blobs.
+of the image's compressed blobs. A multi-platform image is one row: its ID
+the index digest, SIZE every platform's blobs (each shared layer once),
+what a push or save of it moves; CREATED is this machine's platform's.
 
 --format takes a Go template over .Repository, .Tag, .Digest, .ID,
 .CreatedSince, .CreatedAt and .Size; "table TEMPLATE" adds the header.`,
@@ -98,7 +118,7 @@ of the image's compressed blobs.
 			now := time.Now()
 			for _, d := range idx.Manifests {
 				name := d.Annotations[refNameAnnotation]
-				img, err := builder.LoadImage(cmd.Context(), st, d, registryConfig(nil))
+				size, created, err := imageSummary(cmd.Context(), st, d)
 				if err != nil {
 					return fmt.Errorf("image %s: %w", name, err)
 				}
@@ -107,9 +127,9 @@ of the image's compressed blobs.
 					continue
 				}
 				row := imageRow{ID: shortID(d.Digest.String()), Digest: d.Digest.String(),
-					CreatedSince: "N/A", Size: humanSizePrec(builder.ImageSize(img, d), 3)}
+					CreatedSince: "N/A", Size: humanSizePrec(size, 3)}
 				row.Repository, row.Tag = splitName(name)
-				if created := img.Config.Created.Time; !created.IsZero() {
+				if !created.IsZero() {
 					row.CreatedSince = humanDuration(now.Sub(created)) + " ago"
 					row.CreatedAt = created.Local().Format("2006-01-02 15:04:05 -0700 MST")
 				}
@@ -126,6 +146,19 @@ of the image's compressed blobs.
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only show image IDs")
 	cmd.Flags().StringVar(&format, "format", "", `format output using a Go template ("table TEMPLATE" adds a header)`)
 	return cmd
+}
+
+// imageSummary is the size and creation time `strata images` shows of
+// the manifest or index d.
+func imageSummary(ctx context.Context, st *store.Store, d v1.Descriptor) (int64, time.Time, error) {
+	if d.MediaType.IsIndex() {
+		return builder.IndexSummary(st, d)
+	}
+	img, err := builder.LoadImage(ctx, st, d, registryConfig(nil))
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	return builder.ImageSize(img, d), img.Config.Created.Time, nil
 }
 
 // rowTemplate is the template of a line of `strata images`, and whether
@@ -220,7 +253,12 @@ func newSaveCmd() *cobra.Command {
 		Use:         "save NAME [-o FILE|-] [--format oci|docker]",
 		Annotations: usesStore,
 		Short:       "Write an image from the store to an archive (stdout without -o, or with -o -)",
-		Args:        cobra.ExactArgs(1),
+		Long: `Write an image from the store to an archive, as docker save does: an OCI
+archive (--format oci, the default) or a docker archive (--format docker).
+A multi-platform image is written whole to an OCI archive (its index, every
+platform); a docker archive holds one platform, so it is refused for one of
+several.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != "oci" && format != "docker" {
 				return fmt.Errorf("save: --format %q: want oci or docker", format)
@@ -236,11 +274,27 @@ func newSaveCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
+			out := builder.Output{Type: format, Dest: output, Names: []string{args[0]}, Stdout: cmd.OutOrStdout()}
+			if isIndex(st, args[0]) {
+				idx, _, err := builder.OpenIndex(cmd.Context(), st, args[0], registryConfig(insecure))
+				if err != nil {
+					return err
+				}
+				if format == "docker" {
+					im, err := idx.IndexManifest()
+					if err != nil {
+						return err
+					}
+					if len(store.PlatformImages(im)) > 1 {
+						return builder.DockerPlatformsError("save --format docker", im)
+					}
+				}
+				return oneLine(builder.ExportIndex(cmd.Context(), idx, out))
+			}
 			img, _, err := builder.OpenImage(cmd.Context(), st, args[0], registryConfig(insecure))
 			if err != nil {
 				return err
 			}
-			out := builder.Output{Type: format, Dest: output, Names: []string{args[0]}, Stdout: cmd.OutOrStdout()}
 			return oneLine(builder.Export(cmd.Context(), img, out))
 		},
 	}
@@ -349,3 +403,10 @@ func parseRAMSize(s string) (int64, error) {
 }
 
 var ramSize = regexp.MustCompile(`^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$`)
+
+// isIndex reports whether name tags a multi-platform index in the store
+// (false when it tags nothing: the image path then says so).
+func isIndex(st *store.Store, name string) bool {
+	d, err := st.Resolve(builder.StoreName(name))
+	return err == nil && d.MediaType.IsIndex()
+}
