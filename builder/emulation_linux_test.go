@@ -1,17 +1,21 @@
 package builder
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/internal/binfmt"
+	"github.com/strata-build/strata/internal/minirootfs"
+	"github.com/strata-build/strata/layer"
 )
 
 // s390xEntry is Debian's qemu-s390x entry as the kernel prints it; s390x stands for a
@@ -118,5 +122,55 @@ func TestCheckEmulationHost(t *testing.T) {
 	}
 	if err := canRun(specs.Platform{OS: "linux", Architecture: "arm64"}); err != nil {
 		t.Errorf("linux/arm64 with %s: %v", s.Describe(), err)
+	}
+}
+
+// arm64Busybox is where testdata/install-test-deps.sh puts Debian's arm64 busybox-static.
+const arm64Busybox = "/var/cache/strata-test/arm64/busybox"
+
+// TestRealForeignBuild builds a linux/arm64 image on this host with the real sandbox: its
+// RUN steps are arm64 busybox, run through binfmt_misc and qemu-user-static, and see an
+// aarch64 machine; the image says arm64.
+func TestRealForeignBuild(t *testing.T) {
+	needRoot(t)
+	if _, err := os.Stat(arm64Busybox); err != nil {
+		t.Skipf("needs Debian's arm64 busybox at %s (testdata/install-test-deps.sh): %v", arm64Busybox, err)
+	}
+	arm64 := specs.Platform{OS: "linux", Architecture: "arm64"}
+	if err := canRun(arm64); err != nil {
+		t.Skipf("%v (testdata/install-test-deps.sh registers qemu-user-static's handlers)", err)
+	}
+	tb := newTestBuild(t, nil)
+	tb.runner = executor.New(executor.Options{})
+	epoch := time.Unix(1700000000, 0)
+	tb.epoch = &epoch
+	tree := t.TempDir()
+	if err := minirootfs.Make(tree, minirootfs.Options{Busybox: arm64Busybox}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(tb.dir, "rootfs.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := layer.WriteTar(context.Background(), f, tree, layer.WriteOptions{Source: layer.FromDir}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	src := `FROM scratch
+ADD rootfs.tar /
+RUN uname -m > /arch
+`
+	res, out := tb.mustBuild(src, func(o *Options) {
+		g, err := dockerfile.Parse([]byte(src), dockerfile.Options{Platform: arm64, BuildPlatform: specs.Platform{OS: "linux", Architecture: runtime.GOARCH}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Graph = g
+	})
+	if got, err := readImageFile(t, res, "arch"); err != nil || got != "aarch64\n" {
+		t.Errorf("uname -m in an arm64 RUN: %q, %v\n%s", got, err, out)
+	}
+	if cfg := configOf(t, res.Image); cfg.Architecture != "arm64" || cfg.OS != "linux" {
+		t.Errorf("the image is %s/%s, want linux/arm64", cfg.OS, cfg.Architecture)
 	}
 }
