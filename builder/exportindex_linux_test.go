@@ -251,6 +251,14 @@ func TestExportIndexOCI(t *testing.T) {
 	if err := ExportIndex(ctx, f.open(t), Output{Type: "oci", Dest: archive, Names: []string{"example.com/app:1"}}); err != nil {
 		t.Fatal(err)
 	}
+	// The same index gives the same archive, byte for byte.
+	again := filepath.Join(dir, "again.tar")
+	if err := ExportIndex(ctx, f.open(t), Output{Type: "oci", Dest: again, Names: []string{"example.com/app:1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := readFile(t, archive), readFile(t, again); !bytes.Equal(a, b) {
+		t.Errorf("two exports of one index differ (%d and %d bytes)", len(a), len(b))
+	}
 	if got := run(t, "skopeo", "inspect", "--raw", "oci-archive:"+archive); !bytes.Equal(got, f.raw) {
 		t.Errorf("skopeo inspect --raw: %s\nwant the stored index %s", got, f.raw)
 	}
@@ -358,6 +366,15 @@ func armLayer(t *testing.T, f *indexFixture) v1.Hash {
 		t.Fatal(err)
 	}
 	return m.Layers[1].Digest
+}
+
+func readFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // tagManifest adds digest's descriptor to the layout's index.json under
@@ -517,6 +534,17 @@ func TestExportIndexSplit(t *testing.T) {
 	}
 	if files["linux_arm64/arch"] != "arm64" || len(files) != 9 {
 		t.Errorf("type=tar: %v, want three directories of arch and shared", slices.Sorted(mapKeys(files)))
+	}
+
+	// One platform (and its attestation): its root filesystem itself, as
+	// buildx splits only several.
+	one := newIndexFixture(t, [3]string{"linux", "arm64", ""})
+	single := filepath.Join(dir, "single")
+	if err := ExportIndex(ctx, one.open(t), Output{Type: "local", Dest: single}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(single, "arch")); err != nil || string(b) != "arm64" {
+		t.Errorf("type=local of one platform: /arch %q, %v", b, err)
 	}
 }
 

@@ -73,7 +73,8 @@ func (s *Store) updateIndex(fn func(*v1.IndexManifest)) error {
 	return s.writeIndex(idx)
 }
 
-// Tag points name at the manifest desc (whose blob must be stored), in
+// Tag points name at the manifest or image index desc (whose blob must be
+// stored; an index's children too, for the commands that read it), in
 // the org.opencontainers.image.ref.name annotation that skopeo's and
 // umoci's oci:<dir>:<name> references look up. An old image of that name
 // loses the tag.
@@ -112,7 +113,8 @@ func (s *Store) Untag(name string) error {
 	return nil
 }
 
-// Resolve returns the manifest descriptor tagged name, or ErrNotFound.
+// Resolve returns the descriptor tagged name (a manifest's, or an image
+// index's: see its MediaType), or ErrNotFound.
 func (s *Store) Resolve(name string) (v1.Descriptor, error) {
 	idx, err := s.Index()
 	if err != nil {
