@@ -58,6 +58,7 @@ func Manifest(subject v1.Descriptor, statements ...Statement) (v1.Image, v1.Desc
 	}
 	p := PlatformUnknown
 	desc.Platform = &p
+	desc.ArtifactType = "" // BuildKit's index entries have none
 	desc.Annotations = map[string]string{
 		AnnotationReferenceType:   ReferenceTypeAttestation,
 		AnnotationReferenceDigest: subject.Digest.String(),
