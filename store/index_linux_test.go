@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -153,6 +154,25 @@ func TestLoadIndex(t *testing.T) {
 	im, _ := one.IndexManifest()
 	if len(got) != 1 || got[0].Desc.Digest != im.Manifests[0].Digest || got[0].Desc.MediaType != types.OCIManifestSchema1 {
 		t.Errorf("Load of a one-platform index: %+v, want its image %s", got, im.Manifests[0].Digest)
+	}
+}
+
+// TestLoadPartialIndex: an archive lacking some platforms' manifests (a
+// docker save of an image pulled for one platform) loads this machine's
+// image, as before, rather than fail or keep an index it cannot push.
+func TestLoadPartialIndex(t *testing.T) {
+	idx := multiPlatform(t, runtime.GOARCH, "s390x")
+	dir := layoutOf(t, idx, "example.com/multi:1")
+	im, _ := idx.IndexManifest()
+	if err := os.Remove(filepath.Join(dir, "blobs", "sha256", im.Manifests[1].Digest.Hex)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := openStore(t).Load(context.Background(), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Desc.Digest != im.Manifests[0].Digest {
+		t.Errorf("Load = %+v, want the %s image %s", got, runtime.GOARCH, im.Manifests[0].Digest)
 	}
 }
 

@@ -284,8 +284,11 @@ func (s *Store) loadOCI(ctx context.Context, a archive) ([]Loaded, error) {
 			}
 			// Several platforms: the index is kept whole, as docker with the
 			// containerd store and buildx's --load do; one platform (and its
-			// attestations) is that image, as before.
-			if len(PlatformImages(&inner)) > 1 {
+			// attestations) is that image, as before. So is an archive
+			// holding only some of the index's manifests (docker save of an
+			// image pulled for one platform): a partial index could be
+			// neither pushed nor saved whole.
+			if len(PlatformImages(&inner)) > 1 && holdsAll(a, inner.Manifests) {
 				if err := s.loadIndex(ctx, a, d, 0); err != nil {
 					return nil, err
 				}
@@ -311,6 +314,20 @@ func (s *Store) loadOCI(ctx context.Context, a archive) ([]Loaded, error) {
 		return nil, errors.New("index.json lists no image")
 	}
 	return out, nil
+}
+
+// holdsAll reports whether the archive has the manifest of every entry.
+func holdsAll(a archive, ds []v1.Descriptor) bool {
+	for _, d := range ds {
+		name, err := blobName(d.Digest)
+		if err != nil {
+			return false
+		}
+		if _, err := a.stat(name); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // ociNames are an index entry's names: containerd's full name, else the
