@@ -29,6 +29,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
+	"github.com/strata-build/strata/progress"
 	"github.com/strata-build/strata/registry"
 	"github.com/strata-build/strata/store"
 )
@@ -633,5 +634,57 @@ func TestExportIndexRegistry(t *testing.T) {
 	}
 	if n := c.uploads[f.sharedBlob.String()]; n != 1 {
 		t.Errorf("the shared layer was uploaded %d times, want once (uploads %v)", n, c.uploads)
+	}
+}
+
+// TestExportIndexEvents: an index's export is one vertex, as an image's:
+// named as BuildKit's exporter, the bytes written or pushed, then where
+// the index went (the registry's event carrying the index digest).
+func TestExportIndexEvents(t *testing.T) {
+	f := newIndexFixture(t)
+	host, _ := countingUploads(t)
+	ref := host + "/app:1"
+	dest := filepath.Join(t.TempDir(), "app.tar")
+	for _, c := range []struct {
+		out  Output
+		name string
+		last progress.Event
+	}{
+		{Output{Type: "oci", Dest: dest}, "exporting to oci image format", progress.Exported{Type: "oci", Dest: dest}},
+		{Output{Type: "registry", Names: []string{ref}}, "exporting to image", progress.Pushed{Ref: ref, Digest: f.desc.Digest.String()}},
+	} {
+		var rec recorder
+		c.out.Progress = &rec
+		if err := ExportIndex(context.Background(), f.open(t), c.out); err != nil {
+			t.Fatal(err)
+		}
+		got := rec.all()
+		if len(got) < 4 {
+			t.Fatalf("%s: events %+v", c.out.Type, got)
+		}
+		start, ok := got[0].(progress.VertexStarted)
+		if !ok || start.Name != c.name {
+			t.Errorf("%s: first event %+v, want a vertex %q", c.out.Type, got[0], c.name)
+		}
+		if tr, ok := got[len(got)-3].(progress.Transfer); !ok || !tr.Done || tr.Current == 0 || tr.ID != start.ID {
+			t.Errorf("%s: last transfer %+v", c.out.Type, got[len(got)-3])
+		}
+		switch e := got[len(got)-2].(type) {
+		case progress.Exported:
+			e.ID = ""
+			if e != c.last {
+				t.Errorf("%s: %+v, want %+v", c.out.Type, e, c.last)
+			}
+		case progress.Pushed:
+			e.ID = ""
+			if e != c.last {
+				t.Errorf("%s: %+v, want %+v", c.out.Type, e, c.last)
+			}
+		default:
+			t.Errorf("%s: second last event %+v", c.out.Type, e)
+		}
+		if d, ok := got[len(got)-1].(progress.VertexDone); !ok || d.ID != start.ID {
+			t.Errorf("%s: last event %+v", c.out.Type, got[len(got)-1])
+		}
 	}
 }
