@@ -282,6 +282,9 @@ type networkChecker interface {
 // here or ask for what the operator did not allow, naming the first such
 // step.
 func (b *build) preflight() error {
+	if err := b.checkEmulation(); err != nil {
+		return err
+	}
 	nc, _ := b.opts.Runner.(networkChecker)
 	for _, st := range b.opts.Graph.Stages {
 		for _, step := range st.Steps {

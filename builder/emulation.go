@@ -27,7 +27,13 @@ func (b *build) checkEmulation() error {
 		if line == 0 {
 			continue
 		}
-		if err := canRun(st.TargetPlatform()); err != nil {
+		// The platform the steps run as: a child of a FROM --platform=$BUILDPLATFORM
+		// stage runs natively whatever the target.
+		p, err := dockerfile.ParsePlatform(b.runPlatform(st))
+		if err != nil {
+			p = st.TargetPlatform()
+		}
+		if err := canRun(p); err != nil {
 			return stepError(b.opts.Graph.File, line, err)
 		}
 	}

@@ -93,6 +93,8 @@ func TestCheckEmulation(t *testing.T) {
 			want: "Dockerfile:5: RUN for linux/s390x needs an emulator: binfmt_misc is not mounted: mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc"},
 		// The target's stage only copies: its RUN runs on the build platform.
 		{name: "cross-compiling, not mounted", src: crossDockerfile, runner: sandbox},
+		// A stage FROM a build-platform stage runs as its parent: natively.
+		{name: "child of a build-platform stage, not mounted", src: crossDockerfile + "FROM tools AS more\nRUN make more\n", runner: sandbox},
 		// A fake runner execs nothing on this host.
 		{name: "not the sandbox", src: foreignRunDockerfile, runner: &fakeRunner{}},
 	} {

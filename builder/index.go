@@ -3,11 +3,11 @@ package builder
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -37,30 +37,30 @@ type Attached struct {
 // followed by attached manifests (stored too), with the index
 // annotations. The index-descriptor annotations are its outputs' to write.
 func StoreIndex(ctx context.Context, st *store.Store, images []*Result, attached []Attached, as []Annotation) (*IndexResult, error) {
-	var adds []mutate.IndexAddendum
+	im := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}, Annotations: annotationsOf(as, AnnotationIndex)}
+	byDigest := map[v1.Hash]v1.Image{}
 	for _, res := range images {
 		cfg, err := res.Image.ConfigFile()
 		if err != nil {
 			return nil, err
 		}
 		p := specs.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
-		adds = append(adds, mutate.IndexAddendum{Add: res.Image, Descriptor: v1.Descriptor{
-			MediaType:   res.Descriptor.MediaType,
-			Platform:    &v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant},
-			Annotations: annotationsFor(as, AnnotationManifestDescriptor, p),
-		}})
+		d := res.Descriptor
+		d.Platform = &v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
+		d.Annotations = annotationsFor(as, AnnotationManifestDescriptor, p)
+		im.Manifests = append(im.Manifests, d)
+		byDigest[d.Digest] = res.Image
 	}
 	for _, a := range attached {
 		if err := storeArtifact(ctx, st, a.Image); err != nil {
 			return nil, fmt.Errorf("storing attestation manifest: %w", err)
 		}
-		adds = append(adds, mutate.IndexAddendum{Add: a.Image, Descriptor: a.Descriptor})
+		im.Manifests = append(im.Manifests, a.Descriptor)
+		byDigest[a.Descriptor.Digest] = a.Image
 	}
-	var idx v1.ImageIndex = mutate.IndexMediaType(mutate.AppendManifests(empty.Index, adds...), types.OCIImageIndex)
-	if a := annotationsOf(as, AnnotationIndex); a != nil {
-		idx = mutate.Annotations(idx, a).(v1.ImageIndex)
-	}
-	raw, err := idx.RawManifest()
+	// Written by hand, not with mutate.AppendManifests, which adds an
+	// artifactType to every entry: the index is the one buildx writes.
+	raw, err := json.Marshal(im)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +68,38 @@ func StoreIndex(ctx context.Context, st *store.Store, images []*Result, attached
 	if err != nil {
 		return nil, fmt.Errorf("storing index: %w", err)
 	}
-	return &IndexResult{Index: idx, Descriptor: v1.Descriptor{MediaType: types.OCIImageIndex, Digest: h, Size: n}, Images: images}, nil
+	desc := v1.Descriptor{MediaType: types.OCIImageIndex, Digest: h, Size: n}
+	return &IndexResult{Index: &builtIndex{raw: raw, manifest: im, desc: desc, images: byDigest}, Descriptor: desc, Images: images}, nil
+}
+
+// builtIndex is a stored index as a v1.ImageIndex, its images the
+// build's own.
+type builtIndex struct {
+	raw      []byte
+	manifest v1.IndexManifest
+	desc     v1.Descriptor
+	images   map[v1.Hash]v1.Image
+}
+
+func (i *builtIndex) MediaType() (types.MediaType, error) { return i.desc.MediaType, nil }
+func (i *builtIndex) Digest() (v1.Hash, error)            { return i.desc.Digest, nil }
+func (i *builtIndex) Size() (int64, error)                { return i.desc.Size, nil }
+func (i *builtIndex) RawManifest() ([]byte, error)        { return i.raw, nil }
+func (i *builtIndex) IndexManifest() (*v1.IndexManifest, error) {
+	m := i.manifest
+	m.Manifests = slices.Clone(m.Manifests)
+	return &m, nil
+}
+
+func (i *builtIndex) Image(h v1.Hash) (v1.Image, error) {
+	if img, ok := i.images[h]; ok {
+		return img, nil
+	}
+	return nil, fmt.Errorf("index %s has no image %s", i.desc.Digest, h)
+}
+
+func (i *builtIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
+	return nil, fmt.Errorf("index %s has no index %s", i.desc.Digest, h)
 }
 
 // storeArtifact stores a small in-memory image (an attestation
