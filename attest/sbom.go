@@ -144,9 +144,9 @@ func scanLayer(ctx context.Context, fs scanned, idx int, ld v1.Hash, l v1.Layer,
 			fs.remove(dir+name, idx, false)
 			continue
 		}
-		// Anything written at a path replaces what was there, and a non-directory hides a
-		// lower directory's contents.
-		if e, ok := fs[p]; ok && e.idx < idx {
+		// Anything written at a path replaces what was there (a later entry of the same tar
+		// too), and a non-directory hides a lower directory's contents.
+		if hdr.Typeflag != tar.TypeDir {
 			delete(fs, p)
 		}
 		if hdr.Typeflag != tar.TypeDir {

@@ -439,3 +439,39 @@ func TestSBOMStable(t *testing.T) {
 		t.Error("an SBOM without a creation time was made")
 	}
 }
+
+// TestSBOMDistroless: distroless images keep one dpkg stanza per file in
+// var/lib/dpkg/status.d/, next to md5sums files that are no database.
+func TestSBOMDistroless(t *testing.T) {
+	status := hostFile(t, "/var/lib/dpkg/status")
+	stanzas := map[string][]byte{}
+	for _, para := range bytes.Split(status, []byte("\n\n")) {
+		for _, n := range []string{"libc6", "base-files"} {
+			if bytes.HasPrefix(para, []byte("Package: "+n+"\n")) {
+				stanzas[n] = append(para, '\n')
+			}
+		}
+	}
+	if len(stanzas) != 2 {
+		t.Skip("the host has no libc6 or base-files stanza to make a distroless image of")
+	}
+	img := imageOf(t, layerOf(t,
+		entry{name: "var/lib/dpkg/status.d/", dir: true},
+		entry{name: "var/lib/dpkg/status.d/libc6", data: stanzas["libc6"]},
+		entry{name: "var/lib/dpkg/status.d/libc6.md5sums", data: []byte("0123 lib/x86_64-linux-gnu/libc.so.6\n")},
+		entry{name: "var/lib/dpkg/status.d/base-files", data: stanzas["base-files"]},
+	))
+	pk := packagesOf(t, sbomDoc(t, img))
+	for _, n := range []string{"libc6", "base-files"} {
+		out, err := exec.Command("dpkg-query", "-W", "-f=${Version}", n).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pk[n]; got.version != string(out) || !strings.HasSuffix(got.file, "/var/lib/dpkg/status.d/"+n) {
+			t.Errorf("%s: %+v, dpkg-query says %s", n, got, out)
+		}
+	}
+	if len(pk) != 3 { // the image, libc6, base-files
+		t.Errorf("packages: %v", pk)
+	}
+}
