@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/containerd/platforms"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/strata/builder"
@@ -32,6 +34,7 @@ type buildOptions struct {
 	root            string
 	sourceDateEpoch string
 	platform        string
+	platforms       []specs.Platform // --platform's list, parsed (parsePlatforms)
 	print           bool
 	insecure        []string
 	pidsLimit       int64
@@ -94,7 +97,7 @@ dependencies, expanded instructions) instead of building.`,
 	f.StringVar(&o.progress, "progress", "auto", "progress output: auto (tty on a terminal, else plain), plain, tty, rawjson or quiet; default $BUILDKIT_PROGRESS")
 	f.StringVar(&o.root, "root", "", "directory of strata's store and cache (default /var/lib/strata as root, else $XDG_DATA_HOME/strata)")
 	f.StringVar(&o.sourceDateEpoch, "source-date-epoch", "", "timestamp for the image and new files (default $SOURCE_DATE_EPOCH)")
-	f.StringVar(&o.platform, "platform", "", "target platform os/arch[/variant] (default the host's)")
+	f.StringVar(&o.platform, "platform", "", "target platforms os/arch[/variant], comma-separated: one image each, in an OCI index (default the host's)")
 	f.BoolVar(&o.print, "print", false, "print the parsed stage graph instead of building")
 	f.BoolVar(&o.checkRepro, "check-repro", false, "build twice in scratch stores (the second without cache) and report the first difference, if any")
 	f.StringVar(&o.isolation, "isolation", "", "how RUN steps are isolated: sandbox (namespaces and overlayfs; the default) or chroot (inside an unprivileged container: no namespaces, steps share its network and processes); default $STRATA_ISOLATION")
@@ -148,14 +151,55 @@ func (o *buildOptions) dockerfileOptions(file string) (dockerfile.Options, error
 		}
 		opts.BuildArgs[k] = v
 	}
-	if o.platform != "" {
-		// As FROM --platform is read, and as BuildKit reads --platform: containerd's
-		// syntax, normalised ("linux/arm64/v8" is linux/arm64, "linux" the host's arch).
-		p, err := dockerfile.ParsePlatform(o.platform)
-		if err != nil {
-			return opts, fmt.Errorf("--platform %q: %w", o.platform, err)
-		}
-		opts.Platform = p
+	if err := o.parsePlatforms(); err != nil {
+		return opts, err
+	}
+	if len(o.platforms) > 0 {
+		opts.Platform = o.platforms[0]
 	}
 	return opts, nil
+}
+
+// parsePlatforms reads --platform's comma-separated list as buildx does:
+// each in containerd's syntax, normalised ("linux/arm64/v8" is
+// linux/arm64, "linux" the host's arch), duplicates dropped.
+func (o *buildOptions) parsePlatforms() error {
+	o.platforms = nil
+	if o.platform == "" {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, s := range strings.Split(o.platform, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			return fmt.Errorf("--platform %q: empty platform in the list", o.platform)
+		}
+		p, err := dockerfile.ParsePlatform(s)
+		if err != nil {
+			return fmt.Errorf("--platform %q: %s: %w", o.platform, s, err)
+		}
+		if k := platforms.Format(p); !seen[k] {
+			seen[k] = true
+			o.platforms = append(o.platforms, p)
+		}
+	}
+	return nil
+}
+
+// graphs parses the Dockerfile once per target platform.
+func (o *buildOptions) graphs(src []byte, opts dockerfile.Options) ([]*dockerfile.Graph, error) {
+	targets := o.platforms
+	if len(targets) == 0 {
+		targets = []specs.Platform{{}} // the host's
+	}
+	var gs []*dockerfile.Graph
+	for _, p := range targets {
+		opts.Platform = p
+		g, err := dockerfile.Parse(src, opts)
+		if err != nil {
+			return nil, err
+		}
+		gs = append(gs, g)
+	}
+	return gs, nil
 }

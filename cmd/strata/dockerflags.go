@@ -35,8 +35,11 @@ type dockerFlags struct {
 	provenance string
 	sbom       string
 	attests    []string
-	load       bool
-	legacyRm   bool
+	// attestReferrers is --attest-referrers; attest the parsed attestation flags.
+	attestReferrers bool
+	attest          attestOptions
+	load            bool
+	legacyRm        bool
 
 	// Parsed by checkFlags.
 	extraHosts []executor.HostIP
@@ -49,9 +52,10 @@ func (o *buildOptions) addDockerFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&o.ulimits, "ulimit", nil, "resource limit of RUN steps, as docker's: NAME=SOFT[:HARD] (nofile, nproc, core, stack, ...); repeatable")
 	f.StringVar(&o.shmSize, "shm-size", "", "size of /dev/shm in RUN steps (64m, 1g; default 64m)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only the image ID on stdout; no progress")
-	f.StringVar(&o.provenance, "provenance", "", "only false: attestations come in a later release")
-	f.StringVar(&o.sbom, "sbom", "", "only false: attestations come in a later release")
-	f.StringArrayVar(&o.attests, "attest", nil, "only type=...,disabled=true: attestations come in a later release")
+	f.StringVar(&o.provenance, "provenance", "", "SLSA provenance attestation: true (mode=min), mode=min|max, or false")
+	f.StringVar(&o.sbom, "sbom", "", "SPDX SBOM attestation of the final image's packages: true or false")
+	f.StringArrayVar(&o.attests, "attest", nil, "attestation: type=provenance[,mode=min|max] or type=sbom[,disabled=true]; repeatable")
+	f.BoolVar(&o.attestReferrers, "attest-referrers", false, "also attach the attestations as OCI 1.1 referrers of each image (subject field), for registries' referrers API")
 	f.BoolVar(&o.load, "load", false, "tag the image into strata's store (what -t already does; see strata images)")
 	// The legacy builder's, which buildx accepts and ignores.
 	f.BoolVar(&o.legacyRm, "rm", true, "ignored, as by buildx")
@@ -79,8 +83,8 @@ func (o *buildOptions) checkFlags(cmd *cobra.Command) error {
 	if _, err := keyValues("--label", o.labels); err != nil {
 		return err
 	}
-	if strings.Contains(o.platform, ",") {
-		return fmt.Errorf("--platform %q: one platform at a time: multi-platform builds come in a later release", o.platform)
+	if err := o.parsePlatforms(); err != nil {
+		return err
 	}
 	if err := o.checkAttestations(); err != nil {
 		return err
@@ -133,27 +137,105 @@ func checkTag(t string) error {
 	return nil
 }
 
-// checkAttestations accepts what turns attestations off, as CI scripts
-// pass it (buildx's forms: a false boolean, or disabled=true).
+// attestOptions are the attestations asked for with --provenance,
+// --sbom and --attest, as buildx spells them.
+type attestOptions struct {
+	provenance string // "", "min" or "max"
+	sbom       bool
+	referrers  bool // --attest-referrers: also as OCI 1.1 referrers
+}
+
+func (a attestOptions) any() bool { return a.provenance != "" || a.sbom }
+
+// checkAttestations parses --provenance, --sbom and --attest as buildx
+// does: true, false, or comma-separated key=value (mode=min|max,
+// disabled=true). What strata cannot do (an SBOM generator image, SLSA
+// v1) is refused with the reason.
 func (o *buildOptions) checkAttestations() error {
-	later := errors.New("attestations come in a later release; only false (or disabled=true) is accepted")
-	off := func(v string) bool {
-		if b, err := strconv.ParseBool(v); err == nil {
-			return !b
-		}
-		return slices.Contains(strings.Split(v, ","), "disabled=true")
+	o.attest.provenance, o.attest.sbom = "", false
+	specs := []struct{ flag, typ, v string }{}
+	if o.provenance != "" {
+		specs = append(specs, struct{ flag, typ, v string }{"--provenance", "provenance", o.provenance})
 	}
-	for _, f := range []struct{ name, v string }{{"--provenance", o.provenance}, {"--sbom", o.sbom}} {
-		if f.v != "" && !off(f.v) {
-			return fmt.Errorf("%s %q: %w", f.name, f.v, later)
-		}
+	if o.sbom != "" {
+		specs = append(specs, struct{ flag, typ, v string }{"--sbom", "sbom", o.sbom})
 	}
 	for _, a := range o.attests {
-		if !strings.HasPrefix(a, "type=") || !off(a) {
-			return fmt.Errorf("--attest %q: %w", a, later)
+		typ := ""
+		var rest []string
+		for _, f := range strings.Split(a, ",") {
+			if k, v, _ := strings.Cut(f, "="); k == "type" {
+				typ = v
+			} else {
+				rest = append(rest, f)
+			}
+		}
+		if typ != "provenance" && typ != "sbom" {
+			return fmt.Errorf("--attest %q: want type=provenance or type=sbom", a)
+		}
+		v := strings.Join(rest, ",")
+		if v == "" {
+			v = "true"
+		}
+		specs = append(specs, struct{ flag, typ, v string }{"--attest " + strconv.Quote(a), typ, v})
+	}
+	for _, sp := range specs {
+		on, mode, err := attestValue(sp.typ, sp.v)
+		if err != nil {
+			return fmt.Errorf("%s %q: %w", sp.flag, sp.v, err)
+		}
+		switch {
+		case sp.typ == "sbom":
+			o.attest.sbom = on
+		case !on:
+			o.attest.provenance = ""
+		default:
+			o.attest.provenance = mode
 		}
 	}
+	o.attest.referrers = o.attestReferrers
+	if o.attest.referrers && !o.attest.any() {
+		return fmt.Errorf("--attest-referrers: no attestation asked for: add --provenance=mode=min|max or --sbom=true")
+	}
 	return nil
+}
+
+// attestValue reads one attestation flag's value: on or off, and the
+// provenance mode (min unless mode=max).
+func attestValue(typ, v string) (on bool, mode string, err error) {
+	if b, err := strconv.ParseBool(v); err == nil {
+		return b, "min", nil
+	}
+	on, mode = true, "min"
+	for _, f := range strings.Split(v, ",") {
+		k, val, _ := strings.Cut(f, "=")
+		switch {
+		case k == "disabled":
+			b, err := strconv.ParseBool(val)
+			if err != nil {
+				return false, "", fmt.Errorf("disabled=%q: want true or false", val)
+			}
+			on = !b
+		case k == "mode" && typ == "provenance":
+			if val != "min" && val != "max" {
+				return false, "", fmt.Errorf("mode=%q: want min or max", val)
+			}
+			mode = val
+		case k == "version" && typ == "provenance":
+			if val != "v0.2" {
+				return false, "", fmt.Errorf("version=%q: strata writes SLSA provenance v0.2 (BuildKit's default)", val)
+			}
+		case k == "builder-id" && typ == "provenance":
+			// buildx sets it from the builder's URL; strata names itself.
+		case k == "generator" && typ == "sbom":
+			return false, "", fmt.Errorf("generator=%s: strata cannot run scanner images; it writes its own SPDX SBOM (dpkg, apk, Go binaries): drop generator=", val)
+		case k == "scan-context" || k == "scan-stage":
+			return false, "", fmt.Errorf("%s: not supported: the SBOM covers the final image only", k)
+		default:
+			return false, "", fmt.Errorf("unknown key %q: want mode=min|max or disabled=true", k)
+		}
+	}
+	return on, mode, nil
 }
 
 // parseHosts reads --add-host as buildx does: HOST=IP or HOST:IP (the
@@ -232,6 +314,9 @@ func (o *buildOptions) checkOutputs() error {
 			spec = fmt.Sprintf("--output %q", o.outputs[i])
 		}
 		isDir, known := outputTypes[out.Type]
+		if out.Type == "docker" && len(o.platforms) > 1 {
+			return fmt.Errorf("%s: a docker archive holds one platform (docker load takes one image per name), and --platform names %d: build one platform for it, or use type=oci or type=registry", spec, len(o.platforms))
+		}
 		switch {
 		case !known:
 			return fmt.Errorf("%s: unknown type %q: want oci, oci-layout, docker, registry, local or tar", spec, out.Type)

@@ -47,8 +47,11 @@ type e2eEnv struct {
 	busybox  string      // the mkrootfs tarball
 	fileURL  string      // a file served over HTTP on 127.0.0.1, for ADD <url>
 	shared   map[string]string
-	work     string // scratch space for the whole run
-	tmp      string // TMPDIR of every strata process
+	// multiBase is a two-platform (linux/amd64, linux/arm64) busybox in the registry, "" when
+	// this machine cannot make or run one; multiSkip then says why.
+	multiBase, multiSkip string
+	work                 string // scratch space for the whole run
+	tmp                  string // TMPDIR of every strata process
 }
 
 // needTools skips the suite when it cannot run here, naming what is missing.
@@ -247,6 +250,7 @@ func (e *e2eEnv) seed(t *testing.T) {
 		{"busybox:1.38.0-glibc", e.shared["busybox-glibc.tar.gz"], false},
 		{"busybox:1.38.0-musl", e.shared["busybox-musl.tar.gz"], false},
 	}
+	e.multiBase, e.multiSkip = e.seedMultiPlatform(t)
 	for _, s := range seeds {
 		if s.file == "" {
 			continue // not in shared/rootfs; the cases that need it skip

@@ -111,6 +111,10 @@ func TestE2E(t *testing.T) {
 			t.Parallel()
 			e.testSecrets(t)
 		})
+		t.Run("platforms", func(t *testing.T) {
+			t.Parallel()
+			e.testPlatforms(t)
+		})
 		t.Run("ssh", func(t *testing.T) {
 			t.Parallel()
 			e.testSSH(t)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/platforms"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/strata/builder"
@@ -82,9 +85,11 @@ func runBuild(cmd *cobra.Command, o *buildOptions, contextArg string) (err error
 	if err != nil {
 		return err
 	}
-	if opts.Graph, err = dockerfile.Parse(src, dfOpts); err != nil {
+	graphs, err := o.graphs(src, dfOpts)
+	if err != nil {
 		return err
 	}
+	opts.Graph = graphs[0]
 	unusedBuildArgs(opts.Graph, disp, dfOpts.BuildArgs)
 	opts.ContextDir = contextDir
 	if opts.Dockerignore, err = dockerfileIgnore(o, contextArg); err != nil {
@@ -92,35 +97,104 @@ func runBuild(cmd *cobra.Command, o *buildOptions, contextArg string) (err error
 	}
 	if o.checkRepro {
 		st.Close()
-		return o.checkReproducible(cmd, opts, outputs)
+		return o.checkReproducible(cmd, perPlatform(opts, graphs), outputs)
 	}
 	opts.Store = st
 	// Layers of bases and imported caches download into the store only
 	// when something reads them; outputs written after the build may.
 	blobs := registry.NewBlobs(ctx, st, opts.Registry, disp)
 	opts.Blobs = blobs
-	cf.setUp(ctx, &opts, st, blobs, disp)
-	res, err := builder.Build(ctx, opts)
+	all := perPlatform(opts, graphs)
+	for i := range all {
+		cf.setUp(ctx, &all[i], st, blobs, disp)
+	}
+	if !o.wantsIndex() {
+		res, err := builder.Build(ctx, all[0])
+		if err != nil {
+			return withRootlessHint(err)
+		}
+		if err := o.deliver(cmd, st, res, outputs); err != nil {
+			return err
+		}
+		return cf.export(ctx, res, blobs, disp)
+	}
+	results, err := builder.BuildPlatforms(ctx, all)
 	if err != nil {
 		return withRootlessHint(err)
 	}
-	if err := o.deliver(cmd, st, res, outputs); err != nil {
+	ir, err := o.storeIndex(ctx, st, all, results)
+	if err != nil {
 		return err
 	}
-	return cf.export(ctx, res, blobs, disp)
+	if err := o.deliverIndex(cmd, st, ir, outputs); err != nil {
+		return err
+	}
+	return cf.export(ctx, mergedSteps(results), blobs, disp)
+}
+
+// perPlatform are opts for each graph, one per target platform.
+func perPlatform(opts builder.Options, graphs []*dockerfile.Graph) []builder.Options {
+	all := make([]builder.Options, len(graphs))
+	for i, g := range graphs {
+		all[i] = opts
+		all[i].Graph = g
+	}
+	return all
+}
+
+// wantsIndex reports whether the build makes an OCI index: several
+// platforms, or attestations beside the image (as buildx).
+func (o *buildOptions) wantsIndex() bool {
+	return len(o.platforms) > 1 || o.attest.any()
+}
+
+// storeIndex stores the index of the platforms' images and their
+// attestations.
+func (o *buildOptions) storeIndex(ctx context.Context, st *store.Store, all []builder.Options, results []*builder.Result) (*builder.IndexResult, error) {
+	attached, err := o.attestations(ctx, all, results)
+	if err != nil {
+		return nil, err
+	}
+	return builder.StoreIndex(ctx, st, results, attached, all[0].Annotations)
+}
+
+// mergedSteps are the steps and cache mounts of every platform's build,
+// each once, for the cache export (the keys include the platform).
+func mergedSteps(results []*builder.Result) *builder.Result {
+	merged := &builder.Result{}
+	steps := map[string]int{}
+	mounts := map[string]bool{}
+	for _, r := range results {
+		for _, s := range r.Steps {
+			if i, ok := steps[s.Key]; ok {
+				merged.Steps[i].InTarget = merged.Steps[i].InTarget || s.InTarget
+				continue
+			}
+			steps[s.Key] = len(merged.Steps)
+			merged.Steps = append(merged.Steps, s)
+		}
+		for _, m := range r.Mounts {
+			if !mounts[m.ID] {
+				mounts[m.ID] = true
+				merged.Mounts = append(merged.Mounts, m)
+			}
+		}
+	}
+	return merged
 }
 
 // checkReproducible builds twice, each time in a scratch store of its own
-// and the second with the cache off, compares the two images and names the
-// first difference. The outputs get the first build's image when the two
-// are the same.
-func (o *buildOptions) checkReproducible(cmd *cobra.Command, opts builder.Options, outputs []builder.Output) error {
+// and the second with the cache off, compares the two images (of every
+// platform) and names the first difference. The outputs get the first
+// build's image when the two are the same.
+func (o *buildOptions) checkReproducible(cmd *cobra.Command, all []builder.Options, outputs []builder.Output) error {
 	scratch, err := os.MkdirTemp("", "strata-check-repro-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(scratch)
-	var results [2]*builder.Result
+	sink := all[0].Progress
+	var results [2][]*builder.Result
 	var stores [2]*store.Store
 	for i := range results {
 		st, err := store.Open(filepath.Join(scratch, fmt.Sprintf("store-%d", i+1)))
@@ -129,21 +203,44 @@ func (o *buildOptions) checkReproducible(cmd *cobra.Command, opts builder.Option
 		}
 		defer st.Close()
 		stores[i] = st
-		opts.Store, opts.NoCache = st, i == 1
-		opts.Progress.Event(progress.Message{Text: fmt.Sprintf("check-repro: build %d of 2, in a scratch store%s", i+1, map[bool]string{true: ", cache off"}[i == 1])})
-		if results[i], err = builder.Build(cmd.Context(), opts); err != nil {
+		for j := range all {
+			all[j].Store, all[j].NoCache = st, i == 1
+		}
+		sink.Event(progress.Message{Text: fmt.Sprintf("check-repro: build %d of 2, in a scratch store%s", i+1, map[bool]string{true: ", cache off"}[i == 1])})
+		if results[i], err = builder.BuildPlatforms(cmd.Context(), all); err != nil {
 			return fmt.Errorf("--check-repro build %d: %w", i+1, err)
 		}
 	}
-	diff, err := builder.DiffImages(cmd.Context(), results[0].Image, results[1].Image)
-	if err != nil {
-		return fmt.Errorf("--check-repro: comparing the builds: %w", err)
+	for j := range all {
+		first, second := results[0][j], results[1][j]
+		diff, err := builder.DiffImages(cmd.Context(), first.Image, second.Image)
+		if err != nil {
+			return fmt.Errorf("--check-repro: comparing the builds: %w", err)
+		}
+		if diff != nil {
+			return fmt.Errorf("not reproducible%s: %s vs %s: %s", platformNote(all, j), first.Descriptor.Digest, second.Descriptor.Digest, diff)
+		}
+		sink.Event(progress.Message{Text: "check-repro: reproducible" + platformNote(all, j) + ": both builds gave " + first.Descriptor.Digest.String()})
 	}
-	if diff != nil {
-		return fmt.Errorf("not reproducible: %s vs %s: %s", results[0].Descriptor.Digest, results[1].Descriptor.Digest, diff)
+	for j := range all {
+		all[j].Store = stores[0]
 	}
-	opts.Progress.Event(progress.Message{Text: "check-repro: reproducible: both builds gave " + results[0].Descriptor.Digest.String()})
-	return o.deliver(cmd, stores[0], results[0], outputs)
+	if o.wantsIndex() {
+		ir, err := o.storeIndex(cmd.Context(), stores[0], all, results[0])
+		if err != nil {
+			return err
+		}
+		return o.deliverIndex(cmd, stores[0], ir, outputs)
+	}
+	return o.deliver(cmd, stores[0], results[0][0], outputs)
+}
+
+// platformNote names build j's platform when there are several.
+func platformNote(all []builder.Options, j int) string {
+	if len(all) < 2 {
+		return ""
+	}
+	return " for " + platforms.Format(all[j].Graph.Platform)
 }
 
 // deliver tags, exports and writes the ID files.
@@ -157,19 +254,43 @@ func (o *buildOptions) deliver(cmd *cobra.Command, st *store.Store, res *builder
 			return err
 		}
 	}
-	digest := res.Descriptor.Digest.String()
+	cfg, _ := res.Image.ConfigName()
+	return o.writeIDs(cmd, res.Descriptor, cfg.String(), outputs)
+}
+
+// writeIDs writes --iidfile and --metadata-file and prints the image ID
+// (desc's digest) unless an archive goes to stdout.
+func (o *buildOptions) writeIDs(cmd *cobra.Command, desc v1.Descriptor, configDigest string, outputs []builder.Output) error {
+	digest := desc.Digest.String()
 	if o.iidFile != "" {
 		if err := writeFileReplacing(o.iidFile, []byte(digest)); err != nil {
 			return fmt.Errorf("writing --iidfile: %w", err)
 		}
 	}
-	if err := o.writeMetadata(res); err != nil {
+	if err := o.writeMetadata(desc, configDigest); err != nil {
 		return err
 	}
 	if !toStdout(outputs) {
 		fmt.Fprintln(cmd.OutOrStdout(), digest)
 	}
 	return nil
+}
+
+// deliverIndex tags the index, exports it and writes the ID files: the
+// index digest is the image ID, as buildx reports a multi-platform image.
+func (o *buildOptions) deliverIndex(cmd *cobra.Command, st *store.Store, ir *builder.IndexResult, outputs []builder.Output) error {
+	for _, n := range o.tags {
+		if err := st.Tag(builder.StoreName(n), ir.Descriptor); err != nil {
+			return fmt.Errorf("tagging %s: %w", n, err)
+		}
+	}
+	for _, out := range outputs {
+		out.Stdout = cmd.OutOrStdout()
+		if err := builder.ExportIndex(cmd.Context(), ir.Index, out); err != nil {
+			return err
+		}
+	}
+	return o.writeIDs(cmd, ir.Descriptor, "", outputs)
 }
 
 // toStdout reports whether an archive goes to stdout (dest=-), which then
@@ -183,16 +304,19 @@ func toStdout(outs []builder.Output) bool {
 	return false
 }
 
-func (o *buildOptions) writeMetadata(res *builder.Result) error {
+// writeMetadata writes buildx's metadata file: an index has no config
+// digest of its own, as buildx writes none for a multi-platform image.
+func (o *buildOptions) writeMetadata(desc v1.Descriptor, configDigest string) error {
 	if o.metadataFile == "" {
 		return nil
 	}
-	cfg, _ := res.Image.ConfigName()
 	md := map[string]any{
-		"containerimage.digest":        res.Descriptor.Digest.String(),
-		"containerimage.config.digest": cfg.String(),
-		"containerimage.descriptor":    res.Descriptor,
-		"image.name":                   strings.Join(o.tags, ","),
+		"containerimage.digest":     desc.Digest.String(),
+		"containerimage.descriptor": desc,
+		"image.name":                strings.Join(o.tags, ","),
+	}
+	if configDigest != "" {
+		md["containerimage.config.digest"] = configDigest
 	}
 	b, err := json.MarshalIndent(md, "", "  ")
 	if err != nil {
