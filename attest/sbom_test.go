@@ -262,10 +262,7 @@ func TestSBOMAlpine(t *testing.T) {
 	if _, err := os.Stat(fixture); err != nil {
 		t.Skipf("%s absent: the Alpine case needs it", fixture)
 	}
-	l, err := tarball.LayerFromFile(fixture)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := mustLayerFromFile(t, fixture)
 	// The expected versions come from the fixture itself, read by tar.
 	db, err := exec.Command("tar", "-xOzf", fixture, "./lib/apk/db/installed").Output()
 	if err != nil {
@@ -474,4 +471,13 @@ func TestSBOMDistroless(t *testing.T) {
 	if len(pk) != 3 { // the image, libc6, base-files
 		t.Errorf("packages: %v", pk)
 	}
+}
+
+func mustLayerFromFile(t *testing.T, p string) v1.Layer {
+	t.Helper()
+	l, err := tarball.LayerFromFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
