@@ -40,7 +40,7 @@ func ExportIndex(ctx context.Context, idx v1.ImageIndex, out Output) error {
 		return fmt.Errorf("--output type=%s: the image index holds no image for a platform", out.Type)
 	}
 	if out.Type == "docker" && len(imgs) > 1 {
-		return DockerPlatformsError("-o type=docker", im)
+		return DockerPlatformsError("-o type=docker", "build one --platform, or use type=oci or type=registry", im)
 	}
 	if err := checkIndexAnnotations(out.Annotations, imgs); err != nil {
 		return err
@@ -49,14 +49,15 @@ func ExportIndex(ctx context.Context, idx v1.ImageIndex, out Output) error {
 }
 
 // DockerPlatformsError refuses to write index im, of several platforms,
-// as a docker archive; what names the flag asking for one.
-func DockerPlatformsError(what string, im *v1.IndexManifest) error {
+// as a docker archive: what names the flag asking for one, instead what
+// to do.
+func DockerPlatformsError(what, instead string, im *v1.IndexManifest) error {
 	var have []string
 	for _, d := range store.PlatformImages(im) {
 		have = append(have, descPlatform(d))
 	}
-	return fmt.Errorf("%s: the image has %d platforms (%s) and a docker archive holds one (docker load takes one image per name): build one --platform, or use type=oci or type=registry",
-		what, len(have), strings.Join(have, ", "))
+	return fmt.Errorf("%s: the image has %d platforms (%s) and a docker archive holds one (docker load takes one image per name): %s",
+		what, len(have), strings.Join(have, ", "), instead)
 }
 
 func (out Output) exportIndex(ctx context.Context, idx v1.ImageIndex, imgs []v1.Descriptor) error {

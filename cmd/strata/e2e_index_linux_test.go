@@ -191,7 +191,7 @@ func TestE2EIndexStore(t *testing.T) {
 	}
 	docker := filepath.Join(dir, "docker.tar")
 	_, err := cli(t, nil, io.Discard, "save", "--root", st, name, "-o", docker, "--format", "docker")
-	if err == nil || !strings.Contains(err.Error(), "save --format docker: the image has 2 platforms (linux/amd64, linux/arm64)") || strings.Contains(err.Error(), "\n") {
+	if err == nil || !strings.Contains(err.Error(), "save --format docker: the image has 2 platforms (linux/amd64, linux/arm64)") || !strings.HasSuffix(err.Error(), "--format oci, or push it") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("save --format docker of two platforms: %v", err)
 	}
 	if _, err := os.Stat(docker); err == nil {

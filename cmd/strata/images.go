@@ -286,7 +286,7 @@ several.`,
 						return err
 					}
 					if len(store.PlatformImages(im)) > 1 {
-						return builder.DockerPlatformsError("save --format docker", im)
+						return builder.DockerPlatformsError("save --format docker", "save it with --format oci, or push it", im)
 					}
 				}
 				return oneLine(builder.ExportIndex(cmd.Context(), idx, out))
