@@ -61,7 +61,10 @@ type BuildInfo struct {
 	// Target is --target ("" for the last stage).
 	Target string
 	// Options are other frontend options as BuildKit's request carries them ("no-cache":
-	// "", "add-hosts": ..., "shm-size": ...), shown in both modes. Never put a secret here.
+	// "", "add-hosts": ..., "shm-size": ...), shown in both modes; the host-specific ones
+	// BuildKit drops (platform, image-resolve-mode, cgroup-parent, cache-imports, attest:*)
+	// are dropped, and build-arg:, label:, vcs:, filename and context keys refused (they
+	// have fields of their own, which mode=min scrubs). Never put a secret here.
 	Options map[string]string
 	// Secrets and SSH name the --secret and --ssh ids the build used (mode=max only).
 	Secrets, SSH []MountRef
@@ -331,6 +334,13 @@ func predicateV1(info BuildInfo, max bool) (*provV1, error) {
 	req.Frontend = "dockerfile.v0"
 	args := map[string]string{}
 	for k, v := range info.Options {
+		switch {
+		case strings.HasPrefix(k, "build-arg:"), strings.HasPrefix(k, "label:"), strings.HasPrefix(k, "vcs:"), k == "filename", k == "context":
+			// Options bypass mode=min's scrubbing: what it must scrub comes through Args and Labels.
+			return nil, fmt.Errorf("provenance: option %q belongs in BuildInfo's own fields", k)
+		case hostSpecific[k], strings.HasPrefix(k, "attest:"):
+			continue
+		}
 		args[k] = v
 	}
 	if info.Target != "" {
@@ -414,6 +424,9 @@ func predicateV1(info BuildInfo, max bool) (*provV1, error) {
 	}
 	return p, nil
 }
+
+// hostSpecific are the frontend options BuildKit's FilterArgs leaves out of the request.
+var hostSpecific = map[string]bool{"cgroup-parent": true, "image-resolve-mode": true, "platform": true, "cache-imports": true}
 
 func buildSteps(steps []Step) (*buildConfig, map[string]locations, error) {
 	if len(steps) == 0 {

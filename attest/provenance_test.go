@@ -311,7 +311,17 @@ func TestProvenanceRedactsAndRefuses(t *testing.T) {
 	if get(t, m, "predicate", "runDetails", "metadata", "buildkit_completeness", "resolvedDependencies") != true {
 		t.Error("a remote context with digests: materials should be complete")
 	}
-	for _, bad := range []BuildInfo{{Mode: "everything"}, {SLSAVersion: "v9"}, {Materials: []Material{{}}}} {
+	info = testInfo(t)
+	info.Options = map[string]string{"no-cache": "", "platform": "linux/amd64", "attest:provenance": "mode=min", "image-resolve-mode": "pull"}
+	st, err = Provenance(nil, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if args := get(t, decode(t, st), "predicate", "buildDefinition", "externalParameters", "request", "args").(map[string]any); len(args) != 2 || args["no-cache"] != "" || args["target"] != "final" {
+		t.Errorf("args with options = %v, want no-cache and target (BuildKit drops host-specific ones)", args)
+	}
+	for _, bad := range []BuildInfo{{Mode: "everything"}, {SLSAVersion: "v9"}, {Materials: []Material{{}}},
+		{Options: map[string]string{"build-arg:TOKEN": "x"}}, {Options: map[string]string{"label:a": "b"}}} {
 		if _, err := Provenance(nil, bad); err == nil {
 			t.Errorf("Provenance(%+v) accepted", bad)
 		}
