@@ -102,7 +102,10 @@ type MountRef struct {
 	Optional bool   `json:"optional,omitempty"`
 }
 
-// Material is an input of the build: URI and digests ({"sha256": "<hex>"}).
+// Material is an input of the build, as BuildKit records them: a base image (see
+// ImageMaterial), an ADD URL ({URI: "https://example.com/a.tgz", Digest: {"sha256":
+// "<hex>"}}) or a git source ({URI: "https://github.com/org/repo.git", Digest: {"sha1":
+// "<commit>"}}). Credentials in a URI are removed from the statement.
 type Material struct {
 	URI    string            `json:"uri,omitempty"`
 	Digest map[string]string `json:"digest,omitempty"`
