@@ -115,6 +115,9 @@ type Result struct {
 	// writes. Mounts are the cache mounts the build used.
 	Steps  []cache.Step
 	Mounts []cache.MountDir
+	// Sources are the base images, ADD URLs and git repositories the
+	// build read, sorted: provenance's materials.
+	Sources []Source
 }
 
 // build is one run of Build.
@@ -145,6 +148,8 @@ type build struct {
 	// mounts are the cache mounts the build used, by id.
 	mountsMu sync.Mutex
 	mounts   map[string]string
+	// sources are what the build fetched (Result.Sources).
+	sources sourceLog
 }
 
 // built is a finished stage.
@@ -231,7 +236,7 @@ func buildOne(ctx context.Context, opts Options, sh *siblings) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	res.Steps, res.Mounts = steps, b.usedMounts()
+	res.Steps, res.Mounts, res.Sources = steps, b.usedMounts(), b.sources.list()
 	return res, nil
 }
 

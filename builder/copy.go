@@ -457,6 +457,7 @@ func (op *copyOp) planURL(ctx context.Context, rawURL, dest string) (planned, er
 	if err != nil {
 		return planned{}, err
 	}
+	op.dl.sources.add(Source{Kind: "http", Ref: redactURL(rawURL), Digest: "sha256:" + sum})
 	e := entry{host: file, info: fi}
 	f := srcFile{Dst: dest, Kind: kindReg, Mode: 0o600, Size: fi.Size(), Sum: sum, Mtime: mtime, entry: e}
 	if op.unpacks(true) && downloadIsArchive(file) {

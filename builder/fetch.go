@@ -64,6 +64,8 @@ func (d downloader) fetch(ctx context.Context, rawURL, checksum string) (string,
 type downloader struct {
 	client *http.Client
 	dir    string
+	// sources records what was fetched, for provenance.
+	sources *sourceLog
 }
 
 // checksum verifies a download against ADD --checksum.

@@ -112,6 +112,11 @@ func (op *copyOp) planGit(ctx context.Context, ref *dfgitutil.GitRef, dest strin
 	if err != nil {
 		return planned{}, err
 	}
+	algo := "sha1"
+	if len(g.Commit) == 64 {
+		algo = "sha256"
+	}
+	op.dl.sources.add(Source{Kind: "git", Ref: g.Remote, Digest: algo + ":" + g.Commit})
 	return planned{Dst: dest, Git: g, srcPath: g.Remote}, nil
 }
 

@@ -8,9 +8,11 @@ import (
 	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/strata-build/strata/registry"
 	"github.com/strata-build/strata/store"
 )
 
@@ -134,6 +136,29 @@ func storeArtifact(ctx context.Context, st *store.Store, img v1.Image) error {
 	for _, b := range append(blobs, cfg, m) {
 		if _, _, err := st.PutBlob(ctx, bytes.NewReader(b), v1.Hash{}); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// PushReferrers pushes OCI 1.1 referrers (manifests with a subject: the
+// --attest-referrers form of attestations) to the repository of each
+// name, by digest; the registry's referrers API lists them, or, without
+// one, go-containerregistry keeps the sha256-<digest> fallback tag.
+func PushReferrers(ctx context.Context, referrers []v1.Image, names []string, reg registry.Config) error {
+	for _, n := range names {
+		ref, err := reg.ParseRef(n)
+		if err != nil {
+			return err
+		}
+		for _, img := range referrers {
+			h, err := img.Digest()
+			if err != nil {
+				return err
+			}
+			if err := remote.Write(ref.Context().Digest(h.String()), img, reg.RemoteOptions(ctx)...); err != nil {
+				return fmt.Errorf("pushing the attestation referrer %s to %s: %w", h, ref.Context(), err)
+			}
 		}
 	}
 	return nil

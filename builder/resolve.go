@@ -113,6 +113,9 @@ func (b *build) image(ctx context.Context, ref, platform string) (*state, error)
 		return nil, err
 	}
 	b.images[ref+" "+platform] = s
+	if _, digest, ok := strings.Cut(s.base, "@"); ok && strings.HasPrefix(s.key, "image ") {
+		b.sources.add(Source{Kind: "image", Ref: ref, Digest: digest, Platform: platform})
+	}
 	// Layers already here are extracted ahead of the steps; the others are
 	// downloaded only once a step misses (stageRun.prefetched).
 	b.prefetch.start(b.localLayers(s.layers))

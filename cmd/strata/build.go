@@ -48,6 +48,8 @@ type buildOptions struct {
 	secretFlags
 	parityFlags
 	foreign foreignValues
+	// run is this invocation's, set by runBuild for the attestations.
+	run buildRun
 }
 
 func newBuildCmd() *cobra.Command {

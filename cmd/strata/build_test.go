@@ -212,7 +212,7 @@ func TestBuildFlagValues(t *testing.T) {
 		{[]string{"--shm-size", "-1"}, `--shm-size "-1": want a size`},
 		{[]string{"--ulimit", "nofile=3"}, `--ulimit "nofile=3": nofile below 16`},
 		{[]string{"--provenance", "mode=all"}, `--provenance "mode=all": mode="all": want min or max`},
-		{[]string{"--provenance", "version=v2"}, `--provenance "version=v2": version="v2"`},
+		{[]string{"--provenance", "version=v2"}, `--provenance "version=v2": version="v2": want v1`},
 		{[]string{"--sbom", "generator=x"}, `--sbom "generator=x": generator=x: strata cannot run scanner images`},
 		{[]string{"--attest", "type=vex"}, `--attest "type=vex": want type=provenance or type=sbom`},
 		{[]string{"--attest", "type=provenance,color=red"}, `unknown key "color"`},

@@ -141,6 +141,7 @@ func checkTag(t string) error {
 // --sbom and --attest, as buildx spells them.
 type attestOptions struct {
 	provenance string // "", "min" or "max"
+	version    string // SLSA: "" (v1) or "v0.2"
 	sbom       bool
 	referrers  bool // --attest-referrers: also as OCI 1.1 referrers
 }
@@ -152,7 +153,7 @@ func (a attestOptions) any() bool { return a.provenance != "" || a.sbom }
 // disabled=true). What strata cannot do (an SBOM generator image, SLSA
 // v1) is refused with the reason.
 func (o *buildOptions) checkAttestations() error {
-	o.attest.provenance, o.attest.sbom = "", false
+	o.attest = attestOptions{}
 	specs := []struct{ flag, typ, v string }{}
 	if o.provenance != "" {
 		specs = append(specs, struct{ flag, typ, v string }{"--provenance", "provenance", o.provenance})
@@ -180,7 +181,7 @@ func (o *buildOptions) checkAttestations() error {
 		specs = append(specs, struct{ flag, typ, v string }{"--attest " + strconv.Quote(a), typ, v})
 	}
 	for _, sp := range specs {
-		on, mode, err := attestValue(sp.typ, sp.v)
+		on, mode, version, err := attestValue(sp.typ, sp.v)
 		if err != nil {
 			return fmt.Errorf("%s %q: %w", sp.flag, sp.v, err)
 		}
@@ -190,7 +191,7 @@ func (o *buildOptions) checkAttestations() error {
 		case !on:
 			o.attest.provenance = ""
 		default:
-			o.attest.provenance = mode
+			o.attest.provenance, o.attest.version = mode, version
 		}
 	}
 	o.attest.referrers = o.attestReferrers
@@ -202,9 +203,9 @@ func (o *buildOptions) checkAttestations() error {
 
 // attestValue reads one attestation flag's value: on or off, and the
 // provenance mode (min unless mode=max).
-func attestValue(typ, v string) (on bool, mode string, err error) {
+func attestValue(typ, v string) (on bool, mode, version string, err error) {
 	if b, err := strconv.ParseBool(v); err == nil {
-		return b, "min", nil
+		return b, "min", "", nil
 	}
 	on, mode = true, "min"
 	for _, f := range strings.Split(v, ",") {
@@ -213,29 +214,30 @@ func attestValue(typ, v string) (on bool, mode string, err error) {
 		case k == "disabled":
 			b, err := strconv.ParseBool(val)
 			if err != nil {
-				return false, "", fmt.Errorf("disabled=%q: want true or false", val)
+				return false, "", "", fmt.Errorf("disabled=%q: want true or false", val)
 			}
 			on = !b
 		case k == "mode" && typ == "provenance":
 			if val != "min" && val != "max" {
-				return false, "", fmt.Errorf("mode=%q: want min or max", val)
+				return false, "", "", fmt.Errorf("mode=%q: want min or max", val)
 			}
 			mode = val
 		case k == "version" && typ == "provenance":
-			if val != "v0.2" {
-				return false, "", fmt.Errorf("version=%q: strata writes SLSA provenance v0.2 (BuildKit's default)", val)
+			if val != "v1" && val != "v0.2" {
+				return false, "", "", fmt.Errorf("version=%q: want v1 (the default, as BuildKit's) or v0.2", val)
 			}
+			version = val
 		case k == "builder-id" && typ == "provenance":
 			// buildx sets it from the builder's URL; strata names itself.
 		case k == "generator" && typ == "sbom":
-			return false, "", fmt.Errorf("generator=%s: strata cannot run scanner images; it writes its own SPDX SBOM (dpkg, apk, Go binaries): drop generator=", val)
+			return false, "", "", fmt.Errorf("generator=%s: strata cannot run scanner images; it writes its own SPDX SBOM (dpkg, apk, Go binaries): drop generator=", val)
 		case k == "scan-context" || k == "scan-stage":
-			return false, "", fmt.Errorf("%s: not supported: the SBOM covers the final image only", k)
+			return false, "", "", fmt.Errorf("%s: not supported: the SBOM covers the final image only", k)
 		default:
-			return false, "", fmt.Errorf("unknown key %q: want mode=min|max or disabled=true", k)
+			return false, "", "", fmt.Errorf("unknown key %q: want mode=min|max, version=v1|v0.2 or disabled=true", k)
 		}
 	}
-	return on, mode, nil
+	return on, mode, version, nil
 }
 
 // parseHosts reads --add-host as buildx does: HOST=IP or HOST:IP (the

@@ -111,6 +111,10 @@ func TestE2E(t *testing.T) {
 			t.Parallel()
 			e.testSecrets(t)
 		})
+		t.Run("attestations", func(t *testing.T) {
+			t.Parallel()
+			e.testAttestations(t)
+		})
 		t.Run("platforms", func(t *testing.T) {
 			t.Parallel()
 			e.testPlatforms(t)

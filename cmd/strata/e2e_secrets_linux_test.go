@@ -54,8 +54,11 @@ func (e *e2eEnv) testSecrets(t *testing.T) {
 	if err := os.Mkdir(out, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"STRATA_E2E_TOKEN=" + envTok}
-	common := []string{"build", "--root", store, "--build-arg", "BASE=" + e.base("busybox:latest"),
+	// The epoch makes the attestations byte-stable, so the rebuild below can be compared.
+	env := []string{"STRATA_E2E_TOKEN=" + envTok, "SOURCE_DATE_EPOCH=1700000000"}
+	// Attestations at their fullest (mode=max records the build's secret ids and the
+	// Dockerfile): the scan below covers them too.
+	common := []string{"build", "--root", store, "--build-arg", "BASE=" + e.base("busybox:latest"), "--provenance=mode=max", "--sbom=true",
 		"--secret", "id=token,src=" + tokenFile, "--secret", "id=envtok,env=STRATA_E2E_TOKEN", "--secret", "id=key,src=" + keyFile}
 	archive := filepath.Join(out, "image.tar")
 	r := e.run(nil, env, append(common, "--progress", "plain", "-o", "type=oci,dest="+archive,

@@ -21,9 +21,14 @@ import (
 // stdin "-" case takes its input (a tar archive, plain or compressed, or
 // else the Dockerfile with an empty context). ok is false for anything
 // else. -f names a file inside a remote context.
+// isRemoteArg reports whether CONTEXT names a git repository or a URL.
+func isRemoteArg(arg string) bool {
+	return strings.Contains(arg, "://") || strings.HasPrefix(arg, "git@") || strings.HasPrefix(arg, "github.com/")
+}
+
 func remoteContext(cmd *cobra.Command, o *buildOptions, arg string) (dir string, src []byte, cleanup func(), ok bool, err error) {
 	isHTTP := strings.HasPrefix(arg, "http://") || strings.HasPrefix(arg, "https://")
-	if !isHTTP && !strings.Contains(arg, "://") && !strings.HasPrefix(arg, "git@") && !strings.HasPrefix(arg, "github.com/") {
+	if !isRemoteArg(arg) {
 		return "", nil, nil, false, nil
 	}
 	tmp, err := os.MkdirTemp("", "strata-context-")

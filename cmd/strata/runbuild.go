@@ -89,6 +89,10 @@ func runBuild(cmd *cobra.Command, o *buildOptions, contextArg string) (err error
 	if err != nil {
 		return err
 	}
+	o.run = buildRun{dockerfile: src, dfName: dockerfileLabel(o.file), buildArgs: dfOpts.BuildArgs, started: time.Now()}
+	if isRemoteArg(contextArg) {
+		o.run.remote = contextArg
+	}
 	opts.Graph = graphs[0]
 	unusedBuildArgs(opts.Graph, disp, dfOpts.BuildArgs)
 	opts.ContextDir = contextDir
@@ -122,11 +126,11 @@ func runBuild(cmd *cobra.Command, o *buildOptions, contextArg string) (err error
 	if err != nil {
 		return withRootlessHint(err)
 	}
-	ir, err := o.storeIndex(ctx, st, all, results)
+	ir, referrers, err := o.storeIndex(ctx, st, all, results)
 	if err != nil {
 		return err
 	}
-	if err := o.deliverIndex(cmd, st, ir, outputs); err != nil {
+	if err := o.deliverIndex(cmd, st, ir, referrers, outputs); err != nil {
 		return err
 	}
 	return cf.export(ctx, mergedSteps(results), blobs, disp)
@@ -150,12 +154,13 @@ func (o *buildOptions) wantsIndex() bool {
 
 // storeIndex stores the index of the platforms' images and their
 // attestations.
-func (o *buildOptions) storeIndex(ctx context.Context, st *store.Store, all []builder.Options, results []*builder.Result) (*builder.IndexResult, error) {
-	attached, err := o.attestations(ctx, all, results)
+func (o *buildOptions) storeIndex(ctx context.Context, st *store.Store, all []builder.Options, results []*builder.Result) (*builder.IndexResult, []v1.Image, error) {
+	attached, referrers, err := o.attestations(ctx, all, results)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return builder.StoreIndex(ctx, st, results, attached, all[0].Annotations)
+	ir, err := builder.StoreIndex(ctx, st, results, attached, all[0].Annotations)
+	return ir, referrers, err
 }
 
 // mergedSteps are the steps and cache mounts of every platform's build,
@@ -226,11 +231,11 @@ func (o *buildOptions) checkReproducible(cmd *cobra.Command, all []builder.Optio
 		all[j].Store = stores[0]
 	}
 	if o.wantsIndex() {
-		ir, err := o.storeIndex(cmd.Context(), stores[0], all, results[0])
+		ir, referrers, err := o.storeIndex(cmd.Context(), stores[0], all, results[0])
 		if err != nil {
 			return err
 		}
-		return o.deliverIndex(cmd, stores[0], ir, outputs)
+		return o.deliverIndex(cmd, stores[0], ir, referrers, outputs)
 	}
 	return o.deliver(cmd, stores[0], results[0][0], outputs)
 }
@@ -278,7 +283,9 @@ func (o *buildOptions) writeIDs(cmd *cobra.Command, desc v1.Descriptor, configDi
 
 // deliverIndex tags the index, exports it and writes the ID files: the
 // index digest is the image ID, as buildx reports a multi-platform image.
-func (o *buildOptions) deliverIndex(cmd *cobra.Command, st *store.Store, ir *builder.IndexResult, outputs []builder.Output) error {
+// Referrers (--attest-referrers) are pushed beside the index to every
+// registry output.
+func (o *buildOptions) deliverIndex(cmd *cobra.Command, st *store.Store, ir *builder.IndexResult, referrers []v1.Image, outputs []builder.Output) error {
 	for _, n := range o.tags {
 		if err := st.Tag(builder.StoreName(n), ir.Descriptor); err != nil {
 			return fmt.Errorf("tagging %s: %w", n, err)
@@ -288,6 +295,11 @@ func (o *buildOptions) deliverIndex(cmd *cobra.Command, st *store.Store, ir *bui
 		out.Stdout = cmd.OutOrStdout()
 		if err := builder.ExportIndex(cmd.Context(), ir.Index, out); err != nil {
 			return err
+		}
+		if out.Type == "registry" && len(referrers) > 0 {
+			if err := builder.PushReferrers(cmd.Context(), referrers, out.Names, out.Registry); err != nil {
+				return err
+			}
 		}
 	}
 	return o.writeIDs(cmd, ir.Descriptor, "", outputs)
