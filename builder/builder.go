@@ -15,6 +15,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/dockerfile"
@@ -388,6 +389,12 @@ func (b *build) finish(ctx context.Context, s *state, steps []cache.Step) (*Resu
 		s.config.Config.Labels = setLabel(s.config.Config.Labels, k, v)
 	}
 	s.config.Created = b.createdTime(s)
+	if b.shared != nil {
+		// Each image of the index is the target's, as BuildKit labels an
+		// explicit --platform's: a final stage FROM a build-platform stage
+		// (or FROM --platform=other) must not be listed as the host's image.
+		labelPlatform(&s.config.ConfigFile, b.opts.Graph.Platform)
+	}
 	var extra map[string]json.RawMessage
 	if b.opts.InlineCache {
 		var ds []v1.Descriptor
@@ -405,6 +412,16 @@ func (b *build) finish(ctx context.Context, s *state, steps []cache.Step) (*Resu
 		return nil, err
 	}
 	return storeImage(ctx, b.opts.Store, img, s.layers)
+}
+
+// labelPlatform sets cfg's platform to p; the variant, as BuildKit does,
+// only when p has one or names another OS or architecture.
+func labelPlatform(cfg *v1.ConfigFile, p specs.Platform) {
+	same := cfg.OS == p.OS && cfg.Architecture == p.Architecture
+	cfg.OS, cfg.Architecture = p.OS, p.Architecture
+	if p.Variant != "" || !same {
+		cfg.Variant = p.Variant
+	}
 }
 
 // createdTime is SOURCE_DATE_EPOCH, else the newest history entry's time,
