@@ -36,7 +36,7 @@ func BuildPlatforms(ctx context.Context, opts []Options) ([]*Result, error) {
 	sh := &siblings{
 		prog:  newReporter(newRedactSink(opts[0].Progress, opts[0].Secrets)),
 		locks: map[string]*stepLock{},
-		done:  map[string]*cache.Entry{},
+		done:  map[string]doneStep{},
 		slots: make(chan struct{}, runtime.NumCPU()),
 		seen:  map[string]bool{},
 	}
@@ -72,8 +72,8 @@ type siblings struct {
 	// locks hold a step key while one build looks it up and runs it, so
 	// a sibling with the same step waits and then takes its result.
 	locks map[string]*stepLock
-	// done are the steps run in this invocation, by key.
-	done map[string]*cache.Entry
+	// done are the steps run in this invocation, by the key looked up.
+	done map[string]doneStep
 	// seen are the lint warnings already reported.
 	seen map[string]bool
 	// slots bound the steps doing work at once to the CPU count.
@@ -106,17 +106,26 @@ func (sh *siblings) lock(key string) func() {
 	}
 }
 
-// result is the entry a sibling made for key in this invocation, or nil.
-func (sh *siblings) result(key string) *cache.Entry {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return sh.done[key]
+// doneStep is a step a sibling ran: its result and the key it was kept
+// under, which a --no-cache-filter rerun binds to the new layer (rerunKey).
+type doneStep struct {
+	entry *cache.Entry
+	key   string
 }
 
-func (sh *siblings) remember(key string, e *cache.Entry) {
+// result is the entry a sibling made for key in this invocation and the
+// key the step chains on, or nil.
+func (sh *siblings) result(key string) (*cache.Entry, string) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sh.done[key] = e
+	d := sh.done[key]
+	return d.entry, d.key
+}
+
+func (sh *siblings) remember(lookup, kept string, e *cache.Entry) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.done[lookup] = doneStep{entry: e, key: kept}
 }
 
 // slot waits for a free CPU slot; the returned function frees it.

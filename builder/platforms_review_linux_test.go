@@ -2,8 +2,15 @@ package builder
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"sync"
 	"testing"
+
+	"github.com/strata-build/strata/executor"
 )
 
 // An image built FROM a build-platform stage is the target's image: its
@@ -40,5 +47,66 @@ ENV X=1
 	}
 	if !slices.Equal(got, plats) {
 		t.Errorf("index platforms %v, want %v", got, plats)
+	}
+}
+
+// stampRunner numbers its "stamp" runs into /stamp and copies the
+// lowers' /stamp to /copy for "copystamp": a step after a rerun step
+// shows which of its results it was built on.
+type stampRunner struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (r *stampRunner) Run(_ context.Context, spec executor.Spec) (executor.Result, error) {
+	res := executor.Result{UpperDir: spec.UpperDir}
+	if err := os.MkdirAll(spec.UpperDir, 0o755); err != nil {
+		return res, err
+	}
+	switch cmd := spec.Args[len(spec.Args)-1]; cmd {
+	case "stamp":
+		r.mu.Lock()
+		r.n++
+		n := r.n
+		r.mu.Unlock()
+		return res, os.WriteFile(filepath.Join(spec.UpperDir, "stamp"), []byte(strconv.Itoa(n)), 0o644)
+	case "copystamp":
+		for _, l := range spec.Lowers {
+			if b, err := os.ReadFile(filepath.Join(l, "stamp")); err == nil {
+				return res, os.WriteFile(filepath.Join(spec.UpperDir, "copy"), b, 0o644)
+			}
+		}
+		return res, fmt.Errorf("copystamp: no /stamp below")
+	default:
+		return res, fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+// --no-cache-filter reruns a build-platform stage once for every
+// platform, and what is built on it is built on the new result: never a
+// cache entry made over the result it replaced.
+func TestBuildPlatformsNoCacheFilterShared(t *testing.T) {
+	tb := newTestBuild(t, nil)
+	tb.runner = &stampRunner{}
+	src := `FROM --platform=$BUILDPLATFORM scratch AS gen
+RUN stamp
+
+FROM gen
+RUN copystamp
+`
+	plats := []string{"linux/amd64", "linux/arm64"}
+	if _, out, err := tb.buildPlatforms(src, plats); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	res, out, err := tb.buildPlatforms(src, plats, func(o *Options) { o.NoCacheStages = []string{"gen"} })
+	if err != nil {
+		t.Fatalf("build --no-cache-filter gen: %v\n%s", err, out)
+	}
+	for i, r := range res {
+		stamp, err1 := readImageFile(t, r, "stamp")
+		cp, err2 := readImageFile(t, r, "copy")
+		if err1 != nil || err2 != nil || stamp != "2" || cp != stamp {
+			t.Errorf("%s: /stamp %q (%v), /copy %q (%v): want both the rerun's 2\n%s", plats[i], stamp, err1, cp, err2, out)
+		}
 	}
 }

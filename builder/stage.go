@@ -109,8 +109,9 @@ func (b *build) doStep(ctx context.Context, r *stageRun, k int, st dockerfile.St
 	if sh := b.shared; sh != nil {
 		// A sibling platform's build with this very step runs it once.
 		defer sh.lock(key)()
-		if entry := sh.result(key); entry != nil {
-			r.state.commit(entry.Layer, entry.History, key, changesFiles(st.Command), plan.explain)
+		if entry, kept := sh.result(key); entry != nil {
+			// kept, not key: a --no-cache-filter rerun chains on its own key.
+			r.state.commit(entry.Layer, entry.History, kept, changesFiles(st.Command), plan.explain)
 			v.cached()
 			return nil
 		}
@@ -157,7 +158,7 @@ func (b *build) doStep(ctx context.Context, r *stageRun, k int, st dockerfile.St
 		return err
 	}
 	if b.shared != nil {
-		b.shared.remember(lookup, entry)
+		b.shared.remember(lookup, key, entry)
 	}
 	r.state.commit(l, h, key, changesFiles(st.Command), plan.explain)
 	v.done()
