@@ -7,8 +7,16 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/strata-build/strata/executor"
 )
@@ -108,5 +116,56 @@ RUN copystamp
 		if err1 != nil || err2 != nil || stamp != "2" || cp != stamp {
 			t.Errorf("%s: /stamp %q (%v), /copy %q (%v): want both the rerun's 2\n%s", plats[i], stamp, err1, cp, err2, out)
 		}
+	}
+}
+
+// pushRawIndex pushes an index listing each image under the platform
+// given, whatever its config says: a registry that lies.
+func pushRawIndex(t *testing.T, ref string, imgs []v1.Image, plats []string) {
+	t.Helper()
+	var adds []mutate.IndexAddendum
+	for i, img := range imgs {
+		p, err := v1.ParsePlatform(plats[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: p}})
+	}
+	idx := mutate.IndexMediaType(mutate.AppendManifests(empty.Index, adds...), types.OCIImageIndex)
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(r, idx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An index entry whose image's config names another platform is refused
+// in one line naming the base and both platforms: the amd64 image behind
+// an arm64 descriptor is never run (emulated) or shipped as arm64's.
+// An index naming a platform twice lists it once in the error.
+func TestBuildPlatformLyingIndex(t *testing.T) {
+	host, _ := countingRegistry(t)
+	liar := host + "/liar:1"
+	pushRawIndex(t, liar, []v1.Image{fixedImage(t, "a", "amd64"), fixedImage(t, "b", "amd64")}, []string{"linux/amd64", "linux/arm64"})
+	twice := host + "/twice:1"
+	pushRawIndex(t, twice, []v1.Image{fixedImage(t, "a", "amd64"), fixedImage(t, "b", "amd64")}, []string{"linux/amd64", "linux/amd64"})
+	tb := newTestBuild(t, nil)
+	for _, c := range []struct{ ref, plat, want string }{
+		{liar, "linux/arm64", "its linux/arm64 entry is a linux/amd64 image"},
+		{twice, "linux/arm64", "no image for linux/arm64: it has linux/amd64"},
+	} {
+		_, out, err := tb.buildPlatforms("FROM "+c.ref+"\nENV X=1\n", []string{c.plat})
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.ref) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("FROM %s for %s: %v, want one line naming it and %q\n%s", c.ref, c.plat, err, c.want, out)
+		}
+		if err != nil && strings.Contains(err.Error(), "linux/amd64, linux/amd64") {
+			t.Errorf("FROM %s: %v names a platform twice", c.ref, err)
+		}
+	}
+	// The honest entry of the lying index still builds.
+	if _, out, err := tb.buildPlatforms("FROM "+liar+"\nENV X=1\n", []string{"linux/amd64"}); err != nil {
+		t.Errorf("FROM %s for linux/amd64: %v\n%s", liar, err, out)
 	}
 }

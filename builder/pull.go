@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -38,17 +39,19 @@ func (b *build) pull(ctx context.Context, ref, platform string) (*state, error) 
 	if err != nil {
 		return nil, fmt.Errorf("pulling %s: %w", ref, err)
 	}
-	if !desc.MediaType.IsIndex() {
-		// A lone manifest is one platform's image: never run it as another's.
-		cfg, err := img.ConfigFile()
-		if err != nil {
-			return nil, fmt.Errorf("pulling %s: reading config: %w", ref, err)
-		}
-		if !platformMatches(*cfg, platform) {
-			return nil, fmt.Errorf("pulling %s: %w", ref, noPlatform(platform, []string{configPlatform(*cfg)}))
-		}
+	s, err := b.storePulled(ctx, ref, r.Context(), img)
+	if err != nil {
+		return nil, err
 	}
-	return b.storePulled(ctx, ref, r.Context(), img)
+	// A manifest is one platform's image: never run it as another's, even
+	// when an index lists it under the platform asked for.
+	if cfg := s.config.ConfigFile; !platformMatches(cfg, platform) {
+		if desc.MediaType.IsIndex() {
+			return nil, fmt.Errorf("pulling %s: its %s entry is a %s image (its config says so)", ref, platform, configPlatform(cfg))
+		}
+		return nil, fmt.Errorf("pulling %s: %w", ref, noPlatform(platform, []string{configPlatform(cfg)}))
+	}
+	return s, nil
 }
 
 // indexHas checks that an index has an image for p, naming the platforms
@@ -70,8 +73,8 @@ func indexHas(desc *remote.Descriptor, p v1.Platform) error {
 		if d.Platform.Satisfies(p) {
 			return nil
 		}
-		if d.Platform.OS != "unknown" { // attestation manifests
-			have = append(have, platformOf(*d.Platform))
+		if p := platformOf(*d.Platform); d.Platform.OS != "unknown" && !slices.Contains(have, p) { // attestation manifests; a platform listed twice
+			have = append(have, p)
 		}
 	}
 	return noPlatform(platformOf(p), have)
