@@ -169,3 +169,46 @@ func TestBuildPlatformLyingIndex(t *testing.T) {
 		t.Errorf("FROM %s for linux/amd64: %v\n%s", liar, err, out)
 	}
 }
+
+// A store tag naming an index without the platform asked for does not
+// hide the registry's image of that name, as a tag the store lacks does
+// not: the registry is asked first every build. Offline, the error says
+// what both lack.
+func TestBuildPlatformStoreIndexLacksPlatform(t *testing.T) {
+	host, _ := countingRegistry(t)
+	ref := host + "/app:1"
+	pushIndex(t, ref, fixedImage(t, "a", "amd64"), fixedImage(t, "b", "arm64"))
+	tb := newTestBuild(t, nil)
+	// The store's app:1 is a strata build for amd64 and s390x.
+	res, out, err := tb.buildPlatforms("FROM scratch\nENV LOCAL=1\n", []string{"linux/amd64", "linux/s390x"})
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	ir, err := StoreIndex(context.Background(), tb.store, res, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.store.Tag(StoreName(ref), ir.Descriptor); err != nil {
+		t.Fatal(err)
+	}
+	got, out, err := tb.buildPlatforms("FROM "+ref+"\nENV X=1\n", []string{"linux/arm64"})
+	if err != nil {
+		t.Fatalf("FROM %s for linux/arm64 (the registry has it, the store's index not): %v\n%s", ref, err, out)
+	}
+	if s, err := readImageFile(t, got[0], "etc/os-release"); err != nil || s != "b" {
+		t.Errorf("FROM %s for linux/arm64 got /etc/os-release %q (%v), want the registry's arm64 image's \"b\"", ref, s, err)
+	}
+	// Offline (no registry at 127.0.0.1:1): the store's index serves the
+	// platforms it has and names them for one it lacks.
+	gone := "127.0.0.1:1/app:1"
+	if err := tb.store.Tag(StoreName(gone), ir.Descriptor); err != nil {
+		t.Fatal(err)
+	}
+	_, out, err = tb.buildPlatforms("FROM "+gone+"\nENV X=1\n", []string{"linux/ppc64le"})
+	if err == nil || !strings.Contains(err.Error(), "no image for linux/ppc64le: it has linux/amd64, linux/s390x") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("FROM %s for linux/ppc64le, offline: %v, want one line naming what the store has\n%s", gone, err, out)
+	}
+	if _, out, err = tb.buildPlatforms("FROM "+gone+"\nENV X=1\n", []string{"linux/s390x"}); err != nil {
+		t.Errorf("FROM %s for linux/s390x, offline, from the store's index: %v\n%s", gone, err, out)
+	}
+}

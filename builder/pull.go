@@ -3,6 +3,7 @@ package builder
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -80,13 +81,23 @@ func indexHas(desc *remote.Descriptor, p v1.Platform) error {
 	return noPlatform(platformOf(p), have)
 }
 
+// errNoPlatform is the cause of noPlatform's errors.
+var errNoPlatform = errors.New("no image for the platform")
+
 // noPlatform is the error for a base without an image for platform.
 func noPlatform(platform string, have []string) error {
 	if len(have) == 0 {
-		return fmt.Errorf("no image for %s (its index names no platform)", platform)
+		return &platformError{fmt.Sprintf("no image for %s (its index names no platform)", platform)}
 	}
-	return fmt.Errorf("no image for %s: it has %s", platform, strings.Join(have, ", "))
+	return &platformError{fmt.Sprintf("no image for %s: it has %s", platform, strings.Join(have, ", "))}
 }
+
+// platformError is errNoPlatform with the platforms a base has.
+type platformError struct{ msg string }
+
+func (e *platformError) Error() string { return e.msg }
+
+func (e *platformError) Is(target error) bool { return target == errNoPlatform }
 
 func platformOf(p v1.Platform) string {
 	return platformString(specs.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant})

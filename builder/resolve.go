@@ -50,8 +50,14 @@ func (b *build) base(ctx context.Context, st *dockerfile.Stage) (*state, dockerf
 // --platform, else its parent stage's (FROM another stage inherits it, as
 // in BuildKit), else the build's target.
 func (b *build) runPlatform(st *dockerfile.Stage) string {
-	for st.Platform == "" && st.Base.Kind == dockerfile.SourceStage && st.Base.Stage < len(b.opts.Graph.Stages) {
-		st = b.opts.Graph.Stages[st.Base.Stage]
+	// Base.Stage is a stage's Index, not its position in Stages (the
+	// graph holds only what the target needs).
+	for st.Platform == "" && st.Base.Kind == dockerfile.SourceStage {
+		parent := b.opts.Graph.Stage(st.Base.Stage)
+		if parent == nil || parent == st {
+			break
+		}
+		st = parent
 	}
 	return b.stagePlatform(st)
 }
@@ -129,7 +135,9 @@ func (b *build) image(ctx context.Context, ref, platform string) (*state, error)
 // only built here), and never with --pull. One line says which was used.
 func (b *build) resolveImage(ctx context.Context, ref, platform string) (*state, error) {
 	local, lerr := b.localImage(ref, platform)
-	if lerr != nil && !errors.Is(lerr, store.ErrNotFound) {
+	// A stored index without the platform is no image here either: the
+	// registry's may have it.
+	if lerr != nil && !errors.Is(lerr, store.ErrNotFound) && !errors.Is(lerr, errNoPlatform) {
 		return nil, lerr
 	}
 	pctx := ctx
@@ -144,6 +152,9 @@ func (b *build) resolveImage(ctx context.Context, ref, platform string) (*state,
 	if err == nil {
 		b.message(fmt.Sprintf("%s: using %s from the registry", ref, s.base))
 		return s, nil
+	}
+	if errors.Is(lerr, errNoPlatform) && !b.opts.Pull && ctx.Err() == nil {
+		return nil, fmt.Errorf("%w; %w", lerr, err)
 	}
 	if b.opts.Pull || ctx.Err() != nil || lerr != nil {
 		return nil, err
