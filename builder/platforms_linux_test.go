@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -164,5 +165,30 @@ func TestBuildPlatformBaseWithoutThePlatform(t *testing.T) {
 	// The platform it has still builds.
 	if _, out, err := tb.buildPlatforms("FROM "+multi+"\nENV X=1\n", []string{"linux/s390x"}); err != nil {
 		t.Errorf("FROM %s for linux/s390x: %v\n%s", multi, err, out)
+	}
+}
+
+// A stage FROM another runs as its parent's platform, found by the parent's
+// Dockerfile index: the graph holds only the stages the target needs, so an
+// index is not a position in it (a lookup by position looped forever).
+func TestRunPlatformInheritsFromParentStage(t *testing.T) {
+	src := "FROM --platform=linux/s390x scratch AS unused\nFROM --platform=$BUILDPLATFORM scratch AS tools\nFROM tools AS mid\nFROM mid\nENV X=1\n"
+	g, err := dockerfile.Parse([]byte(src), dockerfile.Options{
+		Platform:      specs.Platform{OS: "linux", Architecture: "arm64"},
+		BuildPlatform: specs.Platform{OS: "linux", Architecture: "amd64"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &build{opts: Options{Graph: g}}
+	done := make(chan string, 1)
+	go func() { done <- b.runPlatform(g.Target) }()
+	select {
+	case got := <-done:
+		if got != "linux/amd64" {
+			t.Errorf("the target stage runs as %s, want its ancestor's linux/amd64", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("runPlatform did not return")
 	}
 }
