@@ -388,13 +388,14 @@ func predicateV1(info BuildInfo, max bool) (*provV1, error) {
 	md := &rd.Metadata
 	md.InvocationID = info.InvocationID
 	if md.InvocationID == "" {
-		md.InvocationID = invocationID(info)
+		md.InvocationID = invocationID(info, max)
 	}
 	md.StartedOn = utc(info.Started)
 	md.FinishedOn = utc(info.Finished)
 	md.Reproducible = info.Reproducible
 	// A local context is an input no digest pins: BuildKit calls the materials incomplete.
-	completeMaterials := info.Context != ""
+	// So is a remote one whose commit or content digest is not known.
+	completeMaterials := info.Context != "" && info.ContextDigest != ""
 	md.Completeness.Request = !(scrubbed && !max)
 	md.Completeness.ResolvedDependencies = completeMaterials
 	md.Hermetic = completeMaterials && !info.NetworkAccess
@@ -471,7 +472,7 @@ func buildSteps(steps []Step) (*buildConfig, map[string]locations, error) {
 					a.SecondaryInput = -1
 				}
 				a.Output = 0
-				a.Action.Copy.Src = src
+				a.Action.Copy.Src = redactURL(src) // an ADD URL's
 				a.Action.Copy.Dest = s.CopyDest
 				bs.Op.Op.File.Actions = append(bs.Op.Op.File.Actions, a)
 			}
@@ -592,19 +593,36 @@ func sortedRefs(in []MountRef) []MountRef {
 }
 
 // redactURL removes a URL's credentials (a token in a git or https URL must not reach a
-// statement anyone pulling the image reads). Non-URLs pass unchanged.
+// statement anyone pulling the image reads). An http(s) URL loses its whole user
+// information: the user name is a token as often as not (https://TOKEN@host,
+// https://TOKEN:x-oauth-basic@host). A URL that does not parse (a '%' in a token) loses
+// what stands before the last '@' of its authority. Non-URLs pass unchanged.
 func redactURL(s string) string {
 	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
+	if err != nil {
+		scheme, rest, ok := strings.Cut(s, "://")
+		if !ok {
+			return s
+		}
+		auth := rest
+		if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+			auth = rest[:i]
+		}
+		if i := strings.LastIndex(auth, "@"); i >= 0 {
+			return scheme + "://xxxxx@" + rest[i+1:]
+		}
 		return s
 	}
-	if _, hasPassword := u.User.Password(); hasPassword {
+	if u.User == nil {
+		return s
+	}
+	switch _, hasPassword := u.User.Password(); {
+	case u.Scheme == "http" || u.Scheme == "https":
+		u.User = url.User("xxxxx")
+	case hasPassword:
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	} else {
-		// A lone user name in https://TOKEN@host is the credential.
-		if u.Scheme == "http" || u.Scheme == "https" {
-			u.User = url.User("xxxxx")
-		}
+	default:
+		return s // ssh://git@host: a user name, no credential
 	}
 	return u.String()
 }
@@ -618,8 +636,13 @@ func utc(t time.Time) *time.Time {
 }
 
 // invocationID derives an id shaped like BuildKit's (25 lower-case base32 characters)
-// from the platform-independent inputs.
-func invocationID(info BuildInfo) string {
+// from the platform-independent inputs the statement shows: mode=min's leaves out the
+// build args and labels, as the statement does (a hash of a low-entropy value would let
+// anyone holding the Dockerfile confirm a guess of it).
+func invocationID(info BuildInfo, max bool) string {
+	if !max {
+		info.Args, info.Labels = nil, nil
+	}
 	in := struct {
 		BuilderID, Context, ContextDigest, DockerfileName string
 		Dockerfile                                        []byte

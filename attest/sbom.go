@@ -38,6 +38,20 @@ type SBOMOptions struct {
 // is refused rather than read into memory (a real dpkg status is a few MiB).
 const maxDBSize = 32 << 20
 
+// maxDBTotal bounds the evidence held at once: package databases (distroless status.d
+// has one file per package, and a hostile image any number) and Go executables' build
+// information, each counted evidenceCost more than its data, so their number is bounded
+// too (the scan compares every file against them). A real image's are a few MiB.
+const (
+	maxDBTotal   = 64 << 20
+	evidenceCost = 4 << 10
+)
+
+// maxPackages bounds the packages an SBOM lists: a 32 MiB database of two-line stanzas
+// would otherwise make a document of millions. The largest real images hold a few
+// thousand.
+const maxPackages = 50000
+
 // SBOM makes the SPDX statement of an image: the packages its final filesystem holds, as
 // BuildKit's default scanner (syft) reports them: Debian and Ubuntu packages
 // (var/lib/dpkg/status, distroless var/lib/dpkg/status.d/*), Alpine packages
@@ -58,7 +72,11 @@ func SBOM(ctx context.Context, subjects []Subject, img v1.Image, opts SBOMOption
 	if err != nil {
 		return Statement{}, fmt.Errorf("sbom: image digest: %w", err)
 	}
-	doc := spdxDocument(fs, subjects, mdig, opts)
+	pkgs, err := fs.packages()
+	if err != nil {
+		return Statement{}, err
+	}
+	doc := spdxDocument(fs, pkgs, subjects, mdig, opts)
 	return newStatement(PredicateSPDX, subjects, doc)
 }
 
@@ -70,8 +88,12 @@ type evidence struct {
 	sha256 string
 	data   []byte               // a package database or os-release
 	goInfo *buildinfo.BuildInfo // a Go executable
+	held   int64                // goInfo's size in memory, about
 	idx    int                  // the layer index that wrote it
 }
+
+// cost is what e counts against maxDBTotal.
+func (e *evidence) cost() int64 { return int64(len(e.data)) + e.held + evidenceCost }
 
 // scanned is the final filesystem's evidence files, keyed by path.
 type scanned map[string]*evidence
@@ -97,6 +119,7 @@ func scanImage(ctx context.Context, img v1.Image, opts SBOMOptions) (scanned, er
 	sp := &spool{dir: opts.TempDir}
 	defer sp.close()
 	fs := scanned{}
+	var live int64 // fs's cost (see maxDBTotal)
 	for i, l := range layers {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -105,14 +128,14 @@ func scanImage(ctx context.Context, img v1.Image, opts SBOMOptions) (scanned, er
 		if err != nil {
 			return nil, fmt.Errorf("sbom: layer %d digest: %w", i, err)
 		}
-		if err := scanLayer(ctx, fs, i, ld, l, sp, maxBin); err != nil {
+		if err := scanLayer(ctx, fs, &live, i, ld, l, sp, maxBin); err != nil {
 			return nil, fmt.Errorf("sbom: layer %d (%s): %w", i, ld, err)
 		}
 	}
 	return fs, nil
 }
 
-func scanLayer(ctx context.Context, fs scanned, idx int, ld v1.Hash, l v1.Layer, sp *spool, maxBin int64) error {
+func scanLayer(ctx context.Context, fs scanned, live *int64, idx int, ld v1.Hash, l v1.Layer, sp *spool, maxBin int64) error {
 	rc, err := l.Uncompressed()
 	if err != nil {
 		return err
@@ -137,20 +160,21 @@ func scanLayer(ctx context.Context, fs scanned, idx int, ld v1.Hash, l v1.Layer,
 		dir, base := path.Split(p)
 		if base == ".wh..wh..opq" {
 			// An opaque directory hides what lower layers put in it, not this layer's files.
-			fs.remove(strings.TrimSuffix(dir, "/"), idx, true)
+			*live -= fs.remove(strings.TrimSuffix(dir, "/"), idx, true)
 			continue
 		}
 		if name, ok := strings.CutPrefix(base, ".wh."); ok {
-			fs.remove(dir+name, idx, false)
+			*live -= fs.remove(dir+name, idx, false)
 			continue
 		}
 		// Anything written at a path replaces what was there (a later entry of the same tar
 		// too), and a non-directory hides a lower directory's contents.
 		if hdr.Typeflag != tar.TypeDir {
-			delete(fs, p)
-		}
-		if hdr.Typeflag != tar.TypeDir {
-			fs.remove(p, idx, true)
+			if e := fs[p]; e != nil {
+				*live -= e.cost()
+				delete(fs, p)
+			}
+			*live -= fs.remove(p, idx, true)
 		}
 		if hdr.Typeflag != tar.TypeReg {
 			continue
@@ -159,6 +183,9 @@ func scanLayer(ctx context.Context, fs scanned, idx int, ld v1.Hash, l v1.Layer,
 			if hdr.Size > maxDBSize {
 				return fmt.Errorf("%s: %d bytes, more than a package database's %d", p, hdr.Size, maxDBSize)
 			}
+			if *live+hdr.Size+evidenceCost > maxDBTotal {
+				return fmt.Errorf("%s: package databases of more than %d MiB in one image", p, maxDBTotal>>20)
+			}
 			data, err := io.ReadAll(tr)
 			if err != nil {
 				return fmt.Errorf("%s: %w", p, err)
@@ -166,6 +193,7 @@ func scanLayer(ctx context.Context, fs scanned, idx int, ld v1.Hash, l v1.Layer,
 			s1, s256 := sha1.Sum(data), sha256.Sum256(data)
 			fs[p] = &evidence{path: p, layer: ld, data: data, idx: idx,
 				sha1: hex.EncodeToString(s1[:]), sha256: hex.EncodeToString(s256[:])}
+			*live += fs[p].cost()
 			continue
 		}
 		if hdr.Size < 64 || hdr.Size > maxBin {
@@ -176,22 +204,29 @@ func scanLayer(ctx context.Context, fs scanned, idx int, ld v1.Hash, l v1.Layer,
 			return fmt.Errorf("%s: %w", p, err)
 		}
 		if e != nil {
+			if *live+e.cost() > maxDBTotal {
+				return fmt.Errorf("%s: package databases and Go executables of more than %d MiB in one image", p, maxDBTotal>>20)
+			}
 			e.path, e.layer, e.idx = p, ld, idx
 			fs[p] = e
+			*live += e.cost()
 		}
 	}
 }
 
-// remove drops the evidence at p, and below it when tree, that layers below idx wrote.
-func (fs scanned) remove(p string, idx int, treeOnly bool) {
+// remove drops the evidence at p, and below it when tree, that layers below idx wrote,
+// and returns the bytes of package databases it dropped.
+func (fs scanned) remove(p string, idx int, treeOnly bool) (freed int64) {
 	for k, e := range fs {
 		if e.idx >= idx {
 			continue
 		}
 		if (!treeOnly && k == p) || strings.HasPrefix(k, p+"/") {
+			freed += e.cost()
 			delete(fs, k)
 		}
 	}
+	return freed
 }
 
 // spool holds one reusable temporary file for executables: debug/buildinfo needs random
@@ -235,7 +270,7 @@ func (s *spool) goBinary(r io.Reader, size int64) (*evidence, error) {
 	if err != nil {
 		return nil, nil // an ELF file without Go build information: a C program, a library
 	}
-	return &evidence{goInfo: bi, sha1: hex.EncodeToString(h1.Sum(nil)), sha256: hex.EncodeToString(h256.Sum(nil))}, nil
+	return &evidence{goInfo: bi, held: int64(len(bi.String())), sha1: hex.EncodeToString(h1.Sum(nil)), sha256: hex.EncodeToString(h256.Sum(nil))}, nil
 }
 
 func (s *spool) close() {

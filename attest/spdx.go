@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"path"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 
@@ -71,18 +73,19 @@ func (r osRelease) distro() string {
 }
 
 // paragraphs splits an RFC 822-style database (dpkg status, apk installed) into its
-// stanzas, calling fn with each one's first value of every field.
-func paragraphs(data []byte, sep string, fn func(map[string]string)) {
+// stanzas, calling fn with each one's first value of every field, until fn returns false.
+func paragraphs(data []byte, sep string, fn func(map[string]string) bool) {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64<<10), maxDBSize)
 	cur := map[string]string{}
+	more := true
 	flush := func() {
 		if len(cur) > 0 {
-			fn(cur)
+			more = fn(cur)
 		}
 		cur = map[string]string{}
 	}
-	for sc.Scan() {
+	for more && sc.Scan() {
 		line := sc.Text()
 		if strings.TrimSpace(line) == "" {
 			flush()
@@ -99,23 +102,27 @@ func paragraphs(data []byte, sep string, fn func(map[string]string)) {
 			cur[k] = strings.TrimSpace(v)
 		}
 	}
-	flush()
+	if more {
+		flush()
+	}
 }
 
-func dpkgPackages(e *evidence, rel osRelease) []pkgInfo {
+// dpkgPackages, apkPackages and goPackages list at most limit packages and one more,
+// so a caller sees a database holding too many without keeping them all.
+func dpkgPackages(e *evidence, rel osRelease, limit int) []pkgInfo {
 	ns := rel.id
 	if ns == "" {
 		ns = "debian"
 	}
 	var out []pkgInfo
-	paragraphs(e.data, ":", func(f map[string]string) {
+	paragraphs(e.data, ":", func(f map[string]string) bool {
 		name, version := f["Package"], f["Version"]
 		if name == "" || version == "" {
-			return
+			return true
 		}
 		// dpkg keeps removed packages' configuration ("deinstall ok config-files"): not installed.
 		if st := strings.Fields(f["Status"]); len(st) == 3 && st[2] != "installed" {
-			return
+			return true
 		}
 		q := map[string]string{"arch": f["Architecture"], "distro": rel.distro()}
 		if src := f["Source"]; src != "" {
@@ -135,20 +142,21 @@ func dpkgPackages(e *evidence, rel osRelease) []pkgInfo {
 			sourceInfo: "acquired package info from DPKG DB: /" + e.path,
 			file:       e.path,
 		})
+		return len(out) <= limit
 	})
 	return out
 }
 
-func apkPackages(e *evidence, rel osRelease) []pkgInfo {
+func apkPackages(e *evidence, rel osRelease, limit int) []pkgInfo {
 	ns := rel.id
 	if ns == "" {
 		ns = "alpine"
 	}
 	var out []pkgInfo
-	paragraphs(e.data, ":", func(f map[string]string) {
+	paragraphs(e.data, ":", func(f map[string]string) bool {
 		name, version := f["P"], f["V"]
 		if name == "" || version == "" {
-			return
+			return true
 		}
 		q := map[string]string{"arch": f["A"], "distro": rel.distro()}
 		if o := f["o"]; o != "" && o != name {
@@ -162,11 +170,12 @@ func apkPackages(e *evidence, rel osRelease) []pkgInfo {
 			sourceInfo: "acquired package info from APK DB: /" + e.path,
 			file:       e.path,
 		})
+		return len(out) <= limit
 	})
 	return out
 }
 
-func goPackages(e *evidence) []pkgInfo {
+func goPackages(e *evidence, limit int) []pkgInfo {
 	bi := e.goInfo
 	var out []pkgInfo
 	add := func(p, v string) {
@@ -194,6 +203,9 @@ func goPackages(e *evidence) []pkgInfo {
 		mod(&bi.Main)
 	}
 	for _, d := range bi.Deps {
+		if len(out) > limit {
+			break
+		}
 		mod(d)
 	}
 	if v, ok := strings.CutPrefix(bi.GoVersion, "go"); ok {
@@ -270,18 +282,24 @@ type spdxRelation struct {
 	Comment            string `json:"comment,omitempty"`
 }
 
-// packages lists what the evidence says, sorted by purl then file.
-func (fs scanned) packages() []pkgInfo {
+// packages lists what the evidence says, sorted by purl then file, each once (a
+// database may repeat a stanza: SPDX ids must be unique); more than maxPackages is an
+// error.
+func (fs scanned) packages() ([]pkgInfo, error) {
 	rel := fs.osRelease()
 	var out []pkgInfo
 	for p, e := range fs {
+		room := maxPackages - len(out)
 		switch {
 		case e.goInfo != nil:
-			out = append(out, goPackages(e)...)
+			out = append(out, goPackages(e, room)...)
 		case p == "var/lib/dpkg/status" || strings.HasPrefix(p, "var/lib/dpkg/status.d/"):
-			out = append(out, dpkgPackages(e, rel)...)
+			out = append(out, dpkgPackages(e, rel, room)...)
 		case p == "lib/apk/db/installed":
-			out = append(out, apkPackages(e, rel)...)
+			out = append(out, apkPackages(e, rel, room)...)
+		}
+		if len(out) > maxPackages {
+			return nil, fmt.Errorf("sbom: more than %d packages, the last ones in /%s: a broken or hostile package database", maxPackages, p)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -290,10 +308,10 @@ func (fs scanned) packages() []pkgInfo {
 		}
 		return out[i].file < out[j].file
 	})
-	return out
+	return slices.CompactFunc(out, func(a, b pkgInfo) bool { return a.purl == b.purl && a.file == b.file }), nil
 }
 
-func spdxDocument(fs scanned, subjects []Subject, manifest v1.Hash, opts SBOMOptions) spdxDoc {
+func spdxDocument(fs scanned, pkgs []pkgInfo, subjects []Subject, manifest v1.Hash, opts SBOMOptions) spdxDoc {
 	name := manifest.String()
 	if len(subjects) > 0 {
 		name = subjects[0].Name
@@ -336,7 +354,7 @@ func spdxDocument(fs scanned, subjects []Subject, manifest v1.Hash, opts SBOMOpt
 	}
 
 	fileIDs := map[string]string{}
-	for _, p := range fs.packages() {
+	for _, p := range pkgs {
 		id := "SPDXRef-Package-" + p.kind + "-" + spdxIDPart(p.name) + "-" + idHash(p.purl, p.file)
 		dl := "NOASSERTION"
 		if strings.HasPrefix(p.homepage, "http://") || strings.HasPrefix(p.homepage, "https://") {

@@ -1,0 +1,164 @@
+package attest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// TestProvenanceMinHidesArgValues: mode=min leaves a build arg's value out entirely, the
+// invocation id included: an id hashed from a token would let anyone holding the
+// Dockerfile confirm a guess of it. Two min builds differing only in a value give the same
+// bytes.
+func TestProvenanceMinHidesArgValues(t *testing.T) {
+	var got [][]byte
+	for _, v := range []string{"1234", "5678"} {
+		info := testInfo(t)
+		info.Args = map[string]string{"PIN": v}
+		info.Labels = map[string]string{"secret.label": v}
+		st, err := Provenance(nil, info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(st)
+		if bytes.Contains(b, []byte(v)) {
+			t.Errorf("mode=min holds the build arg's value %q: %s", v, b)
+		}
+		got = append(got, b)
+	}
+	if !bytes.Equal(got[0], got[1]) {
+		t.Errorf("mode=min statements of builds differing only in a build arg's value differ:\n%s\n%s", got[0], got[1])
+	}
+}
+
+// TestProvenanceRedactsEverywhere: credentials in a URL never reach a statement, whether
+// the URL parses or not (a stray '%' in a token), and in mode=max's build steps too (an
+// ADD URL's source).
+func TestProvenanceRedactsEverywhere(t *testing.T) {
+	for _, version := range []string{"v1", "v0.2"} {
+		info := testInfo(t)
+		info.Mode, info.SLSAVersion = "max", version
+		info.Context, info.ContextDigest = "https://oauth2:tok1%zz@git.example.com/org/repo.git#main", strings.Repeat("c", 40)
+		info.VCSSource = "https://tok2%@git.example.com/org/repo.git"
+		info.Materials = append(info.Materials, Material{URI: "https://user:tok3%x@example.com/a.tgz", Digest: map[string]string{"sha256": strings.Repeat("d", 64)}})
+		info.Steps = append(info.Steps,
+			Step{CopySrc: []string{"https://user:tok4@example.com/a.tgz", "https://tok5@example.com/b.tgz"}, CopyDest: "/", Inputs: []int{1}},
+			Step{Source: "https://tok6%@example.com/c.tgz"})
+		st, err := Provenance(nil, info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(st)
+		for i := 1; i <= 6; i++ {
+			if tok := fmt.Sprintf("tok%d", i); bytes.Contains(b, []byte(tok)) {
+				t.Errorf("%s: %s reached the statement: %s", version, tok, b)
+			}
+		}
+		if !bytes.Contains(b, []byte("git.example.com/org/repo.git")) || !bytes.Contains(b, []byte("example.com/a.tgz")) {
+			t.Errorf("%s: redaction lost the URLs themselves: %s", version, b)
+		}
+	}
+}
+
+// TestProvenanceRemoteContextWithoutDigest: a git context whose commit is not known is an
+// input nothing pins: the statement must not call its materials complete (nor the build
+// hermetic), as it does when the commit is there.
+func TestProvenanceRemoteContextWithoutDigest(t *testing.T) {
+	info := testInfo(t)
+	info.Context = "https://github.com/org/repo.git#main"
+	st, err := Provenance(nil, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := decode(t, st)
+	if get(t, m, "predicate", "runDetails", "metadata", "buildkit_completeness", "resolvedDependencies") != false {
+		t.Error("a remote context without its digest: materials called complete")
+	}
+	if get(t, m, "predicate", "runDetails", "metadata", "buildkit_hermetic") != nil {
+		t.Error("a remote context without its digest: build called hermetic")
+	}
+}
+
+// TestSBOMDuplicateStanzas: a package database listing a package twice (a malformed or
+// hostile dpkg status, a Go binary with a module repeated) still gives an SBOM whose SPDX
+// ids are unique, as SPDX requires and tools-golang's validation checks; the package is
+// listed once.
+func TestSBOMDuplicateStanzas(t *testing.T) {
+	stanza := "Package: dup\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0\n\n"
+	img := imageOf(t, layerOf(t, entry{name: "var/lib/dpkg/status", data: []byte(stanza + stanza + "Package: other\nVersion: 2\n")}))
+	st, err := SBOM(context.Background(), nil, img, SBOMOptions{Created: sbomTime, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Packages []struct {
+			Name   string `json:"name"`
+			SPDXID string `json:"SPDXID"`
+		} `json:"packages"`
+		Relationships []spdxRelation `json:"relationships"`
+	}
+	if err := json.Unmarshal(st.Predicate, &doc); err != nil {
+		t.Fatal(err)
+	}
+	ids, dups := map[string]bool{}, 0
+	for _, p := range doc.Packages {
+		if ids[p.SPDXID] {
+			t.Errorf("SPDX id %s twice", p.SPDXID)
+		}
+		ids[p.SPDXID] = true
+		if p.Name == "dup" {
+			dups++
+		}
+	}
+	if dups != 1 {
+		t.Errorf("package dup listed %d times, want once", dups)
+	}
+	rels := map[spdxRelation]bool{}
+	for _, r := range doc.Relationships {
+		if rels[r] {
+			t.Errorf("relationship %+v twice", r)
+		}
+		rels[r] = true
+	}
+}
+
+// TestSBOMDatabaseBudget: package databases are held in memory while the layers are read;
+// however many a hostile image holds (distroless status.d takes any number of files),
+// their total is bounded and the SBOM fails saying so, rather than the build growing
+// without bound.
+func TestSBOMDatabaseBudget(t *testing.T) {
+	big := bytes.Repeat([]byte("Package: x\nVersion: 1\n\n"), maxDBSize/24)
+	var files []entry
+	for i := 0; i*len(big) <= maxDBTotal; i++ {
+		files = append(files, entry{name: fmt.Sprintf("var/lib/dpkg/status.d/p%d", i), data: big})
+	}
+	img := imageOf(t, layerOf(t, files...))
+	_, err := SBOM(context.Background(), nil, img, SBOMOptions{Created: sbomTime, TempDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "package databases") {
+		t.Fatalf("%d status.d files of %d bytes: err = %v, want the budget refused", len(files), len(big), err)
+	}
+	// Files replaced by later layers do not count: only what the image holds at once.
+	big = append([]byte("Package: x\nVersion: 1\nDescription: d\n"), bytes.Repeat([]byte(" a continuation line\n"), maxDBSize/22)...)
+	var layers = []entry{{name: "var/lib/dpkg/status.d/p", data: big}}
+	img = imageOf(t, layerOf(t, layers...), layerOf(t, layers...), layerOf(t, layers...), layerOf(t, layers...))
+	if _, err := SBOM(context.Background(), nil, img, SBOMOptions{Created: sbomTime, TempDir: t.TempDir()}); err != nil {
+		t.Errorf("one database rewritten by four layers: %v", err)
+	}
+}
+
+// TestSBOMPackageLimit: a database of millions of tiny stanzas (32 MiB of two-line ones)
+// fails the SBOM quickly, naming the file, instead of a document of millions of packages.
+func TestSBOMPackageLimit(t *testing.T) {
+	var b bytes.Buffer
+	for i := 0; b.Len() < maxDBSize-64; i++ {
+		fmt.Fprintf(&b, "P:p%d\nV:1\n\n", i)
+	}
+	img := imageOf(t, layerOf(t, entry{name: "lib/apk/db/installed", data: b.Bytes()}))
+	_, err := SBOM(context.Background(), nil, img, SBOMOptions{Created: sbomTime, TempDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "/lib/apk/db/installed") {
+		t.Fatalf("err = %v, want the package limit naming the database", err)
+	}
+}
