@@ -133,11 +133,20 @@ func printGraph(w io.Writer, o *buildOptions, contextDir string) error {
 	if err != nil {
 		return err
 	}
-	g, err := dockerfile.Parse(src, opts)
+	// One graph per --platform: TARGET* arguments, and so stages, differ.
+	gs, err := o.graphs(src, opts)
 	if err != nil {
 		return err
 	}
-	return g.WriteText(w)
+	for i, g := range gs {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		if err := g.WriteText(w); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // dockerfileOptions turns the flags (and, for a --build-arg KEY with no

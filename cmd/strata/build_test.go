@@ -51,6 +51,8 @@ func TestBuildPrint(t *testing.T) {
 			[]string{`LABEL x="from-env"`}},
 		{"platform", []string{"build", "--print", "--platform", "linux/arm64/v8", multi},
 			[]string{`TARGETPLATFORM="linux/arm64"`}}, // normalised, as BuildKit does
+		{"platforms", []string{"build", "--print", "--platform", "linux/amd64,linux/arm/v7", multi},
+			[]string{`TARGETPLATFORM="linux/amd64"`, `TARGETPLATFORM="linux/arm/v7"`, `TARGETVARIANT="v7"`}},
 	}
 	t.Setenv("STRATA_TEST_X", "from-env")
 	for _, tt := range tests {
