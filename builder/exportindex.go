@@ -450,20 +450,7 @@ func pushIndexTo(ctx context.Context, idx v1.ImageIndex, names []string, reg reg
 		return err
 	}
 	// Layers a registry already holds (a base's) are mounted from there.
-	top := &mountIndex{base: idx, reg: reg}
-	for _, n := range names {
-		ref, err := reg.ParseRef(n)
-		if err != nil {
-			return err
-		}
-		m := v.meter("pushing " + n)
-		if err := writeRemote(ref, top, reg.RemoteOptions(ctx), m); err != nil {
-			return fmt.Errorf("pushing %s: %w", n, err)
-		}
-		m.done()
-		v.sink.Event(progress.Pushed{ID: v.id, Ref: n, Digest: digest.String()})
-	}
-	return nil
+	return pushNames(ctx, &mountIndex{base: idx, reg: reg}, digest, names, reg, v)
 }
 
 // mountIndex is an index whose images mount their layers from the

@@ -385,6 +385,12 @@ func pushAnnotated(ctx context.Context, img v1.Image, names []string, reg regist
 	if err != nil {
 		return err
 	}
+	return pushNames(ctx, top, digest, names, reg, v)
+}
+
+// pushNames pushes top (an image or an index) under each name, one
+// meter and one Pushed event per name.
+func pushNames(ctx context.Context, top remote.Taggable, digest v1.Hash, names []string, reg registry.Config, v *vertex) error {
 	for _, n := range names {
 		ref, err := reg.ParseRef(n)
 		if err != nil {
