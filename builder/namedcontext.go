@@ -222,6 +222,10 @@ func (b *build) layoutImage(ctx context.Context, nc NamedContext, platform strin
 	if err := readJSON(st, m.Config.Digest, &s.config); err != nil {
 		return nil, fmt.Errorf("reading OCI layout %s: config: %w", nc.Layout, err)
 	}
+	// As for a pulled base: one platform's image is never another's.
+	if !platformMatches(s.config.ConfigFile, platform) {
+		return nil, fmt.Errorf("OCI layout %s: %w", nc.Layout, noPlatform(platform, []string{configPlatform(s.config.ConfigFile)}))
+	}
 	if len(s.config.RootFS.DiffIDs) != len(m.Layers) {
 		return nil, fmt.Errorf("OCI layout %s: manifest %s lists %d layers, its config %d", nc.Layout, h, len(m.Layers), len(s.config.RootFS.DiffIDs))
 	}

@@ -2,18 +2,22 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -210,5 +214,85 @@ func TestBuildPlatformStoreIndexLacksPlatform(t *testing.T) {
 	}
 	if _, out, err = tb.buildPlatforms("FROM "+gone+"\nENV X=1\n", []string{"linux/s390x"}); err != nil {
 		t.Errorf("FROM %s for linux/s390x, offline, from the store's index: %v\n%s", gone, err, out)
+	}
+}
+
+// archRunner fails the RUN of one architecture and holds the others'
+// until their context ends: a failing platform must stop its siblings.
+type archRunner struct {
+	fail    string
+	started chan struct{}
+	once    sync.Once
+}
+
+func (r *archRunner) Run(ctx context.Context, spec executor.Spec) (executor.Result, error) {
+	res := executor.Result{UpperDir: spec.UpperDir}
+	if slices.Contains(spec.Env, "TARGETARCH="+r.fail) {
+		<-r.started // fail once a sibling is running
+		res.ExitCode = 3
+		return res, nil
+	}
+	r.once.Do(func() { close(r.started) })
+	<-ctx.Done()
+	return res, ctx.Err()
+}
+
+// One platform's failing RUN ends the build promptly with its error (not
+// a sibling's interruption), and leaves no temporary tree behind.
+func TestBuildPlatformsFailureStopsSiblings(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("the two steps run at once only with two CPU slots")
+	}
+	tb := newTestBuild(t, nil)
+	tb.runner = &archRunner{fail: "arm64", started: make(chan struct{})}
+	src := "FROM scratch\nARG TARGETARCH\nRUN work\n"
+	done := make(chan error, 1)
+	var out string
+	go func() {
+		var err error
+		_, out, err = tb.buildPlatforms(src, []string{"linux/amd64", "linux/arm64"})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		var exit *ExitError
+		if !errors.As(err, &exit) || exit.Code != 3 || !strings.Contains(err.Error(), "exit code 3") {
+			t.Errorf("build: %v, want the arm64 step's exit code 3\n%s", err, out)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the build did not end after a platform failed")
+	}
+	tmp, err := os.ReadDir(filepath.Join(tb.store.Root(), "build-tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range tmp {
+		t.Errorf("build-tmp still holds %s", e.Name())
+	}
+}
+
+// An oci-layout:// context holding one image is that image's platform's
+// alone, as a pulled lone manifest is: not run, or shipped, as another's.
+func TestBuildPlatformLayoutContextOtherPlatform(t *testing.T) {
+	dir := t.TempDir()
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(fixedImage(t, "amd64", "amd64"), layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"})); err != nil {
+		t.Fatal(err)
+	}
+	k, nc, err := ParseBuildContext("base=oci-layout://" + dir + ":v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := newTestBuild(t, nil)
+	ctxs := func(o *Options) { o.Contexts = map[string]NamedContext{k: nc} }
+	_, out, err := tb.buildPlatforms("FROM base\nENV X=1\n", []string{"linux/amd64", "linux/arm64"}, ctxs)
+	if err == nil || !strings.Contains(err.Error(), "no image for linux/arm64: it has linux/amd64") || !strings.Contains(err.Error(), dir) {
+		t.Errorf("FROM an amd64 layout for linux/arm64: %v, want an error naming the layout and what it has\n%s", err, out)
+	}
+	if _, out, err := tb.buildPlatforms("FROM base\nENV X=1\n", []string{"linux/amd64"}, ctxs); err != nil {
+		t.Errorf("FROM an amd64 layout for linux/amd64: %v\n%s", err, out)
 	}
 }
