@@ -3,6 +3,7 @@ package builder
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -66,11 +67,27 @@ func canRun(p specs.Platform) error {
 	case s.Native:
 		return nil
 	case s.Handler == nil:
-		return fmt.Errorf("RUN for %s needs an emulator: no binfmt_misc handler runs %s binaries here; install Debian's qemu-user-static (apt-get install qemu-user-static) or see strata doctor", name, p.Architecture)
+		return fmt.Errorf("RUN for %s needs an emulator: %s", name, noEmulator(p))
 	case !s.Handler.FixBinary():
 		// Without F the kernel opens the interpreter by its path when the step's binary
 		// starts, inside the step's root, where it is not.
 		return fmt.Errorf("RUN for %s needs an emulator the sandbox can reach: the binfmt_misc handler %s (%s) lacks the F flag; register it with F (as Debian's /usr/lib/binfmt.d files do) or see strata doctor", name, s.Handler.Name, s.Handler.Interpreter)
 	}
 	return nil
+}
+
+// noEmulator says why no binfmt_misc handler runs p's binaries, and the fix: a handler (or
+// binfmt_misc as a whole) switched off is switched on, not installed again.
+func noEmulator(p specs.Platform) string {
+	if on, err := binfmt.Enabled(); err == nil && !on {
+		return fmt.Sprintf("binfmt_misc is switched off; switch it on with echo 1 > %s or see strata doctor", filepath.Join(binfmt.Root, "status"))
+	}
+	if hs, err := binfmt.Handlers(); err == nil {
+		for _, h := range hs {
+			if !h.Enabled && h.Arch == p.Architecture {
+				return fmt.Sprintf("the binfmt_misc handler %s is switched off; switch it on with echo 1 > %s or see strata doctor", h.Name, filepath.Join(binfmt.Root, h.Name))
+			}
+		}
+	}
+	return fmt.Sprintf("no binfmt_misc handler runs %s binaries here; install Debian's qemu-user-static (apt-get install qemu-user-static) or see strata doctor", p.Architecture)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/strata-build/strata/executor"
+	"github.com/strata-build/strata/internal/binfmt"
 )
 
 // An image built FROM a build-platform stage is the target's image: its
@@ -294,5 +295,33 @@ func TestBuildPlatformLayoutContextOtherPlatform(t *testing.T) {
 	}
 	if _, out, err := tb.buildPlatforms("FROM base\nENV X=1\n", []string{"linux/amd64"}, ctxs); err != nil {
 		t.Errorf("FROM an amd64 layout for linux/amd64: %v\n%s", err, out)
+	}
+}
+
+// binfmt_misc switched off, or the one handler for the platform, is not
+// a missing emulator: the fix is switching it on, not installing QEMU.
+func TestCheckEmulationSwitchedOff(t *testing.T) {
+	sandbox := executor.New(executor.Options{})
+	for _, tc := range []struct {
+		name, status, entry, want string
+	}{
+		{"binfmt_misc off", "disabled\n", "enabled\n",
+			"Dockerfile:5: RUN for linux/s390x needs an emulator: binfmt_misc is switched off; switch it on with echo 1 > %s/status or see strata doctor"},
+		{"handler off", "enabled\n", "disabled\n",
+			"Dockerfile:5: RUN for linux/s390x needs an emulator: the binfmt_misc handler qemu-s390x is switched off; switch it on with echo 1 > %s/qemu-s390x or see strata doctor"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			binfmtFixture(t, true, "POF")
+			entry := strings.Replace(strings.Replace(s390xEntry, "%s", "POF", 1), "enabled\n", tc.entry, 1)
+			for name, body := range map[string]string{"status": tc.status, "qemu-s390x": entry} {
+				if err := os.WriteFile(filepath.Join(binfmt.Root, name), []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := emulationBuild(t, foreignRunDockerfile, sandbox).checkEmulation()
+			if want := fmt.Sprintf(tc.want, binfmt.Root); err == nil || err.Error() != want {
+				t.Errorf("checkEmulation:\n got %v\nwant %s", err, want)
+			}
+		})
 	}
 }
