@@ -325,3 +325,23 @@ func TestCheckEmulationSwitchedOff(t *testing.T) {
 		})
 	}
 }
+
+// A hostile index of many platforms gives an error of one short line.
+func TestBuildPlatformHugeIndex(t *testing.T) {
+	host, _ := countingRegistry(t)
+	ref := host + "/huge:1"
+	img := fixedImage(t, "a", "amd64")
+	var imgs []v1.Image
+	var plats []string
+	for i := range 200 {
+		imgs = append(imgs, img)
+		plats = append(plats, fmt.Sprintf("linux/arch%03d", i))
+	}
+	pushRawIndex(t, ref, imgs, plats)
+	tb := newTestBuild(t, nil)
+	_, out, err := tb.buildPlatforms("FROM "+ref+"\nENV X=1\n", []string{"linux/arm64"})
+	if err == nil || !strings.Contains(err.Error(), "no image for linux/arm64: it has linux/arch000, linux/arch001") ||
+		!strings.Contains(err.Error(), "and 192 more") || len(err.Error()) > 400 {
+		t.Errorf("FROM an index of 200 platforms for linux/arm64: %v (%d bytes), want one short line naming the first few\n%s", err, len(fmt.Sprint(err)), out)
+	}
+}

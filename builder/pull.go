@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -67,6 +66,7 @@ func indexHas(desc *remote.Descriptor, p v1.Platform) error {
 		return err
 	}
 	var have []string
+	seen := map[string]bool{}
 	for _, d := range im.Manifests {
 		if d.Platform == nil {
 			continue
@@ -74,7 +74,8 @@ func indexHas(desc *remote.Descriptor, p v1.Platform) error {
 		if d.Platform.Satisfies(p) {
 			return nil
 		}
-		if p := platformOf(*d.Platform); d.Platform.OS != "unknown" && !slices.Contains(have, p) { // attestation manifests; a platform listed twice
+		if p := platformOf(*d.Platform); d.Platform.OS != "unknown" && !seen[p] { // attestation manifests; a platform listed twice
+			seen[p] = true
 			have = append(have, p)
 		}
 	}
@@ -89,8 +90,17 @@ func noPlatform(platform string, have []string) error {
 	if len(have) == 0 {
 		return &platformError{fmt.Sprintf("no image for %s (its index names no platform)", platform)}
 	}
-	return &platformError{fmt.Sprintf("no image for %s: it has %s", platform, strings.Join(have, ", "))}
+	more := ""
+	if len(have) > maxNamed {
+		// A hostile index of thousands of entries still gives one short line.
+		more = fmt.Sprintf(" and %d more", len(have)-maxNamed)
+		have = have[:maxNamed]
+	}
+	return &platformError{fmt.Sprintf("no image for %s: it has %s%s", platform, strings.Join(have, ", "), more)}
 }
+
+// maxNamed bounds the platforms an error names.
+const maxNamed = 8
 
 // platformError is errNoPlatform with the platforms a base has.
 type platformError struct{ msg string }
