@@ -45,6 +45,11 @@ type Options struct {
 	// imported cache's) and the cache's name, or nil.
 	CacheMountSeed func(id string) (*layer.Layer, string)
 	Graph          *dockerfile.Graph
+	// ExplicitPlatform says Graph.Platform was asked for (--platform): the
+	// image is labelled with it whatever its final stage's base is, as
+	// BuildKit labels an explicit target's (BuildPlatforms of several
+	// always does).
+	ExplicitPlatform bool
 	// ContextDir is the build context; its .dockerignore applies unless
 	// Dockerignore, the Dockerfile's own ignore file, is set.
 	ContextDir   string
@@ -389,10 +394,10 @@ func (b *build) finish(ctx context.Context, s *state, steps []cache.Step) (*Resu
 		s.config.Config.Labels = setLabel(s.config.Config.Labels, k, v)
 	}
 	s.config.Created = b.createdTime(s)
-	if b.shared != nil {
-		// Each image of the index is the target's, as BuildKit labels an
-		// explicit --platform's: a final stage FROM a build-platform stage
-		// (or FROM --platform=other) must not be listed as the host's image.
+	if b.shared != nil || b.opts.ExplicitPlatform {
+		// The image is the target's, as BuildKit labels an explicit
+		// --platform's: a final stage FROM a build-platform stage (or FROM
+		// --platform=other) must not be listed as the host's image.
 		labelPlatform(&s.config.ConfigFile, b.opts.Graph.Platform)
 	}
 	var extra map[string]json.RawMessage

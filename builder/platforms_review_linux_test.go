@@ -345,3 +345,23 @@ func TestBuildPlatformHugeIndex(t *testing.T) {
 		t.Errorf("FROM an index of 200 platforms for linux/arm64: %v (%d bytes), want one short line naming the first few\n%s", err, len(fmt.Sprint(err)), out)
 	}
 }
+
+// One --platform given is labelled as several are: the image built FROM
+// a build-platform stage is the target's. Without --platform (the host's
+// target, implicit) the base's platform stays, as in BuildKit.
+func TestBuildExplicitPlatformLabel(t *testing.T) {
+	tb := newTestBuild(t, map[string]string{"a.txt": "a"})
+	src := "FROM --platform=$BUILDPLATFORM scratch AS build\nCOPY a.txt /a\n\nFROM build\nENV X=1\n"
+	for _, tc := range []struct {
+		explicit bool
+		want     string
+	}{{true, "linux/arm64"}, {false, "linux/amd64"}} {
+		res, out, err := tb.buildPlatforms(src, []string{"linux/arm64"}, func(o *Options) { o.ExplicitPlatform = tc.explicit })
+		if err != nil {
+			t.Fatalf("build: %v\n%s", err, out)
+		}
+		if got := configPlatform(*configOf(t, res[0].Image)); got != tc.want {
+			t.Errorf("ExplicitPlatform %v: the image is %s, want %s", tc.explicit, got, tc.want)
+		}
+	}
+}

@@ -94,6 +94,7 @@ func runBuild(cmd *cobra.Command, o *buildOptions, contextArg string) (err error
 		o.run.remote = contextArg
 	}
 	opts.Graph = graphs[0]
+	opts.ExplicitPlatform = len(o.platforms) > 0
 	unusedBuildArgs(opts.Graph, disp, dfOpts.BuildArgs)
 	opts.ContextDir = contextDir
 	if opts.Dockerignore, err = dockerfileIgnore(o, contextArg); err != nil {
