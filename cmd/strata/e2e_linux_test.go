@@ -119,6 +119,10 @@ func TestE2E(t *testing.T) {
 			t.Parallel()
 			e.testPlatforms(t)
 		})
+		t.Run("platform-labels", func(t *testing.T) {
+			t.Parallel()
+			e.testPlatformLabels(t)
+		})
 		t.Run("ssh", func(t *testing.T) {
 			t.Parallel()
 			e.testSSH(t)
