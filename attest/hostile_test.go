@@ -3,10 +3,13 @@ package attest
 import (
 	"bytes"
 	"context"
+	"debug/elf"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestProvenanceMinHidesArgValues: mode=min leaves a build arg's value out entirely, the
@@ -160,5 +163,68 @@ func TestSBOMPackageLimit(t *testing.T) {
 	_, err := SBOM(context.Background(), nil, img, SBOMOptions{Created: sbomTime, TempDir: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "/lib/apk/db/installed") {
 		t.Fatalf("err = %v, want the package limit naming the database", err)
+	}
+}
+
+// mappedELF is a crafted 64-bit ELF file of phnum program headers that each map the whole
+// file at the next address, the first a writable PT_LOAD as large as all of them: debug/
+// buildinfo then searches phnum copies of the file for its magic, without end for a few
+// MiB of input.
+func mappedELF(phnum int) []byte {
+	size := 64 + phnum*56
+	b := make([]byte, size)
+	copy(b, "\x7fELF\x02\x01\x01")
+	le := binary.LittleEndian
+	le.PutUint16(b[16:], 2)  // ET_EXEC
+	le.PutUint16(b[18:], 62) // x86-64
+	le.PutUint32(b[20:], 1)
+	le.PutUint64(b[32:], 64) // e_phoff
+	le.PutUint16(b[52:], 64) // e_ehsize
+	le.PutUint16(b[54:], 56) // e_phentsize
+	le.PutUint16(b[56:], uint16(phnum))
+	for i := 0; i < phnum; i++ {
+		ph := b[64+i*56:]
+		le.PutUint32(ph[0:], uint32(elf.PT_LOAD))
+		le.PutUint32(ph[4:], uint32(elf.PF_W|elf.PF_R))
+		le.PutUint64(ph[16:], uint64(i*size)) // p_vaddr
+		le.PutUint64(ph[32:], uint64(size))   // p_filesz
+		le.PutUint64(ph[40:], uint64(size))   // p_memsz
+	}
+	le.PutUint64(b[64+40:], uint64(phnum*size))
+	return b
+}
+
+// TestSBOMCraftedELF: an executable crafted to make debug/buildinfo read without end (the
+// same bytes mapped by thousands of program headers) is passed over in moments, and the
+// image's real Go program is still reported.
+func TestSBOMCraftedELF(t *testing.T) {
+	bin := goBinary(t)
+	evil := mappedELF(65535)
+	few := mappedELF(60)
+	few = append(few, make([]byte, 8<<20)...) // under any header limit, 480 MiB of search
+	img := imageOf(t, layerOf(t,
+		entry{name: "usr/bin/evil", mode: 0o755, data: evil},
+		entry{name: "usr/bin/few", mode: 0o755, data: few},
+		entry{name: "usr/local/bin/hello", mode: 0o755, data: bin},
+	))
+	done := make(chan []byte, 1)
+	start := time.Now()
+	go func() {
+		st, err := SBOM(context.Background(), nil, img, SBOMOptions{Created: sbomTime, TempDir: t.TempDir()})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- st.Predicate
+	}()
+	select {
+	case doc := <-done:
+		if !bytes.Contains(doc, []byte("pkg:golang/github.com/docker/go-units@v0.5.0")) {
+			t.Errorf("the real Go program is not reported: %s", doc)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("the SBOM took %v", d)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the SBOM of an image holding a crafted ELF file runs for more than 30s")
 	}
 }

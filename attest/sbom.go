@@ -7,6 +7,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"debug/buildinfo"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -199,7 +200,7 @@ func scanLayer(ctx context.Context, fs scanned, live *int64, idx int, ld v1.Hash
 		if hdr.Size < 64 || hdr.Size > maxBin {
 			continue
 		}
-		e, err := sp.goBinary(tr, hdr.Size)
+		e, err := sp.goBinary(ctx, tr, hdr.Size)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
@@ -238,14 +239,17 @@ type spool struct {
 
 var elfMagic = []byte("\x7fELF")
 
-// goBinary reads an executable candidate from r: nil when it is no ELF file or no Go
-// program, its build information otherwise.
-func (s *spool) goBinary(r io.Reader, size int64) (*evidence, error) {
-	head := make([]byte, 4)
+// goBinary reads an executable candidate from r (size bytes, at least 64): nil when it is
+// no ELF file or no Go program, its build information otherwise.
+func (s *spool) goBinary(ctx context.Context, r io.Reader, size int64) (*evidence, error) {
+	head := make([]byte, 64)
 	if _, err := io.ReadFull(r, head); err != nil {
 		return nil, err
 	}
-	if !bytes.Equal(head, elfMagic) {
+	if !bytes.Equal(head[:4], elfMagic) {
+		return nil, nil
+	}
+	if !plainELF(head) {
 		return nil, nil
 	}
 	if s.f == nil {
@@ -266,11 +270,73 @@ func (s *spool) goBinary(r io.Reader, size int64) (*evidence, error) {
 	if _, err := io.Copy(w, r); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	bi, err := buildinfo.Read(io.NewSectionReader(s.f, 0, size))
+	bi, err := readBuildInfo(&budgetReader{ctx: ctx, r: s.f, bytes: 2*size + 1<<20, calls: 1 << 16}, size)
 	if err != nil {
 		return nil, nil // an ELF file without Go build information: a C program, a library
 	}
 	return &evidence{goInfo: bi, held: int64(len(bi.String())), sha1: hex.EncodeToString(h1.Sum(nil)), sha256: hex.EncodeToString(h256.Sum(nil))}, nil
+}
+
+// plainELF reports whether an ELF header has the program and section header counts of a
+// real executable. debug/elf allocates what the counts say (PN_XNUM and SHN_UNDEF with an
+// offset extend them to 32 bits: hundreds of MiB for a crafted file) and debug/buildinfo
+// walks every program header for each chunk it reads.
+func plainELF(h []byte) bool {
+	var bo binary.ByteOrder
+	switch h[5] {
+	case 1:
+		bo = binary.LittleEndian
+	case 2:
+		bo = binary.BigEndian
+	default:
+		return false
+	}
+	var phnum, shnum uint16
+	var shoff uint64
+	switch h[4] {
+	case 1:
+		shoff, phnum, shnum = uint64(bo.Uint32(h[32:])), bo.Uint16(h[44:]), bo.Uint16(h[48:])
+	case 2:
+		shoff, phnum, shnum = bo.Uint64(h[40:]), bo.Uint16(h[56:]), bo.Uint16(h[60:])
+	default:
+		return false
+	}
+	// Go's linker writes about 10 program headers and 40 sections.
+	return phnum <= 64 && shnum <= 1024 && !(shnum == 0 && shoff != 0)
+}
+
+// readBuildInfo is buildinfo.Read made safe for a hostile file: debug/elf "is not designed
+// to be hardened against adversarial inputs" and may panic, and buildinfo's search for its
+// magic reads the file once per program header mapping it, without end for a crafted one;
+// r's budget stops that (a real executable's search reads less than the file once).
+func readBuildInfo(r io.ReaderAt, size int64) (bi *buildinfo.BuildInfo, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			bi, err = nil, fmt.Errorf("debug/buildinfo: %v", p)
+		}
+	}()
+	return buildinfo.Read(io.NewSectionReader(r, 0, size))
+}
+
+// budgetReader fails reads once they exceed a number of bytes or calls, or ctx is done.
+type budgetReader struct {
+	ctx          context.Context
+	r            io.ReaderAt
+	bytes, calls int64
+}
+
+var errReadBudget = errors.New("read budget exhausted")
+
+func (b *budgetReader) ReadAt(p []byte, off int64) (int, error) {
+	if err := b.ctx.Err(); err != nil {
+		return 0, err
+	}
+	if b.calls--; b.calls < 0 || b.bytes <= 0 {
+		return 0, errReadBudget
+	}
+	n, err := b.r.ReadAt(p, off)
+	b.bytes -= int64(n)
+	return n, err
 }
 
 func (s *spool) close() {
