@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -107,19 +108,33 @@ func (sh *siblings) lock(key string) func() {
 }
 
 // doneStep is a step a sibling ran: its result and the key it was kept
-// under, which a --no-cache-filter rerun binds to the new layer (rerunKey).
+// under, which a --no-cache-filter rerun binds to the new layer (rerunKey),
+// or its failure.
 type doneStep struct {
 	entry *cache.Entry
 	key   string
+	err   error
 }
 
 // result is the entry a sibling made for key in this invocation and the
-// key the step chains on, or nil.
-func (sh *siblings) result(key string) (*cache.Entry, string) {
+// key the step chains on, or the sibling's failure to make it, or nil.
+func (sh *siblings) result(key string) (*cache.Entry, string, error) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	d := sh.done[key]
-	return d.entry, d.key
+	return d.entry, d.key, d.err
+}
+
+// failed records a step that failed: the siblings waiting for it stop
+// with its error rather than run it again while the build is cancelled.
+// An interruption is not the step's own failure and is not recorded.
+func (sh *siblings) failed(key string, err error) {
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.done[key] = doneStep{err: err}
 }
 
 func (sh *siblings) remember(lookup, kept string, e *cache.Entry) {

@@ -365,3 +365,20 @@ func TestBuildExplicitPlatformLabel(t *testing.T) {
 		}
 	}
 }
+
+// A shared step that fails runs once: the siblings waiting for it take
+// its failure rather than running it again while the build stops.
+func TestBuildPlatformsSharedFailureRunsOnce(t *testing.T) {
+	tb := newTestBuild(t, nil)
+	runner := &fakeRunner{}
+	tb.runner = runner
+	src := "FROM --platform=$BUILDPLATFORM scratch AS b\nRUN fail 1\nFROM b\n"
+	_, out, err := tb.buildPlatforms(src, []string{"linux/amd64", "linux/arm64", "linux/s390x"})
+	var exit *ExitError
+	if !errors.As(err, &exit) || !strings.Contains(err.Error(), "Dockerfile:2") {
+		t.Errorf("build: %v, want the RUN's exit code\n%s", err, out)
+	}
+	if n := runner.count(); n != 1 {
+		t.Errorf("the failing shared step ran %d times, want once\n%s", n, out)
+	}
+}

@@ -109,7 +109,11 @@ func (b *build) doStep(ctx context.Context, r *stageRun, k int, st dockerfile.St
 	if sh := b.shared; sh != nil {
 		// A sibling platform's build with this very step runs it once.
 		defer sh.lock(key)()
-		if entry, kept := sh.result(key); entry != nil {
+		entry, kept, err := sh.result(key)
+		if err != nil {
+			return err
+		}
+		if entry != nil {
 			// kept, not key: a --no-cache-filter rerun chains on its own key.
 			r.state.commit(entry.Layer, entry.History, kept, changesFiles(st.Command), plan.explain)
 			v.cached()
@@ -142,6 +146,9 @@ func (b *build) doStep(ctx context.Context, r *stageRun, k int, st dockerfile.St
 	}
 	l, err := b.execute(ctx, r.state, st, plan, v)
 	if err != nil {
+		if b.shared != nil {
+			b.shared.failed(lookup, err)
+		}
 		return err
 	}
 	if rerun {
