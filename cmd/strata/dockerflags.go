@@ -151,16 +151,12 @@ func (a attestOptions) any() bool { return a.provenance != "" || a.sbom }
 // checkAttestations parses --provenance, --sbom and --attest as buildx
 // does: true, false, or comma-separated key=value (mode=min|max,
 // disabled=true). What strata cannot do (an SBOM generator image, SLSA
-// v1) is refused with the reason.
+// v1) is refused with the reason. Of each type the first given counts,
+// --attest before the shorthands, disabled or not: buildx lists them so
+// and keeps the first (Attests.ToMap).
 func (o *buildOptions) checkAttestations() error {
 	o.attest = attestOptions{}
 	specs := []struct{ flag, typ, v string }{}
-	if o.provenance != "" {
-		specs = append(specs, struct{ flag, typ, v string }{"--provenance", "provenance", o.provenance})
-	}
-	if o.sbom != "" {
-		specs = append(specs, struct{ flag, typ, v string }{"--sbom", "sbom", o.sbom})
-	}
 	for _, a := range o.attests {
 		typ := ""
 		var rest []string
@@ -180,11 +176,22 @@ func (o *buildOptions) checkAttestations() error {
 		}
 		specs = append(specs, struct{ flag, typ, v string }{"--attest " + strconv.Quote(a), typ, v})
 	}
+	if o.provenance != "" {
+		specs = append(specs, struct{ flag, typ, v string }{"--provenance", "provenance", o.provenance})
+	}
+	if o.sbom != "" {
+		specs = append(specs, struct{ flag, typ, v string }{"--sbom", "sbom", o.sbom})
+	}
+	seen := map[string]bool{}
 	for _, sp := range specs {
 		on, mode, version, err := attestValue(sp.typ, sp.v)
 		if err != nil {
 			return fmt.Errorf("%s %q: %w", sp.flag, sp.v, err)
 		}
+		if seen[sp.typ] {
+			continue
+		}
+		seen[sp.typ] = true
 		switch {
 		case sp.typ == "sbom":
 			o.attest.sbom = on

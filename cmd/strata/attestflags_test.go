@@ -1,0 +1,48 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestAttestFlagsAsBuildx: the attestation flags combine as docker buildx build combines
+// them: it lists the --attest values, then --provenance, then --sbom, and of each type
+// the first one given counts (its Attests.ToMap), a disabled one included; true, 1 and
+// false are shorthands, a spec without mode= is mode=min.
+func TestAttestFlagsAsBuildx(t *testing.T) {
+	for _, tt := range []struct {
+		provenance, sbom string
+		attests          []string
+		want             attestOptions
+	}{
+		{provenance: "true", want: attestOptions{provenance: "min"}},
+		{provenance: "1", want: attestOptions{provenance: "min"}},
+		{provenance: "mode=max", want: attestOptions{provenance: "max"}},
+		{provenance: "mode=max,version=v0.2", want: attestOptions{provenance: "max", version: "v0.2"}},
+		{provenance: "false", want: attestOptions{}},
+		{sbom: "true", want: attestOptions{sbom: true}},
+		{attests: []string{"type=provenance,mode=max"}, want: attestOptions{provenance: "max"}},
+		{attests: []string{"type=provenance"}, want: attestOptions{provenance: "min"}},
+		{attests: []string{"type=sbom"}, want: attestOptions{sbom: true}},
+		{attests: []string{"type=sbom,disabled=true"}, want: attestOptions{}},
+		// --attest comes first in buildx's list, so it wins over the shorthand.
+		{sbom: "false", attests: []string{"type=sbom"}, want: attestOptions{sbom: true}},
+		{provenance: "mode=max", attests: []string{"type=provenance,mode=min"}, want: attestOptions{provenance: "min"}},
+		{provenance: "true", attests: []string{"type=provenance,disabled=true"}, want: attestOptions{}},
+		// Of two --attest of a type, the first.
+		{attests: []string{"type=sbom", "type=sbom,disabled=true"}, want: attestOptions{sbom: true}},
+		{attests: []string{"type=sbom,disabled=true", "type=sbom"}, want: attestOptions{}},
+		{attests: []string{"type=provenance,mode=max", "type=provenance,mode=min"}, want: attestOptions{provenance: "max"}},
+		{attests: []string{"type=provenance,mode=max", "type=sbom"}, want: attestOptions{provenance: "max", sbom: true}},
+	} {
+		name := "--provenance=" + tt.provenance + " --sbom=" + tt.sbom + " --attest " + strings.Join(tt.attests, " --attest ")
+		o := &buildOptions{dockerFlags: dockerFlags{provenance: tt.provenance, sbom: tt.sbom, attests: tt.attests}}
+		if err := o.checkAttestations(); err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if o.attest != tt.want {
+			t.Errorf("%s: %+v, want %+v (as buildx)", name, o.attest, tt.want)
+		}
+	}
+}
