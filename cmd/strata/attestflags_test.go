@@ -1,6 +1,9 @@
 package main
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -43,6 +46,26 @@ func TestAttestFlagsAsBuildx(t *testing.T) {
 		}
 		if o.attest != tt.want {
 			t.Errorf("%s: %+v, want %+v (as buildx)", name, o.attest, tt.want)
+		}
+	}
+}
+
+// TestAttestReferrersNeedRegistry: --attest-referrers without a registry output would push
+// nothing: refused in one line naming the fix, before the store is touched.
+func TestAttestReferrersNeedRegistry(t *testing.T) {
+	ctx := writeContext(t, "FROM scratch\nLABEL a=b\n")
+	dest := filepath.Join(t.TempDir(), "out.tar")
+	for _, args := range [][]string{
+		{"--sbom=true", "--attest-referrers", "-o", "type=oci,dest=" + dest},
+		{"--provenance=mode=max", "--attest-referrers", "-t", "reg.example.com/app:1"},
+	} {
+		root := filepath.Join(t.TempDir(), "store")
+		_, err := runCLI(t, append(append([]string{"build", "--root", root}, args...), ctx)...)
+		if err == nil || !strings.Contains(err.Error(), "--attest-referrers") || !strings.Contains(err.Error(), "--push") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: error %v, want one line naming --attest-referrers and --push", args, err)
+		}
+		if _, serr := os.Stat(root); !errors.Is(serr, os.ErrNotExist) {
+			t.Errorf("%v: the store was touched before the flag was refused: %v", args, serr)
 		}
 	}
 }

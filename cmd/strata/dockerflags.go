@@ -205,6 +205,10 @@ func (o *buildOptions) checkAttestations() error {
 	if o.attest.referrers && !o.attest.any() {
 		return fmt.Errorf("--attest-referrers: no attestation asked for: add --provenance=mode=min|max or --sbom=true")
 	}
+	if o.attest.referrers && !o.push && !o.hasOutput("registry") {
+		// Referrers live in a registry; archives and layouts carry the attestation manifests.
+		return fmt.Errorf("--attest-referrers: referrers are pushed to a registry, and no output is one: add --push or -o type=registry")
+	}
 	return nil
 }
 
