@@ -137,6 +137,7 @@ func spdxPackages(t *testing.T, st statement) (map[string]string, []string) {
 // SOURCE_DATE_EPOCH a rebuild without cache gives the same index; --attest-referrers puts
 // the statements where the registry's referrers lookup finds them.
 func (e *e2eEnv) testAttestations(t *testing.T) {
+	t.Run("leaks", e.testAttestationLeaks)
 	dir := t.TempDir()
 	store := filepath.Join(dir, "store")
 	ctxDir := e.context(t, "attest", nil)
