@@ -289,7 +289,7 @@ func (s *Store) loadOCI(ctx context.Context, a archive) ([]Loaded, error) {
 			// image pulled for one platform): a partial index could be
 			// neither pushed nor saved whole.
 			if len(PlatformImages(&inner)) > 1 && holdsAll(a, inner.Manifests) {
-				if err := s.loadIndex(ctx, a, d, 0); err != nil {
+				if err := s.loadIndex(ctx, a, d, 0, map[v1.Hash]bool{}); err != nil {
 					return nil, err
 				}
 				out = append(out, Loaded{Names: names, Desc: v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}})

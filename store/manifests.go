@@ -55,23 +55,28 @@ func PlatformImages(idx *v1.IndexManifest) []v1.Descriptor {
 // layers' diffIDs to diffIDs: an index keeps its children, their configs
 // and layers. A child missing from the store (never loaded) has nothing to
 // keep; an unreadable one fails, so prune never guesses.
-func (s *Store) markReachable(d v1.Descriptor, blobs, diffIDs map[string]bool, depth int) error {
+func (s *Store) markReachable(d v1.Descriptor, blobs, diffIDs, walked map[string]bool, depth int) error {
 	if d.MediaType.IsIndex() {
 		if depth >= maxNesting {
 			return fmt.Errorf("index %s: indexes nested more than %d deep", d.Digest, maxNesting)
+		}
+		if walked[d.Digest.Hex] {
+			// An index naming the same index over and over (a hostile one)
+			// costs one walk, not one per path to it.
+			return nil
 		}
 		idx, err := s.IndexManifest(d.Digest)
 		if err != nil {
 			return err
 		}
-		blobs[d.Digest.Hex] = true
+		blobs[d.Digest.Hex], walked[d.Digest.Hex] = true, true
 		for _, c := range idx.Manifests {
 			if ok, err := s.HasBlob(c.Digest); err != nil {
 				return err
 			} else if !ok {
 				continue
 			}
-			if err := s.markReachable(c, blobs, diffIDs, depth+1); err != nil {
+			if err := s.markReachable(c, blobs, diffIDs, walked, depth+1); err != nil {
 				return fmt.Errorf("index %s: %w", d.Digest, err)
 			}
 		}
@@ -113,9 +118,14 @@ func (s *Store) markReachable(d v1.Descriptor, blobs, diffIDs map[string]bool, d
 // (nested indexes too), config and blob, each checked against its
 // descriptor's digest and size, manifests byte for byte (the index names
 // them by digest).
-func (s *Store) loadIndex(ctx context.Context, a archive, d v1.Descriptor, depth int) error {
+func (s *Store) loadIndex(ctx context.Context, a archive, d v1.Descriptor, depth int, loaded map[v1.Hash]bool) error {
 	if depth >= maxNesting {
 		return fmt.Errorf("index %s: indexes nested more than %d deep", d.Digest, maxNesting)
+	}
+	if loaded[d.Digest] {
+		// Stored already: an index naming the same child over and over (a
+		// hostile archive) is loaded in time linear in its distinct ones.
+		return nil
 	}
 	name, err := blobName(d.Digest)
 	if err != nil {
@@ -127,16 +137,22 @@ func (s *Store) loadIndex(ctx context.Context, a archive, d v1.Descriptor, depth
 	}
 	for _, c := range idx.Manifests {
 		var err error
-		if c.MediaType.IsIndex() {
-			err = s.loadIndex(ctx, a, c, depth+1)
-		} else {
+		switch {
+		case c.MediaType.IsIndex():
+			err = s.loadIndex(ctx, a, c, depth+1, loaded)
+		case !loaded[c.Digest]:
 			err = s.loadVerbatim(ctx, a, c)
+			loaded[c.Digest] = err == nil
 		}
 		if err != nil {
 			return fmt.Errorf("index %s: %w", d.Digest, err)
 		}
 	}
-	return s.putOCIBlob(ctx, a, d)
+	if err := s.putOCIBlob(ctx, a, d); err != nil {
+		return err
+	}
+	loaded[d.Digest] = true
+	return nil
 }
 
 // loadVerbatim stores the manifest d, its config and layers as they are.

@@ -196,9 +196,9 @@ func (s *Store) reachable() (map[string]bool, map[string]bool, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the store index: %w", err)
 	}
-	blobs, diffIDs := map[string]bool{}, map[string]bool{}
+	blobs, diffIDs, walked := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, d := range idx.Manifests {
-		if err := s.markReachable(d, blobs, diffIDs, 0); err != nil {
+		if err := s.markReachable(d, blobs, diffIDs, walked, 0); err != nil {
 			return nil, nil, fmt.Errorf("reading image %s: %w", d.Digest, err)
 		}
 	}
