@@ -317,6 +317,9 @@ func tarIndex(tw *tar.Writer, idx v1.ImageIndex, seen map[v1.Hash]bool, depth in
 	}
 	for _, d := range im.Manifests {
 		switch {
+		case seen[d.Digest]:
+			// Written already: an index naming the same index over and
+			// over (a hostile one) is walked once, not once per path to it.
 		case d.MediaType.IsIndex():
 			child, err := idx.ImageIndex(d.Digest)
 			if err != nil {

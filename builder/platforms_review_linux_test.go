@@ -1,7 +1,9 @@
 package builder
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -24,6 +26,8 @@ import (
 
 	"github.com/strata-build/strata/executor"
 	"github.com/strata-build/strata/internal/binfmt"
+	"github.com/strata-build/strata/registry"
+	"github.com/strata-build/strata/store"
 )
 
 // An image built FROM a build-platform stage is the target's image: its
@@ -381,4 +385,70 @@ func TestBuildPlatformsSharedFailureRunsOnce(t *testing.T) {
 	if n := runner.count(); n != 1 {
 		t.Errorf("the failing shared step ran %d times, want once\n%s", n, out)
 	}
+}
+
+// putJSON stores v's JSON as a blob and describes it.
+func putJSON(t *testing.T, st *store.Store, mt types.MediaType, v any) v1.Descriptor {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, n, err := st.PutBlob(context.Background(), bytes.NewReader(b), v1.Hash{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v1.Descriptor{MediaType: mt, Digest: h, Size: n}
+}
+
+// An OCI archive of a stored index that names one nested index over and
+// over (loaded from a hostile archive) is written in time linear in its
+// distinct blobs, as strata save writes it.
+func TestSaveIndexBomb(t *testing.T) {
+	tb := newTestBuild(t, nil)
+	st := tb.store
+	var imgs []v1.Descriptor
+	for _, arch := range []string{"amd64", "arm64"} {
+		cfg := putJSON(t, st, types.OCIConfigJSON, v1.ConfigFile{OS: "linux", Architecture: arch, RootFS: v1.RootFS{Type: "layers"}})
+		m := putJSON(t, st, types.OCIManifestSchema1, v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, Config: cfg, Layers: []v1.Descriptor{}})
+		m.Platform = &v1.Platform{OS: "linux", Architecture: arch}
+		imgs = append(imgs, m)
+	}
+	inner := putJSON(t, st, types.OCIImageIndex, v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: imgs})
+	for range 5 {
+		var ms []v1.Descriptor
+		for range 60 {
+			ms = append(ms, inner)
+		}
+		inner = putJSON(t, st, types.OCIImageIndex, v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: ms})
+	}
+	top := putJSON(t, st, types.OCIImageIndex, v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: append(imgs, inner)})
+	if err := st.Tag("example.com/bomb:1", top); err != nil {
+		t.Fatal(err)
+	}
+	idx, _, err := OpenIndex(context.Background(), st, "example.com/bomb:1", registry.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var n countingWriter
+	go func() { done <- writeOCIIndexArchive(&n, idx, []string{"example.com/bomb:1"}, nil) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 1<<20 {
+			t.Errorf("the archive is %d bytes: blobs written more than once", n)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("writing the OCI archive of an index bomb still running after 20s")
+	}
+}
+
+type countingWriter int64
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	*c += countingWriter(len(p))
+	return len(p), nil
 }
