@@ -241,6 +241,26 @@ func (e *e2eEnv) testAttestations(t *testing.T) {
 	if readDigest(t, iid2) != readDigest(t, iid) {
 		t.Errorf("rebuilt without cache: index %s, first %s", readDigest(t, iid2), readDigest(t, iid))
 	}
+	// And elsewhere: another store, the context at another path, umask 077, TMPDIR
+	// elsewhere: the same bytes, attestations included.
+	ctx3, iid3 := filepath.Join(dir, "elsewhere", "a-longer-context-name"), filepath.Join(dir, "iid3")
+	if err := os.MkdirAll(filepath.Dir(ctx3), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-a", ctxDir, ctx3).CombinedOutput(); err != nil {
+		t.Fatalf("copying the context: %v\n%s", err, out)
+	}
+	elsewhere := []string{"build", "--progress", "plain", "--root", filepath.Join(dir, "store-elsewhere"), "--platform", plats,
+		"--build-arg", "BASE=" + base, "--provenance=mode=max", "--sbom=true", "--build-arg", "ATTEST_ARG=visible-in-max", "--target", "debian",
+		"-t", ref, "--iidfile", iid3, ctx3}
+	um := exec.Command("/bin/sh", append([]string{"-c", `umask 077; exec "$0" "$@"`, e.strata}, elsewhere...)...)
+	um.Env = append(cleanEnv(), "TMPDIR="+t.TempDir(), "SOURCE_DATE_EPOCH=1700000000")
+	if out, err := um.CombinedOutput(); err != nil {
+		t.Fatalf("build elsewhere: %v\n%s", err, out)
+	}
+	if readDigest(t, iid3) != readDigest(t, iid) {
+		t.Errorf("built in another store, from another path, under umask 077: index %s, first %s", readDigest(t, iid3), readDigest(t, iid))
+	}
 
 	// Alpine's package database, and the referrers form.
 	aref := e.registry + "/e2e/attest-alpine:1"
