@@ -1,15 +1,21 @@
 package attest
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"debug/elf"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // TestProvenanceMinHidesArgValues: mode=min leaves a build arg's value out entirely, the
@@ -226,5 +232,51 @@ func TestSBOMCraftedELF(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the SBOM of an image holding a crafted ELF file runs for more than 30s")
+	}
+}
+
+// TestSBOMSymlinkedDatabase: a package database that is a symlink (absolute, or climbing
+// out with ..) is not followed out of the image: the SBOM is made from the layers' bytes
+// alone, never from this machine's files, even where the link names a database here.
+func TestSBOMSymlinkedDatabase(t *testing.T) {
+	host := filepath.Join(t.TempDir(), "installed")
+	if err := os.WriteFile(host, []byte("P:hostpkg\nV:1.0-r0\nA:x86_64\n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, target := range map[string]string{"lib/apk/db/installed": host, "var/lib/dpkg/status": "../../../../../../../../" + host} {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: target, Mode: 0o777}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tw.Close()
+	b := buf.Bytes()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := SBOM(context.Background(), nil, imageOf(t, l), SBOMOptions{Created: sbomTime, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(st.Predicate, []byte("hostpkg")) {
+		t.Errorf("the SBOM read a database of this machine through a symlink: %s", st.Predicate)
+	}
+}
+
+// TestSBOMDirectoryReplacesDatabase: a later layer that makes a directory where a package
+// database was has removed the database (overlayfs shows the directory): its packages are
+// not reported.
+func TestSBOMDirectoryReplacesDatabase(t *testing.T) {
+	img := imageOf(t,
+		layerOf(t, entry{name: "var/lib/dpkg/status", data: []byte("Package: gone\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\n\n")}),
+		layerOf(t, entry{name: "var/lib/dpkg/status", dir: true}))
+	st, err := SBOM(context.Background(), nil, img, SBOMOptions{Created: sbomTime, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(st.Predicate, []byte(`"gone"`)) {
+		t.Errorf("a database a directory replaced is reported: %s", st.Predicate)
 	}
 }

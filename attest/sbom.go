@@ -169,12 +169,13 @@ func scanLayer(ctx context.Context, fs scanned, live *int64, idx int, ld v1.Hash
 			continue
 		}
 		// Anything written at a path replaces what was there (a later entry of the same tar
-		// too), and a non-directory hides a lower directory's contents.
+		// too; a directory replaces a file), and a non-directory hides a lower directory's
+		// contents.
+		if e := fs[p]; e != nil {
+			*live -= e.cost()
+			delete(fs, p)
+		}
 		if hdr.Typeflag != tar.TypeDir {
-			if e := fs[p]; e != nil {
-				*live -= e.cost()
-				delete(fs, p)
-			}
 			*live -= fs.remove(p, idx, true)
 		}
 		if hdr.Typeflag != tar.TypeReg {
