@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -12,6 +13,7 @@ import (
 	"github.com/strata-build/strata/cache"
 	"github.com/strata-build/strata/dockerfile"
 	"github.com/strata-build/strata/progress"
+	"github.com/strata-build/strata/registry"
 )
 
 // BuildPlatforms builds one Dockerfile for several platforms (docker
@@ -42,8 +44,14 @@ func BuildPlatforms(ctx context.Context, opts []Options) ([]*Result, error) {
 		seen:  map[string]bool{},
 	}
 	sh.prog.shared = sh
-	for _, o := range opts {
+	opts = slices.Clone(opts)
+	for i, o := range opts {
 		sh.targets = append(sh.targets, o.Graph.Platform)
+		if o.Blobs == nil {
+			// The caller's context, as Build's: the images' lazy layers are
+			// read after BuildPlatforms returns and cancels its own.
+			opts[i].Blobs = registry.NewBlobs(ctx, o.Store, o.Registry, sh.prog.sink)
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

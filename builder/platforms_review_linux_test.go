@@ -452,3 +452,23 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	*c += countingWriter(len(p))
 	return len(p), nil
 }
+
+
+// The images of a multi-platform build FROM a registry's index can be
+// read after BuildPlatforms returns: a base layer no step needed is
+// downloaded then, with the caller's context, not the build's own.
+func TestBuildPlatformsLazyBaseAfterBuild(t *testing.T) {
+	host, _ := countingRegistry(t)
+	ref := host + "/lazy:1"
+	pushIndex(t, ref, fixedImage(t, "amd64", "amd64"), fixedImage(t, "arm64", "arm64"))
+	tb := newTestBuild(t, nil)
+	res, out, err := tb.buildPlatforms("FROM "+ref+"\nENV X=1\n", []string{"linux/amd64", "linux/arm64"})
+	if err != nil {
+		t.Fatalf("FROM %s: %v\n%s", ref, err, out)
+	}
+	for i, arch := range []string{"amd64", "arm64"} {
+		if s, err := readImageFile(t, res[i], "etc/os-release"); err != nil || s != arch {
+			t.Errorf("linux/%s got /etc/os-release %q (%v), want %q", arch, s, err, arch)
+		}
+	}
+}
