@@ -472,3 +472,47 @@ func TestBuildPlatformsLazyBaseAfterBuild(t *testing.T) {
 		}
 	}
 }
+
+// An index whose entries name no platform (some tools write them so) is
+// read as containerd reads it: each entry is the platform its config
+// names. The image for the platform is found; one the configs lack is
+// refused naming those they have.
+func TestBuildPlatformIndexWithoutPlatforms(t *testing.T) {
+	host, _ := countingRegistry(t)
+	ref := host + "/bare:1"
+	var adds []mutate.IndexAddendum
+	for _, arch := range []string{"amd64", "arm64"} {
+		adds = append(adds, mutate.IndexAddendum{Add: fixedImage(t, arch, arch)})
+	}
+	idx := mutate.IndexMediaType(mutate.AppendManifests(empty.Index, adds...), types.OCIImageIndex)
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range im.Manifests {
+		if d.Platform != nil {
+			t.Fatalf("the fixture's entries name a platform: %v", d.Platform)
+		}
+	}
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(r, idx); err != nil {
+		t.Fatal(err)
+	}
+	tb := newTestBuild(t, nil)
+	res, out, err := tb.buildPlatforms("FROM "+ref+"\nENV X=1\n", []string{"linux/amd64", "linux/arm64"})
+	if err != nil {
+		t.Fatalf("FROM %s: %v\n%s", ref, err, out)
+	}
+	for i, arch := range []string{"amd64", "arm64"} {
+		if s, err := readImageFile(t, res[i], "etc/os-release"); err != nil || s != arch {
+			t.Errorf("linux/%s got /etc/os-release %q (%v), want %q", arch, s, err, arch)
+		}
+	}
+	_, out, err = tb.buildPlatforms("FROM "+ref+"\nENV X=1\n", []string{"linux/s390x"})
+	if err == nil || !strings.Contains(err.Error(), "no image for linux/s390x: it has linux/amd64, linux/arm64") {
+		t.Errorf("FROM %s for linux/s390x: %v, want the platforms its configs name\n%s", ref, err, out)
+	}
+}

@@ -30,12 +30,12 @@ func (b *build) pull(ctx context.Context, ref, platform string) (*state, error) 
 	if err != nil {
 		return nil, fmt.Errorf("pulling %s: %w", ref, err)
 	}
+	var img v1.Image
 	if desc.MediaType.IsIndex() {
-		if err := indexHas(desc, *p); err != nil {
-			return nil, fmt.Errorf("pulling %s: %w", ref, err)
-		}
+		img, err = indexImage(desc, *p)
+	} else {
+		img, err = desc.Image()
 	}
-	img, err := desc.Image()
 	if err != nil {
 		return nil, fmt.Errorf("pulling %s: %w", ref, err)
 	}
@@ -54,32 +54,56 @@ func (b *build) pull(ctx context.Context, ref, platform string) (*state, error) 
 	return s, nil
 }
 
-// indexHas checks that an index has an image for p, naming the platforms
-// it has when not (ggcr's "no child with platform" names none).
-func indexHas(desc *remote.Descriptor, p v1.Platform) error {
+// indexImage is the index's image for p, naming the platforms it has
+// when it has none (ggcr's "no child with platform" names none). An entry
+// naming no platform is the platform its config names, as containerd
+// reads it (ggcr would take it for linux/amd64); those come last.
+func indexImage(desc *remote.Descriptor, p v1.Platform) (v1.Image, error) {
 	idx, err := desc.ImageIndex()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	im, err := idx.IndexManifest()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var have []string
 	seen := map[string]bool{}
+	saw := func(dp v1.Platform) {
+		if s := platformOf(dp); dp.OS != "unknown" && !seen[s] { // attestation manifests; a platform listed twice
+			seen[s] = true
+			have = append(have, s)
+		}
+	}
+	var bare []v1.Descriptor
 	for _, d := range im.Manifests {
 		if d.Platform == nil {
+			if d.MediaType.IsImage() {
+				bare = append(bare, d)
+			}
 			continue
 		}
 		if d.Platform.Satisfies(p) {
-			return nil
+			return idx.Image(d.Digest)
 		}
-		if p := platformOf(*d.Platform); d.Platform.OS != "unknown" && !seen[p] { // attestation manifests; a platform listed twice
-			seen[p] = true
-			have = append(have, p)
-		}
+		saw(*d.Platform)
 	}
-	return noPlatform(platformOf(p), have)
+	for _, d := range bare {
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := img.ConfigFile()
+		if err != nil {
+			return nil, fmt.Errorf("reading the config of %s: %w", d.Digest, err)
+		}
+		dp := v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
+		if dp.Satisfies(p) {
+			return img, nil
+		}
+		saw(dp)
+	}
+	return nil, noPlatform(platformOf(p), have)
 }
 
 // errNoPlatform is the cause of noPlatform's errors.
