@@ -453,7 +453,6 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-
 // The images of a multi-platform build FROM a registry's index can be
 // read after BuildPlatforms returns: a base layer no step needed is
 // downloaded then, with the caller's context, not the build's own.
