@@ -123,6 +123,10 @@ func TestE2E(t *testing.T) {
 			t.Parallel()
 			e.testPlatformLabels(t)
 		})
+		t.Run("platforms-rootless", func(t *testing.T) {
+			t.Parallel()
+			e.testPlatformsRootless(t)
+		})
 		t.Run("ssh", func(t *testing.T) {
 			t.Parallel()
 			e.testSSH(t)

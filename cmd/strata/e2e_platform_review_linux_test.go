@@ -79,3 +79,34 @@ func (e *e2eEnv) testPlatformLabels(t *testing.T) {
 		t.Errorf("FROM %s for linux/arm64, the store's index lacking it: /arch = %q (%v), want the registry's arm64 image's aarch64", e.multiBase, b, err)
 	}
 }
+
+// testPlatformsRootless builds testdata/e2e/platforms for linux/amd64 and linux/arm64 as a
+// user without root: the arm64 RUN goes through binfmt_misc's emulator inside the user's
+// namespaces too, each platform's directory says its machine, and the index is the one a
+// root build gives.
+func (e *e2eEnv) testPlatformsRootless(t *testing.T) {
+	if e.multiBase == "" {
+		t.Skip(e.multiSkip)
+	}
+	ids, _ := e.rootlessUsers(t)
+	src := e.context(t, "platforms", nil)
+	args := []string{"--platform", "linux/amd64,linux/arm64", "--build-arg", "BASE=" + e.multiBase}
+	rootIID := filepath.Join(t.TempDir(), "iid")
+	if r := e.run(nil, []string{"SOURCE_DATE_EPOCH=" + epoch}, append([]string{"build", "--root", filepath.Join(t.TempDir(), "store"), "--iidfile", rootIID}, append(args, src)...)...); r.err != nil {
+		t.Fatalf("strata build as root: %v\n%s", r.err, r.output())
+	}
+	out := ids.tempDir(t, "out")
+	local, iid := filepath.Join(out, "local"), filepath.Join(out, "iid")
+	r := ids.build(append(args, "-o", "type=local,dest="+local, "--iidfile", iid, ids.giveContext(t, src))...)
+	if r.err != nil {
+		t.Fatalf("strata build as %s: %v\nstdout:\n%s\nstderr:\n%s", ids.name, r.err, r.stdout, r.stderr)
+	}
+	for arch, machine := range map[string]string{"amd64": "x86_64", "arm64": "aarch64"} {
+		if b, err := os.ReadFile(filepath.Join(local, "linux_"+arch, "arch")); err != nil || strings.TrimSpace(string(b)) != machine {
+			t.Errorf("rootless linux_%s/arch = %q (%v), want %s", arch, b, err, machine)
+		}
+	}
+	if got, want := readDigest(t, iid), readDigest(t, rootIID); got != want {
+		t.Errorf("the rootless build's index is %s, root's %s", got, want)
+	}
+}
