@@ -74,35 +74,36 @@ func parseGitSource(src string) (*dfgitutil.GitRef, bool, error) {
 // GitContext clones a build context argument docker build would clone
 // (github.com/org/repo included, which the caller tries as a local path
 // first) into a new directory below tmp: the context directory, and the
-// directory to remove after the build. ok is false for anything else.
-func GitContext(ctx context.Context, arg, tmp string) (dir, cleanup string, ok bool, err error) {
+// directory to remove after the build, and the commit cloned (provenance
+// records it). ok is false for anything else.
+func GitContext(ctx context.Context, arg, tmp string) (dir, cleanup, commit string, ok bool, err error) {
 	ref, isGit, err := dfgitutil.ParseGitRef(arg)
 	if err != nil {
 		if isGit {
-			return "", "", true, fmt.Errorf("build context %s: %w", redactURL(arg), err)
+			return "", "", "", true, fmt.Errorf("build context %s: %w", redactURL(arg), err)
 		}
-		return "", "", false, nil
+		return "", "", "", false, nil
 	}
 	if ref.IndistinguishableFromLocal {
 		ref.Remote = "https://" + ref.Remote
 	}
 	g, err := resolveGit(ctx, ref, "", nil, tmp)
 	if err != nil {
-		return "", "", true, fmt.Errorf("build context: %w", err)
+		return "", "", "", true, fmt.Errorf("build context: %w", err)
 	}
 	dir, cleanup, err = g.clone(ctx)
 	if err != nil {
-		return "", "", true, fmt.Errorf("build context: %w", err)
+		return "", "", "", true, fmt.Errorf("build context: %w", err)
 	}
 	if g.Subdir != "" {
 		sub, err := gitSubdir(dir, g.Subdir)
 		if err != nil {
 			os.RemoveAll(cleanup)
-			return "", "", true, fmt.Errorf("build context %s: %w", g.Remote, err)
+			return "", "", "", true, fmt.Errorf("build context %s: %w", g.Remote, err)
 		}
 		dir = sub
 	}
-	return dir, cleanup, true, nil
+	return dir, cleanup, g.Commit, true, nil
 }
 
 // planGit resolves an ADD git source's ref to a commit (git ls-remote),

@@ -90,6 +90,7 @@ func (o *buildOptions) buildInfo(opts builder.Options, res *builder.Result, star
 		Mode:           o.attest.provenance,
 		SLSAVersion:    o.attest.version,
 		Context:        o.run.remote,
+		ContextDigest:  o.contextCommit,
 		DockerfileName: o.run.dfName,
 		Dockerfile:     o.run.dockerfile,
 		Args:           o.run.buildArgs,

@@ -38,8 +38,10 @@ type dockerFlags struct {
 	// attestReferrers is --attest-referrers; attest the parsed attestation flags.
 	attestReferrers bool
 	attest          attestOptions
-	load            bool
-	legacyRm        bool
+	// contextCommit is a git context's commit, for provenance.
+	contextCommit string
+	load          bool
+	legacyRm      bool
 
 	// Parsed by checkFlags.
 	extraHosts []executor.HostIP

@@ -52,6 +52,11 @@ func (e *e2eEnv) testAttestationLeaks(t *testing.T) {
 			t.Fatalf("git %v: %v\n%s", args, err, out)
 		}
 	}
+	head, err := exec.Command("git", "-C", work, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := strings.TrimSpace(string(head))
 	files := http.FileServer(http.Dir(srvDir))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, p, _ := r.BasicAuth()
@@ -132,7 +137,9 @@ func (e *e2eEnv) testAttestationLeaks(t *testing.T) {
 		if mode == "min" && bytes.Contains(all, []byte(addTok)) {
 			t.Errorf("mode=min: the ADD URL's token (a build arg's value) is in the statements")
 		}
-		for _, want := range []string{`"uri":"http://xxxxx@` + host + `/repo.git#main"`, `"uri":"http://xxxxx@` + host + `/file.txt"`} {
+		// The context's commit pins it: the materials are complete.
+		for _, want := range []string{`"uri":"http://xxxxx@` + host + `/repo.git#main","digest":{"sha1":"` + commit + `"}`,
+			`"uri":"http://xxxxx@` + host + `/file.txt"`, `"resolvedDependencies":true`} {
 			if !bytes.Contains(all, []byte(want)) {
 				t.Errorf("mode=%s: the statements do not record %s:\n%s", mode, want, all)
 			}

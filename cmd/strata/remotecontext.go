@@ -41,11 +41,12 @@ func remoteContext(cmd *cobra.Command, o *buildOptions, arg string) (dir string,
 			remove()
 		}
 	}()
-	ctxDir, _, isGit, err := builder.GitContext(cmd.Context(), arg, tmp)
+	ctxDir, _, commit, isGit, err := builder.GitContext(cmd.Context(), arg, tmp)
 	if err != nil {
 		return "", nil, nil, true, err
 	}
 	if isGit {
+		o.contextCommit = commit
 		src, err := readContextDockerfile(ctxDir, o, "the git context")
 		return ctxDir, src, remove, true, err
 	}
