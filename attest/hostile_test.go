@@ -280,3 +280,25 @@ func TestSBOMDirectoryReplacesDatabase(t *testing.T) {
 		t.Errorf("a database a directory replaced is reported: %s", st.Predicate)
 	}
 }
+
+// TestProvenanceProxyArgs: the proxy build args docker keeps out of an image's history
+// (they often hold credentials) are, as BuildKit records them, in mode=max's request with
+// their values, and absent from mode=min: what README and --help warn of.
+func TestProvenanceProxyArgs(t *testing.T) {
+	for _, mode := range []string{"min", "max"} {
+		info := testInfo(t)
+		info.Mode = mode
+		info.Args = map[string]string{"HTTP_PROXY": "http://proxyuser:proxypass@proxy:3128"}
+		st, err := Provenance(nil, info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		args, _ := get(t, decode(t, st), "predicate", "buildDefinition", "externalParameters", "request", "args").(map[string]any)
+		if got, want := args["build-arg:HTTP_PROXY"] != nil, mode == "max"; got != want {
+			t.Errorf("mode=%s: build-arg:HTTP_PROXY recorded %v, want %v (as BuildKit)", mode, got, want)
+		}
+		if mode == "min" && bytes.Contains(st.Predicate, []byte("proxypass")) {
+			t.Errorf("mode=min holds the proxy's password: %s", st.Predicate)
+		}
+	}
+}

@@ -54,7 +54,7 @@ func (o *buildOptions) addDockerFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&o.ulimits, "ulimit", nil, "resource limit of RUN steps, as docker's: NAME=SOFT[:HARD] (nofile, nproc, core, stack, ...); repeatable")
 	f.StringVar(&o.shmSize, "shm-size", "", "size of /dev/shm in RUN steps (64m, 1g; default 64m)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only the image ID on stdout; no progress")
-	f.StringVar(&o.provenance, "provenance", "", "SLSA provenance attestation: true (mode=min), mode=min|max, or false")
+	f.StringVar(&o.provenance, "provenance", "", "SLSA provenance attestation: true (mode=min), mode=min|max, or false; mode=max shows every --build-arg value (proxy URLs too) to whoever pulls the image")
 	f.StringVar(&o.sbom, "sbom", "", "SPDX SBOM attestation of the final image's packages: true or false")
 	f.StringArrayVar(&o.attests, "attest", nil, "attestation: type=provenance[,mode=min|max] or type=sbom[,disabled=true]; repeatable")
 	f.BoolVar(&o.attestReferrers, "attest-referrers", false, "also attach the attestations as OCI 1.1 referrers of each image (subject field), for registries' referrers API")
