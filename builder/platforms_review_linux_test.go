@@ -515,3 +515,38 @@ func TestBuildPlatformIndexWithoutPlatforms(t *testing.T) {
 		t.Errorf("FROM %s for linux/s390x: %v, want the platforms its configs name\n%s", ref, err, out)
 	}
 }
+
+// A stored index whose entries name no platform (loaded from such an
+// archive) serves FROM as a registry's does: each entry is the platform
+// its config names.
+func TestBuildPlatformStoredIndexWithoutPlatforms(t *testing.T) {
+	tb := newTestBuild(t, nil)
+	st := tb.store
+	// Two images built here, then listed in an index without platforms.
+	res, out, err := tb.buildPlatforms("FROM scratch\nARG TARGETARCH\nENV ARCH=$TARGETARCH\n", []string{"linux/amd64", "linux/arm64"})
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	var ms []v1.Descriptor
+	for _, r := range res {
+		d := r.Descriptor
+		d.Platform = nil
+		ms = append(ms, d)
+	}
+	top := putJSON(t, st, types.OCIImageIndex, v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: ms})
+	ref := "127.0.0.1:1/bare:1" // no registry answers: the store's image is used
+	if err := st.Tag(StoreName(ref), top); err != nil {
+		t.Fatal(err)
+	}
+	got, out, err := tb.buildPlatforms("FROM "+ref+"\nENV X=1\n", []string{"linux/arm64"})
+	if err != nil {
+		t.Fatalf("FROM %s for linux/arm64: %v\n%s", ref, err, out)
+	}
+	if cfg := configOf(t, got[0].Image); !slices.Contains(cfg.Config.Env, "ARCH=arm64") {
+		t.Errorf("FROM %s for linux/arm64 got the image of env %v, want the arm64 one", ref, cfg.Config.Env)
+	}
+	_, out, err = tb.buildPlatforms("FROM "+ref+"\nENV X=1\n", []string{"linux/s390x"})
+	if err == nil || !strings.Contains(err.Error(), "no image for linux/s390x: it has linux/amd64, linux/arm64") {
+		t.Errorf("FROM %s for linux/s390x: %v, want the platforms its configs name\n%s", ref, err, out)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -220,8 +221,16 @@ func storedChild(st *store.Store, desc v1.Descriptor, platform string) (v1.Descr
 		return v1.Descriptor{}, fmt.Errorf("reading index: %w", err)
 	}
 	var have []string
+	var bare []v1.Descriptor
 	for _, d := range idx.Manifests {
-		if d.Platform == nil || !d.MediaType.IsImage() || d.Platform.OS == "unknown" {
+		if !d.MediaType.IsImage() {
+			continue
+		}
+		if d.Platform == nil {
+			bare = append(bare, d)
+			continue
+		}
+		if d.Platform.OS == "unknown" {
 			continue
 		}
 		if d.Platform.Satisfies(*want) {
@@ -229,7 +238,25 @@ func storedChild(st *store.Store, desc v1.Descriptor, platform string) (v1.Descr
 		}
 		have = append(have, platformOf(*d.Platform))
 	}
-	return v1.Descriptor{}, noPlatform(platform, have)
+	// An entry naming no platform is the one its config names, as for a
+	// registry's index (indexImage).
+	for _, d := range bare {
+		var m v1.Manifest
+		var cfg v1.ConfigFile
+		if err := readJSON(st, d.Digest, &m); err != nil {
+			return v1.Descriptor{}, fmt.Errorf("reading manifest %s: %w", d.Digest, err)
+		}
+		if err := readJSON(st, m.Config.Digest, &cfg); err != nil {
+			return v1.Descriptor{}, fmt.Errorf("reading config %s: %w", m.Config.Digest, err)
+		}
+		p := v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
+		if p.Satisfies(*want) {
+			return d, nil
+		}
+		have = append(have, platformOf(p))
+	}
+	slices.Sort(have)
+	return v1.Descriptor{}, noPlatform(platform, slices.Compact(have))
 }
 
 // StoredImage is an image read back from the store.
