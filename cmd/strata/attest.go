@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/containerd/platforms"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
@@ -125,7 +126,7 @@ func (o *buildOptions) buildInfo(opts builder.Options, res *builder.Result, star
 		}
 	}
 	if o.attest.provenance == "max" {
-		info.Steps = definitionSteps(g)
+		info.Steps = definitionSteps(g, res.Sources)
 	}
 	return info
 }
@@ -143,16 +144,28 @@ func hasRun(g *dockerfile.Graph) bool {
 }
 
 // definitionSteps is mode=max's build definition: for each stage, its
-// source, then its RUN, COPY and ADD steps, each reading the one before
-// it (and COPY --from the other stage's last step).
-func definitionSteps(g *dockerfile.Graph) []attest.Step {
+// source (pinned, as BuildKit's, to the digest the build resolved it to),
+// then its RUN, COPY and ADD steps, each reading the one before it (and
+// COPY --from the other stage's last step).
+func definitionSteps(g *dockerfile.Graph, sources []builder.Source) []attest.Step {
+	pins := map[string]string{} // "ref platform" -> manifest digest
+	for _, s := range sources {
+		if s.Kind == "image" {
+			pins[s.Ref+" "+s.Platform] = s.Digest
+		}
+	}
 	var steps []attest.Step
 	last := map[int]int{} // stage index -> its last step's index
 	for _, st := range g.Stages {
 		prev := -1
 		switch st.Base.Kind {
 		case dockerfile.SourceImage:
-			steps = append(steps, attest.Step{Source: "docker-image://" + st.Base.Image, StartLine: st.Location.Line, EndLine: st.Location.Line})
+			platform := st.Platform
+			if platform == "" {
+				platform = platforms.Format(g.Platform)
+			}
+			id := imageIdentifier(st.Base.Image, pins[st.Base.Image+" "+platform])
+			steps = append(steps, attest.Step{Source: id, StartLine: st.Location.Line, EndLine: st.Location.Line})
 			prev = len(steps) - 1
 		case dockerfile.SourceStage:
 			if i, ok := last[st.Base.Stage]; ok {
@@ -199,6 +212,31 @@ func definitionSteps(g *dockerfile.Graph) []attest.Step {
 		}
 	}
 	return steps
+}
+
+// imageIdentifier is BuildKit's source identifier of an image: the
+// normalized reference, pinned to digest when it is not already.
+func imageIdentifier(ref, digest string) string {
+	base, pinned, hasDigest := strings.Cut(ref, "@")
+	t, err := name.NewTag(base)
+	if err != nil {
+		return "docker-image://" + ref
+	}
+	reg := t.RegistryStr()
+	if reg == name.DefaultRegistry {
+		reg = "docker.io"
+	}
+	id := "docker-image://" + reg + "/" + t.RepositoryStr()
+	if !hasDigest || strings.Contains(base[strings.LastIndex(base, "/")+1:], ":") {
+		id += ":" + t.TagStr() // a digest alone gets no default tag
+	}
+	if hasDigest {
+		digest = pinned
+	}
+	if digest != "" {
+		id += "@" + digest
+	}
+	return id
 }
 
 // strataVersion is the binary's module version and commit, as the Go

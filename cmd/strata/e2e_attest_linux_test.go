@@ -205,7 +205,9 @@ func (e *e2eEnv) testAttestations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, want := range []string{`"sha256":"` + baseDigest + `"`, "visible-in-max", base64.StdEncoding.EncodeToString(df)} {
+		// mode=max's build definition: the base's source step pinned to that digest, as BuildKit's.
+		pin := `"identifier":"docker-image://` + base + `@sha256:` + baseDigest + `"`
+		for _, want := range []string{`"sha256":"` + baseDigest + `"`, "visible-in-max", base64.StdEncoding.EncodeToString(df), pin} {
 			if !strings.Contains(pv, want) {
 				t.Errorf("%s provenance lacks %q:\n%s", p, want, pv)
 			}
