@@ -56,7 +56,7 @@ func (b *build) planCopy(ctx context.Context, s *state, st dockerfile.Step) (*co
 
 // copyOp gathers a COPY or ADD's flags, source tree and destination.
 func (b *build) copyOp(ctx context.Context, s *state, st dockerfile.Step) (*copyOp, error) {
-	op := &copyOp{mode: st.Mode, dl: downloader{client: b.opts.HTTPClient, dir: b.tmp, sources: &b.sources}, owners: b.opts.Owners}
+	op := &copyOp{mode: st.Mode, dl: b.downloader(), owners: b.opts.Owners}
 	var sd instructions.SourcesAndDest
 	var chown, chmod string
 	switch c := st.Command.(type) {

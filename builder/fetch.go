@@ -5,6 +5,7 @@ import (
 	// digest.Parse accepts an algorithm only once its hash is linked in.
 	_ "crypto/sha256"
 	_ "crypto/sha512"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -26,6 +28,9 @@ func isURL(s string) bool {
 // the file and the server's Last-Modified time (the Unix epoch when the
 // server sends none, so the layer does not depend on when it was built).
 func (d downloader) fetch(ctx context.Context, rawURL, checksum string) (string, time.Time, error) {
+	if d.shared != nil {
+		return d.shared.fetch(ctx, d, rawURL, checksum)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("ADD %s: %w", rawURL, err)
@@ -66,6 +71,51 @@ type downloader struct {
 	dir    string
 	// sources records what was fetched, for provenance.
 	sources *sourceLog
+	// shared, in a build of several platforms, downloads each URL once
+	// for them all.
+	shared *downloads
+}
+
+// downloads are the ADD URLs a BuildPlatforms fetched, by URL and
+// checksum: every platform gets the same bytes from one request, as the
+// step a build-platform stage shares must (a server may answer each
+// request otherwise).
+type downloads struct {
+	dir string // removed when every platform's build is over
+	mu  sync.Mutex
+	m   map[string]*download
+}
+
+type download struct {
+	mu    sync.Mutex
+	done  bool
+	file  string
+	mtime time.Time
+	err   error
+}
+
+// fetch is d.fetch, once per URL and checksum; an interrupted download is
+// tried again by the next platform asking.
+func (s *downloads) fetch(ctx context.Context, d downloader, rawURL, checksum string) (string, time.Time, error) {
+	k := rawURL + "\x00" + checksum
+	s.mu.Lock()
+	e := s.m[k]
+	if e == nil {
+		e = &download{}
+		s.m[k] = e
+	}
+	s.mu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.done {
+		return e.file, e.mtime, e.err
+	}
+	d.shared, d.dir = nil, s.dir
+	file, mtime, err := d.fetch(ctx, rawURL, checksum)
+	if !errors.Is(err, context.Canceled) {
+		e.done, e.file, e.mtime, e.err = true, file, mtime, err
+	}
+	return file, mtime, err
 }
 
 // checksum verifies a download against ADD --checksum.

@@ -44,6 +44,12 @@ func BuildPlatforms(ctx context.Context, opts []Options) ([]*Result, error) {
 		seen:  map[string]bool{},
 	}
 	sh.prog.shared = sh
+	work, err := opts[0].Store.NewWorkDir()
+	if err != nil {
+		return nil, err
+	}
+	defer work.Remove()
+	sh.downloads = &downloads{dir: work.Path(), m: map[string]*download{}}
 	opts = slices.Clone(opts)
 	for i, o := range opts {
 		sh.targets = append(sh.targets, o.Graph.Platform)
@@ -87,6 +93,8 @@ type siblings struct {
 	seen map[string]bool
 	// slots bound the steps doing work at once to the CPU count.
 	slots chan struct{}
+	// downloads are the ADD URLs fetched, once for every platform.
+	downloads *downloads
 }
 
 type stepLock struct {
@@ -190,4 +198,14 @@ func (b *build) stagePrefix(st *dockerfile.Stage) string {
 		return ""
 	}
 	return b.runPlatform(st) + " "
+}
+
+// downloader fetches the ADD URLs of a step: into the build's own
+// directory, or once for every platform of a BuildPlatforms.
+func (b *build) downloader() downloader {
+	d := downloader{client: b.opts.HTTPClient, dir: b.tmp, sources: &b.sources}
+	if b.shared != nil {
+		d.shared = b.shared.downloads
+	}
+	return d
 }

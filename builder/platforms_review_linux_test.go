@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -548,5 +551,32 @@ func TestBuildPlatformStoredIndexWithoutPlatforms(t *testing.T) {
 	_, out, err = tb.buildPlatforms("FROM "+ref+"\nENV X=1\n", []string{"linux/s390x"})
 	if err == nil || !strings.Contains(err.Error(), "no image for linux/s390x: it has linux/amd64, linux/arm64") {
 		t.Errorf("FROM %s for linux/s390x: %v, want the platforms its configs name\n%s", ref, err, out)
+	}
+}
+
+// An ADD URL is downloaded once for every platform of a build: the
+// build-platform stage that adds it runs once, and every image holds the
+// same bytes even when the server answers each request differently.
+func TestBuildPlatformsDownloadOnce(t *testing.T) {
+	var gets atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "answer %d\n", gets.Add(1))
+	}))
+	t.Cleanup(srv.Close)
+	tb := newTestBuild(t, nil)
+	src := "FROM --platform=$BUILDPLATFORM scratch AS fetch\nADD " + srv.URL + "/latest.txt /latest.txt\n\nFROM scratch\nCOPY --from=fetch /latest.txt /latest.txt\nADD " + srv.URL + "/latest.txt /again.txt\n"
+	res, out, err := tb.buildPlatforms(src, []string{"linux/amd64", "linux/arm64", "linux/s390x"})
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	if n := gets.Load(); n != 1 {
+		t.Errorf("the URL was downloaded %d times, want once\n%s", n, out)
+	}
+	for i, r := range res {
+		for _, f := range []string{"latest.txt", "again.txt"} {
+			if s, err := readImageFile(t, r, f); err != nil || s != "answer 1\n" {
+				t.Errorf("image %d /%s = %q (%v), want the one download's \"answer 1\\n\"", i, f, s, err)
+			}
+		}
 	}
 }
