@@ -52,6 +52,7 @@ func TestProvenanceRedactsEverywhere(t *testing.T) {
 		info.Mode, info.SLSAVersion = "max", version
 		info.Context, info.ContextDigest = "https://oauth2:tok1%zz@git.example.com/org/repo.git#main", strings.Repeat("c", 40)
 		info.VCSSource = "https://tok2%@git.example.com/org/repo.git"
+		info.BuilderID = "https://ci:tok7@ci.example.com/run/1"
 		info.Materials = append(info.Materials, Material{URI: "https://user:tok3%x@example.com/a.tgz", Digest: map[string]string{"sha256": strings.Repeat("d", 64)}})
 		info.Steps = append(info.Steps,
 			Step{CopySrc: []string{"https://user:tok4@example.com/a.tgz", "https://tok5@example.com/b.tgz"}, CopyDest: "/", Inputs: []int{1}},
@@ -61,7 +62,7 @@ func TestProvenanceRedactsEverywhere(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, _ := json.Marshal(st)
-		for i := 1; i <= 6; i++ {
+		for i := 1; i <= 7; i++ {
 			if tok := fmt.Sprintf("tok%d", i); bytes.Contains(b, []byte(tok)) {
 				t.Errorf("%s: %s reached the statement: %s", version, tok, b)
 			}

@@ -384,7 +384,7 @@ func predicateV1(info BuildInfo, max bool) (*provV1, error) {
 	}
 
 	rd := &p.RunDetails
-	rd.Builder.ID = info.BuilderID
+	rd.Builder.ID = redactURL(info.BuilderID)
 	md := &rd.Metadata
 	md.InvocationID = info.InvocationID
 	if md.InvocationID == "" {

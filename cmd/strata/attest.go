@@ -88,6 +88,7 @@ func (o *buildOptions) attestations(ctx context.Context, all []builder.Options, 
 func (o *buildOptions) buildInfo(opts builder.Options, res *builder.Result, started, finished time.Time) attest.BuildInfo {
 	g := opts.Graph
 	info := attest.BuildInfo{
+		BuilderID:      o.attest.builderID,
 		Mode:           o.attest.provenance,
 		SLSAVersion:    o.attest.version,
 		Context:        o.run.remote,

@@ -144,6 +144,7 @@ func checkTag(t string) error {
 type attestOptions struct {
 	provenance string // "", "min" or "max"
 	version    string // SLSA: "" (v1) or "v0.2"
+	builderID  string // provenance builder-id=, the CI run's URL
 	sbom       bool
 	referrers  bool // --attest-referrers: also as OCI 1.1 referrers
 }
@@ -186,7 +187,7 @@ func (o *buildOptions) checkAttestations() error {
 	}
 	seen := map[string]bool{}
 	for _, sp := range specs {
-		on, mode, version, err := attestValue(sp.typ, sp.v)
+		on, mode, version, builderID, err := attestValue(sp.typ, sp.v)
 		if err != nil {
 			return fmt.Errorf("%s %q: %w", sp.flag, sp.v, err)
 		}
@@ -200,7 +201,7 @@ func (o *buildOptions) checkAttestations() error {
 		case !on:
 			o.attest.provenance = ""
 		default:
-			o.attest.provenance, o.attest.version = mode, version
+			o.attest.provenance, o.attest.version, o.attest.builderID = mode, version, builderID
 		}
 	}
 	o.attest.referrers = o.attestReferrers
@@ -214,11 +215,11 @@ func (o *buildOptions) checkAttestations() error {
 	return nil
 }
 
-// attestValue reads one attestation flag's value: on or off, and the
-// provenance mode (min unless mode=max).
-func attestValue(typ, v string) (on bool, mode, version string, err error) {
+// attestValue reads one attestation flag's value: on or off, the
+// provenance mode (min unless mode=max), SLSA version and builder id.
+func attestValue(typ, v string) (on bool, mode, version, builderID string, err error) {
 	if b, err := strconv.ParseBool(v); err == nil {
-		return b, "min", "", nil
+		return b, "min", "", "", nil
 	}
 	on, mode = true, "min"
 	for _, f := range strings.Split(v, ",") {
@@ -227,30 +228,31 @@ func attestValue(typ, v string) (on bool, mode, version string, err error) {
 		case k == "disabled":
 			b, err := strconv.ParseBool(val)
 			if err != nil {
-				return false, "", "", fmt.Errorf("disabled=%q: want true or false", val)
+				return false, "", "", "", fmt.Errorf("disabled=%q: want true or false", val)
 			}
 			on = !b
 		case k == "mode" && typ == "provenance":
 			if val != "min" && val != "max" {
-				return false, "", "", fmt.Errorf("mode=%q: want min or max", val)
+				return false, "", "", "", fmt.Errorf("mode=%q: want min or max", val)
 			}
 			mode = val
 		case k == "version" && typ == "provenance":
 			if val != "v1" && val != "v0.2" {
-				return false, "", "", fmt.Errorf("version=%q: want v1 (the default, as BuildKit's) or v0.2", val)
+				return false, "", "", "", fmt.Errorf("version=%q: want v1 (the default, as BuildKit's) or v0.2", val)
 			}
 			version = val
 		case k == "builder-id" && typ == "provenance":
-			// buildx sets it from the builder's URL; strata names itself.
+			// docker/build-push-action passes the CI run's URL: builder.id.
+			builderID = val
 		case k == "generator" && typ == "sbom":
-			return false, "", "", fmt.Errorf("generator=%s: strata cannot run scanner images; it writes its own SPDX SBOM (dpkg, apk, Go binaries): drop generator=", val)
+			return false, "", "", "", fmt.Errorf("generator=%s: strata cannot run scanner images; it writes its own SPDX SBOM (dpkg, apk, Go binaries): drop generator=", val)
 		case k == "scan-context" || k == "scan-stage":
-			return false, "", "", fmt.Errorf("%s: not supported: the SBOM covers the final image only", k)
+			return false, "", "", "", fmt.Errorf("%s: not supported: the SBOM covers the final image only", k)
 		default:
-			return false, "", "", fmt.Errorf("unknown key %q: want mode=min|max, version=v1|v0.2 or disabled=true", k)
+			return false, "", "", "", fmt.Errorf("unknown key %q: want mode=min|max, version=v1|v0.2 or disabled=true", k)
 		}
 	}
-	return on, mode, version, nil
+	return on, mode, version, builderID, nil
 }
 
 // parseHosts reads --add-host as buildx does: HOST=IP or HOST:IP (the

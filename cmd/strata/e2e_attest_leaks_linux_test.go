@@ -92,7 +92,7 @@ func (e *e2eEnv) testAttestationLeaks(t *testing.T) {
 	for _, mode := range []string{"min", "max"} {
 		archive := filepath.Join(dir, mode+".tar")
 		r := e.run(nil, []string{"SOURCE_DATE_EPOCH=1700000000"}, "build", "--root", filepath.Join(dir, "store"), "--progress", "plain",
-			"--provenance=mode="+mode, "--sbom=true", "--build-arg", "BASE="+e.base("busybox:latest"), "--build-arg", "URL="+addURL,
+			"--attest", "type=provenance,mode="+mode+",builder-id=https://ci.example.com/org/run/7", "--sbom=true", "--build-arg", "BASE="+e.base("busybox:latest"), "--build-arg", "URL="+addURL,
 			"--build-arg", "PIN="+argTok, "--secret", "id=s,src="+secretFile, "--ssh", "deploy="+keyFile,
 			"-o", "type=oci,dest="+archive, gitURL)
 		if r.err != nil {
@@ -139,7 +139,7 @@ func (e *e2eEnv) testAttestationLeaks(t *testing.T) {
 		}
 		// The context's commit pins it: the materials are complete.
 		for _, want := range []string{`"uri":"http://xxxxx@` + host + `/repo.git#main","digest":{"sha1":"` + commit + `"}`,
-			`"uri":"http://xxxxx@` + host + `/file.txt"`, `"resolvedDependencies":true`} {
+			`"uri":"http://xxxxx@` + host + `/file.txt"`, `"resolvedDependencies":true`, `"builder":{"id":"https://ci.example.com/org/run/7"}`} {
 			if !bytes.Contains(all, []byte(want)) {
 				t.Errorf("mode=%s: the statements do not record %s:\n%s", mode, want, all)
 			}
