@@ -112,6 +112,7 @@ func TestProvenanceReadByBuildKitTypes(t *testing.T) {
 			info.Context, info.ContextDigest = "https://github.com/org/repo.git#main", strings.Repeat("c", 40)
 			info.VCSSource, info.VCSRevision = "https://github.com/org/repo.git", strings.Repeat("c", 40)
 			info.SSH = []MountRef{{ID: "default"}}
+			info.Locals = []string{"vendor"}
 			info.NetworkAccess = true
 			info.Steps = append(info.Steps,
 				Step{CopySrc: []string{"a", "b"}, CopyDest: "/app/", Inputs: []int{1}, StartLine: 4, EndLine: 5},

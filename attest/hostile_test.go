@@ -303,3 +303,24 @@ func TestProvenanceProxyArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestProvenanceLocalNamedContexts: a --build-context NAME=DIR is a local input nothing
+// pins: the request lists it among its locals, as BuildKit does, and a build from a
+// pinned git context that also reads one does not call its materials complete.
+func TestProvenanceLocalNamedContexts(t *testing.T) {
+	info := testInfo(t)
+	info.Context, info.ContextDigest = "https://github.com/org/repo.git#main", strings.Repeat("c", 40)
+	info.Locals = []string{"vendor", "base"}
+	st, err := Provenance(nil, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := decode(t, st)
+	if get(t, m, "predicate", "runDetails", "metadata", "buildkit_completeness", "resolvedDependencies") != false {
+		t.Error("a local named context: materials called complete")
+	}
+	locals, _ := json.Marshal(get(t, m, "predicate", "buildDefinition", "externalParameters", "request", "locals"))
+	if string(locals) != `[{"name":"base"},{"name":"vendor"}]` {
+		t.Errorf("locals = %s, want base and vendor, sorted", locals)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -48,6 +49,10 @@ type BuildInfo struct {
 	// ContextDigest is the remote context's commit (sha1 or sha256 hex) or content
 	// digest ("sha256:..."), when known.
 	ContextDigest string
+	// Locals names the local directories the build read besides the context and the
+	// Dockerfile (--build-context NAME=DIR): inputs nothing pins, listed in the request's
+	// locals as BuildKit lists them.
+	Locals []string
 	// DockerfileName is the Dockerfile's path as given to -f ("Dockerfile" by default):
 	// configSource.entryPoint (v0.2), configSource.path (v1).
 	DockerfileName string
@@ -373,6 +378,9 @@ func predicateV1(info BuildInfo, max bool) (*provV1, error) {
 	if info.Context == "" {
 		req.Locals = []localSource{{Name: "context"}, {Name: "dockerfile"}}
 	}
+	for _, l := range slices.Sorted(slices.Values(info.Locals)) {
+		req.Locals = append(req.Locals, localSource{Name: l})
+	}
 
 	bd.InternalParameters.BuilderPlatform = info.BuildPlatform
 	if info.TargetPlatform != "" {
@@ -395,7 +403,7 @@ func predicateV1(info BuildInfo, max bool) (*provV1, error) {
 	md.Reproducible = info.Reproducible
 	// A local context is an input no digest pins: BuildKit calls the materials incomplete.
 	// So is a remote one whose commit or content digest is not known.
-	completeMaterials := info.Context != "" && info.ContextDigest != ""
+	completeMaterials := info.Context != "" && info.ContextDigest != "" && len(info.Locals) == 0
 	md.Completeness.Request = !(scrubbed && !max)
 	md.Completeness.ResolvedDependencies = completeMaterials
 	md.Hermetic = completeMaterials && !info.NetworkAccess
@@ -649,10 +657,11 @@ func invocationID(info BuildInfo, max bool) string {
 		Args, Labels, Options                             map[string]string
 		Target                                            string
 		Secrets, SSH                                      []MountRef
+		Locals                                            []string
 		VCSSource, VCSRevision, BuildPlatform             string
 		Started, Finished                                 *time.Time
 	}{info.BuilderID, info.Context, info.ContextDigest, info.DockerfileName, info.Dockerfile,
-		info.Args, info.Labels, info.Options, info.Target, sortedRefs(info.Secrets), sortedRefs(info.SSH),
+		info.Args, info.Labels, info.Options, info.Target, sortedRefs(info.Secrets), sortedRefs(info.SSH), slices.Sorted(slices.Values(info.Locals)),
 		info.VCSSource, info.VCSRevision, info.BuildPlatform, utc(info.Started), utc(info.Finished)}
 	b, _ := json.Marshal(in) // maps marshal sorted; nothing here can fail to encode
 	sum := sha256.Sum256(b)

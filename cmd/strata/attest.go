@@ -105,6 +105,11 @@ func (o *buildOptions) buildInfo(opts builder.Options, res *builder.Result, star
 		Reproducible:   opts.Epoch != nil,
 		NetworkAccess:  opts.Network != executor.NetworkNone && hasRun(g),
 	}
+	for name, c := range opts.Contexts {
+		if c.Dir != "" {
+			info.Locals = append(info.Locals, name)
+		}
+	}
 	for _, id := range slices.Sorted(maps.Keys(opts.Secrets)) {
 		info.Secrets = append(info.Secrets, attest.MountRef{ID: id})
 	}

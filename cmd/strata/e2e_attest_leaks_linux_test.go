@@ -98,33 +98,7 @@ func (e *e2eEnv) testAttestationLeaks(t *testing.T) {
 		if r.err != nil {
 			t.Fatalf("mode=%s build: %v\n%s", mode, r.err, r.output())
 		}
-		lay := filepath.Join(dir, mode+"-layout")
-		tool(t, "skopeo", "--insecure-policy", "copy", "--all", "--preserve-digests", "--quiet", "oci-archive:"+archive, "oci:"+lay+":e2e")
-		top, err := layout.ImageIndexFromPath(lay)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tm, err := top.IndexManifest()
-		if err != nil || len(tm.Manifests) != 1 {
-			t.Fatalf("the layout's index: %v %+v", err, tm)
-		}
-		idx, err := top.ImageIndex(tm.Manifests[0].Digest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var all []byte
-		for _, a := range readAttested(t, idx) {
-			if len(a.statements) != 2 {
-				t.Errorf("mode=%s %s: %d statements, want provenance and SBOM", mode, a.platform, len(a.statements))
-			}
-			for _, st := range a.statements {
-				b, _ := json.Marshal(st)
-				all = append(all, b...)
-			}
-		}
-		if len(all) == 0 {
-			t.Fatalf("mode=%s: no statement in the image", mode)
-		}
+		all := archiveStatements(t, archive, 2)
 		for _, v := range never {
 			if bytes.Contains(all, []byte(v)) || bytes.Contains(all, []byte(base64.StdEncoding.EncodeToString([]byte(v)))) {
 				t.Errorf("mode=%s: a statement holds a credential, secret or key (%.12s...)", mode, v)
@@ -145,4 +119,58 @@ func (e *e2eEnv) testAttestationLeaks(t *testing.T) {
 			}
 		}
 	}
+	// A local --build-context beside the pinned git context: listed among the locals, and
+	// the materials no longer complete.
+	extra := filepath.Join(dir, "extra")
+	if err := os.MkdirAll(extra, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(dir, "named.tar")
+	r := e.run(nil, []string{"SOURCE_DATE_EPOCH=1700000000"}, "build", "--root", filepath.Join(dir, "store"), "--progress", "plain",
+		"--provenance=mode=min", "--build-arg", "BASE="+e.base("busybox:latest"), "--build-arg", "URL="+addURL,
+		"--build-arg", "PIN="+argTok, "--secret", "id=s,src="+secretFile, "--ssh", "deploy="+keyFile,
+		"--build-context", "extra="+extra, "-o", "type=oci,dest="+archive, gitURL)
+	if r.err != nil {
+		t.Fatalf("build with a named context: %v\n%s", r.err, r.output())
+	}
+	all := archiveStatements(t, archive, 1)
+	for _, want := range []string{`"locals":[{"name":"extra"}]`, `"resolvedDependencies":false`} {
+		if !bytes.Contains(all, []byte(want)) {
+			t.Errorf("a build with a local named context: the provenance lacks %s:\n%s", want, all)
+		}
+	}
+}
+
+// archiveStatements reads an OCI archive's index as a client does and returns every
+// statement attached to its images, marshalled, checking each image has n.
+func archiveStatements(t *testing.T, archive string, n int) []byte {
+	t.Helper()
+	lay := archive + "-layout"
+	tool(t, "skopeo", "--insecure-policy", "copy", "--all", "--preserve-digests", "--quiet", "oci-archive:"+archive, "oci:"+lay+":e2e")
+	top, err := layout.ImageIndexFromPath(lay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, err := top.IndexManifest()
+	if err != nil || len(tm.Manifests) != 1 {
+		t.Fatalf("the layout's index: %v %+v", err, tm)
+	}
+	idx, err := top.ImageIndex(tm.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []byte
+	for _, a := range readAttested(t, idx) {
+		if len(a.statements) != n {
+			t.Errorf("%s %s: %d statements, want %d", archive, a.platform, len(a.statements), n)
+		}
+		for _, st := range a.statements {
+			b, _ := json.Marshal(st)
+			all = append(all, b...)
+		}
+	}
+	if len(all) == 0 {
+		t.Fatalf("%s: no statement in the image", archive)
+	}
+	return all
 }
