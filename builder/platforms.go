@@ -37,11 +37,12 @@ func BuildPlatforms(ctx context.Context, opts []Options) ([]*Result, error) {
 	}
 	// Every build gets the same secrets (they are flags), so one redacting sink serves all.
 	sh := &siblings{
-		prog:  newReporter(newRedactSink(opts[0].Progress, opts[0].Secrets)),
-		locks: map[string]*stepLock{},
-		done:  map[string]doneStep{},
-		slots: make(chan struct{}, runtime.NumCPU()),
-		seen:  map[string]bool{},
+		prog:   newReporter(newRedactSink(opts[0].Progress, opts[0].Secrets)),
+		locks:  map[string]*stepLock{},
+		done:   map[string]doneStep{},
+		slots:  make(chan struct{}, runtime.NumCPU()),
+		seen:   map[string]bool{},
+		images: map[string]*resolution{},
 	}
 	sh.prog.shared = sh
 	work, err := opts[0].Store.NewWorkDir()
@@ -95,6 +96,38 @@ type siblings struct {
 	slots chan struct{}
 	// downloads are the ADD URLs fetched, once for every platform.
 	downloads *downloads
+	// images are the bases (and COPY --from images) resolved, by
+	// reference and platform, once for every platform's build.
+	images map[string]*resolution
+}
+
+type resolution struct {
+	mu   sync.Mutex
+	done bool
+	s    *state
+	err  error
+}
+
+// resolved is resolve's state for key, run by the first build asking; an
+// interrupted resolution is tried again by the next.
+func (sh *siblings) resolved(key string, resolve func() (*state, error)) (*state, error) {
+	sh.mu.Lock()
+	r := sh.images[key]
+	if r == nil {
+		r = &resolution{}
+		sh.images[key] = r
+	}
+	sh.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done {
+		return r.s, r.err
+	}
+	s, err := resolve()
+	if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		r.done, r.s, r.err = true, s, err
+	}
+	return s, err
 }
 
 type stepLock struct {

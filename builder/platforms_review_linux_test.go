@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +22,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -578,5 +581,42 @@ func TestBuildPlatformsDownloadOnce(t *testing.T) {
 				t.Errorf("image %d /%s = %q (%v), want the one download's \"answer 1\\n\"", i, f, s, err)
 			}
 		}
+	}
+}
+
+// A base is resolved once per platform it is pulled for, for every
+// platform's build: a build-platform stage's base is the same image in
+// each, even when its tag moves while the build runs, and its steps run
+// once.
+func TestBuildPlatformsResolveBaseOnce(t *testing.T) {
+	reg := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	var tagGets atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The tag moves once it has been read: 1 is v1 the first time, v2 after.
+		if strings.HasSuffix(r.URL.Path, "/manifests/1") && r.Method == http.MethodGet && tagGets.Add(1) > 1 {
+			r.URL.Path = strings.TrimSuffix(r.URL.Path, "1") + "2"
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	pushIndex(t, host+"/moving:1", fixedImage(t, "v1", "amd64"), fixedImage(t, "v1", "arm64"))
+	pushIndex(t, host+"/moving:2", fixedImage(t, "v2", "amd64"), fixedImage(t, "v2", "arm64"))
+	tagGets.Store(0)
+	tb := newTestBuild(t, nil)
+	runner := &fakeRunner{}
+	tb.runner = runner
+	src := "FROM --platform=$BUILDPLATFORM " + host + "/moving:1 AS tool\nRUN write /tool built\n\nFROM scratch\nCOPY --from=tool /etc/os-release /base-release\n"
+	res, out, err := tb.buildPlatforms(src, []string{"linux/amd64", "linux/arm64", "linux/s390x"})
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	for i, r := range res {
+		if s, err := readImageFile(t, r, "base-release"); err != nil || s != "v1" {
+			t.Errorf("image %d /base-release = %q (%v), want the build's one resolution, v1", i, s, err)
+		}
+	}
+	if n := runner.count(); n != 1 {
+		t.Errorf("the build-platform stage's RUN ran %d times, want once\n%s", n, out)
 	}
 }

@@ -112,9 +112,21 @@ func (b *build) image(ctx context.Context, ref, platform string) (*state, error)
 	if s, ok := b.images[ref+" "+platform]; ok {
 		return s, nil
 	}
-	s, found, err := b.namedContext(ctx, ref, platform)
-	if err == nil && !found {
-		s, err = b.resolveImage(ctx, ref, platform)
+	resolve := func() (*state, error) {
+		s, found, err := b.namedContext(ctx, ref, platform)
+		if err == nil && !found {
+			s, err = b.resolveImage(ctx, ref, platform)
+		}
+		return s, err
+	}
+	var s *state
+	var err error
+	if b.shared != nil {
+		// Once for every platform's build: a build-platform stage's base
+		// is one image in all, even when its tag moves meanwhile.
+		s, err = b.shared.resolved(ref+" "+platform, resolve)
+	} else {
+		s, err = resolve()
 	}
 	if err != nil {
 		return nil, err
