@@ -7,6 +7,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,7 +16,11 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // TestProvenanceMinHidesArgValues: mode=min leaves a build arg's value out entirely, the
@@ -322,5 +327,51 @@ func TestProvenanceLocalNamedContexts(t *testing.T) {
 	locals, _ := json.Marshal(get(t, m, "predicate", "buildDefinition", "externalParameters", "request", "locals"))
 	if string(locals) != `[{"name":"base"},{"name":"vendor"}]` {
 		t.Errorf("locals = %s, want base and vendor, sorted", locals)
+	}
+}
+
+// bombLayer is a layer whose tar holds one file of a terabyte of zeros, made on the fly:
+// the uncompressed stream a small gzip bomb gives.
+type bombLayer struct{}
+
+func (bombLayer) Digest() (v1.Hash, error) { return v1.NewHash("sha256:" + strings.Repeat("b", 64)) }
+func (bombLayer) DiffID() (v1.Hash, error) { return v1.NewHash("sha256:" + strings.Repeat("c", 64)) }
+func (bombLayer) Compressed() (io.ReadCloser, error) {
+	return nil, fmt.Errorf("not compressed")
+}
+func (bombLayer) Size() (int64, error)                { return 1, nil }
+func (bombLayer) MediaType() (types.MediaType, error) { return types.OCIUncompressedLayer, nil }
+func (bombLayer) Uncompressed() (io.ReadCloser, error) {
+	var hdr bytes.Buffer
+	tw := tar.NewWriter(&hdr)
+	tw.WriteHeader(&tar.Header{Name: "zeros", Typeflag: tar.TypeReg, Size: 1 << 40, Mode: 0o644})
+	return io.NopCloser(io.MultiReader(&hdr, zeros{})), nil
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestSBOMCancelInsideHugeFile: a layer holding a file of a terabyte (a gzip bomb's
+// stream) keeps the scan skipping it; cancelling the build (Ctrl-C) stops it at once.
+func TestSBOMCancelInsideHugeFile(t *testing.T) {
+	img, err := mutate.AppendLayers(empty.Image, bombLayer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := SBOM(ctx, nil, img, SBOMOptions{Created: sbomTime, TempDir: t.TempDir()})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("err = %v, want the context's", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the SBOM went on reading a terabyte file for 10s after its context ended")
 	}
 }

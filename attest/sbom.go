@@ -142,7 +142,9 @@ func scanLayer(ctx context.Context, fs scanned, live *int64, idx int, ld v1.Hash
 		return err
 	}
 	defer rc.Close()
-	tr := tar.NewReader(rc)
+	// Checked on every read, not every entry: skipping a huge file (a gzip bomb's) is one
+	// long read the build's cancellation must stop.
+	tr := tar.NewReader(ctxReader{ctx, rc})
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -214,6 +216,19 @@ func scanLayer(ctx context.Context, fs scanned, live *int64, idx int, ld v1.Hash
 			*live += e.cost()
 		}
 	}
+}
+
+// ctxReader fails its reads once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // remove drops the evidence at p, and below it when tree, that layers below idx wrote,
