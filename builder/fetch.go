@@ -5,6 +5,7 @@ import (
 	// digest.Parse accepts an algorithm only once its hash is linked in.
 	_ "crypto/sha256"
 	_ "crypto/sha512"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -17,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moby/buildkit/frontend/dockerfile/dfgitutil"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -84,6 +86,57 @@ type downloads struct {
 	dir string // removed when every platform's build is over
 	mu  sync.Mutex
 	m   map[string]*download
+	// gits are the ADD git sources resolved (ls-remote), by source and
+	// options: one commit for every platform, however long apart their
+	// steps run.
+	gits map[string]*gitResolution
+}
+
+type gitResolution struct {
+	mu   sync.Mutex
+	done bool
+	g    *gitSource
+	err  error
+}
+
+// resolveGit is resolveGit (the ref to its commit), once for every
+// platform of a BuildPlatforms; each gets its own copy, cloned into its
+// own directory.
+func (d downloader) resolveGit(ctx context.Context, ref *dfgitutil.GitRef, checksum string, keep *bool) (*gitSource, error) {
+	if d.shared == nil {
+		return resolveGit(ctx, ref, checksum, keep, d.dir)
+	}
+	k, err := json.Marshal(struct {
+		Ref      *dfgitutil.GitRef
+		Checksum string
+		Keep     *bool
+	}{ref, checksum, keep})
+	if err != nil {
+		return nil, err
+	}
+	s := d.shared
+	s.mu.Lock()
+	r := s.gits[string(k)]
+	if r == nil {
+		r = &gitResolution{}
+		s.gits[string(k)] = r
+	}
+	s.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.done {
+		g, err := resolveGit(ctx, ref, checksum, keep, s.dir)
+		if errors.Is(err, context.Canceled) {
+			return nil, err
+		}
+		r.done, r.g, r.err = true, g, err
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	g := *r.g
+	g.tmp = d.dir
+	return &g, nil
 }
 
 type download struct {

@@ -109,7 +109,7 @@ func GitContext(ctx context.Context, arg, tmp string) (dir, cleanup, commit stri
 // planGit resolves an ADD git source's ref to a commit (git ls-remote),
 // checking --checksum; the clone waits for the step to run.
 func (op *copyOp) planGit(ctx context.Context, ref *dfgitutil.GitRef, dest string) (planned, error) {
-	g, err := resolveGit(ctx, ref, op.checksum, op.keepGitDir, op.dl.dir)
+	g, err := op.dl.resolveGit(ctx, ref, op.checksum, op.keepGitDir)
 	if err != nil {
 		return planned{}, err
 	}

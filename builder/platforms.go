@@ -50,7 +50,7 @@ func BuildPlatforms(ctx context.Context, opts []Options) ([]*Result, error) {
 		return nil, err
 	}
 	defer work.Remove()
-	sh.downloads = &downloads{dir: work.Path(), m: map[string]*download{}}
+	sh.downloads = &downloads{dir: work.Path(), m: map[string]*download{}, gits: map[string]*gitResolution{}}
 	opts = slices.Clone(opts)
 	for i, o := range opts {
 		sh.targets = append(sh.targets, o.Graph.Platform)

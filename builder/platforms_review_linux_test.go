@@ -620,3 +620,39 @@ func TestBuildPlatformsResolveBaseOnce(t *testing.T) {
 		t.Errorf("the build-platform stage's RUN ran %d times, want once\n%s", n, out)
 	}
 }
+
+// An ADD of a git branch is resolved once for every platform: the images
+// of one index hold one commit even when the branch moves between the
+// platforms' steps.
+func TestBuildPlatformsGitResolvedOnce(t *testing.T) {
+	repo := newGitRepo(t, map[string]string{"version": "v1\n"})
+	srvRoot := filepath.Join(filepath.Dir(repo.work), "srv")
+	// A second served copy where main has moved on to v2; the first ls-remote
+	// (info/refs) sees v1, every later request the moved copy.
+	repo.commit(map[string]string{"version": "v2\n"})
+	moved := filepath.Join(filepath.Dir(repo.work), "moved")
+	repo.git(repo.work, "clone", "-q", "--bare", repo.work, filepath.Join(moved, "repo.git"))
+	repo.git(filepath.Join(moved, "repo.git"), "update-server-info")
+	var refsGets atomic.Int32
+	v1 := http.FileServer(http.Dir(srvRoot))
+	v2 := http.FileServer(http.Dir(moved))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/info/refs") && refsGets.Add(1) == 1 {
+			v1.ServeHTTP(w, r)
+			return
+		}
+		v2.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	tb := newTestBuild(t, nil)
+	src := "FROM scratch\nADD " + srv.URL + "/repo.git#main /src\n"
+	res, out, err := tb.buildPlatforms(src, []string{"linux/amd64", "linux/arm64", "linux/s390x"})
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	for i, r := range res {
+		if s, err := readImageFile(t, r, "src/version"); err != nil || s != "v1\n" {
+			t.Errorf("image %d /src/version = %q (%v), want the one resolution's v1", i, s, err)
+		}
+	}
+}
