@@ -23,10 +23,13 @@ func (b *build) checkEmulation() error {
 	if _, ok := b.opts.Runner.(*executor.Executor); !ok {
 		return nil
 	}
-	for _, st := range b.opts.Graph.Stages {
+	for _, st := range b.toBuild(b.opts.Graph.Stages) {
 		line := firstRun(st)
 		if line == 0 {
 			continue
+		}
+		if _, _, ok := b.replacedStage(st); ok {
+			continue // a --build-context stands for it: its steps do not run
 		}
 		// The platform the steps run as: a child of a FROM --platform=$BUILDPLATFORM
 		// stage runs natively whatever the target.

@@ -656,3 +656,18 @@ func TestBuildPlatformsGitResolvedOnce(t *testing.T) {
 		}
 	}
 }
+
+// A stage a --build-context replaces is not built: its RUN steps need no
+// emulator, and the build is not refused for one.
+func TestCheckEmulationReplacedStage(t *testing.T) {
+	binfmtFixture(t, true, "")
+	src := "FROM scratch AS tools\nRUN make tools\nFROM --platform=$BUILDPLATFORM scratch\nCOPY --from=tools /out /out\n"
+	b := emulationBuild(t, src, executor.New(executor.Options{}))
+	if err := b.checkEmulation(); err == nil {
+		t.Fatal("the tools stage's RUN for linux/s390x: no error without an emulator")
+	}
+	b.opts.Contexts = map[string]NamedContext{"tools": {Dir: t.TempDir()}}
+	if err := b.checkEmulation(); err != nil {
+		t.Errorf("with --build-context tools=DIR the stage is not built: %v", err)
+	}
+}
