@@ -102,7 +102,7 @@ func (o *buildOptions) buildInfo(opts builder.Options, res *builder.Result, star
 		TargetPlatform: platforms.Format(g.Platform),
 		Started:        started,
 		Finished:       finished,
-		Reproducible:   opts.Epoch != nil,
+		Reproducible:   o.attest.reproducible,
 		NetworkAccess:  opts.Network != executor.NetworkNone && hasRun(g),
 	}
 	for name, c := range opts.Contexts {

@@ -37,6 +37,8 @@ func TestAttestFlagsAsBuildx(t *testing.T) {
 		{attests: []string{"type=sbom,disabled=true", "type=sbom"}, want: attestOptions{}},
 		{attests: []string{"type=provenance,mode=max", "type=provenance,mode=min"}, want: attestOptions{provenance: "max"}},
 		{attests: []string{"type=provenance,mode=max", "type=sbom"}, want: attestOptions{provenance: "max", sbom: true}},
+		// The user's claim, as BuildKit takes it.
+		{provenance: "mode=max,reproducible=true", want: attestOptions{provenance: "max", reproducible: true}},
 		// docker/build-push-action names the CI run so: builder.id.
 		{attests: []string{"type=provenance,mode=min,builder-id=https://ci.example.com/run/1"}, want: attestOptions{provenance: "min", builderID: "https://ci.example.com/run/1"}},
 	} {

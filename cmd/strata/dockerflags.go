@@ -145,8 +145,11 @@ type attestOptions struct {
 	provenance string // "", "min" or "max"
 	version    string // SLSA: "" (v1) or "v0.2"
 	builderID  string // provenance builder-id=, the CI run's URL
-	sbom       bool
-	referrers  bool // --attest-referrers: also as OCI 1.1 referrers
+	// reproducible is provenance reproducible=true: the user's claim,
+	// which BuildKit records as is (SOURCE_DATE_EPOCH alone is not one).
+	reproducible bool
+	sbom         bool
+	referrers    bool // --attest-referrers: also as OCI 1.1 referrers
 }
 
 func (a attestOptions) any() bool { return a.provenance != "" || a.sbom }
@@ -187,7 +190,7 @@ func (o *buildOptions) checkAttestations() error {
 	}
 	seen := map[string]bool{}
 	for _, sp := range specs {
-		on, mode, version, builderID, err := attestValue(sp.typ, sp.v)
+		on, p, err := attestValue(sp.typ, sp.v)
 		if err != nil {
 			return fmt.Errorf("%s %q: %w", sp.flag, sp.v, err)
 		}
@@ -201,7 +204,7 @@ func (o *buildOptions) checkAttestations() error {
 		case !on:
 			o.attest.provenance = ""
 		default:
-			o.attest.provenance, o.attest.version, o.attest.builderID = mode, version, builderID
+			o.attest.provenance, o.attest.version, o.attest.builderID, o.attest.reproducible = p.mode, p.version, p.builderID, p.reproducible
 		}
 	}
 	o.attest.referrers = o.attestReferrers
@@ -215,44 +218,57 @@ func (o *buildOptions) checkAttestations() error {
 	return nil
 }
 
-// attestValue reads one attestation flag's value: on or off, the
-// provenance mode (min unless mode=max), SLSA version and builder id.
-func attestValue(typ, v string) (on bool, mode, version, builderID string, err error) {
+// provenanceParams are a provenance attestation's settings.
+type provenanceParams struct {
+	mode, version, builderID string
+	reproducible             bool
+}
+
+// attestValue reads one attestation flag's value: on or off, and the
+// provenance's settings (mode min unless mode=max).
+func attestValue(typ, v string) (on bool, p provenanceParams, err error) {
+	p.mode = "min"
 	if b, err := strconv.ParseBool(v); err == nil {
-		return b, "min", "", "", nil
+		return b, p, nil
 	}
-	on, mode = true, "min"
+	on = true
 	for _, f := range strings.Split(v, ",") {
 		k, val, _ := strings.Cut(f, "=")
 		switch {
 		case k == "disabled":
 			b, err := strconv.ParseBool(val)
 			if err != nil {
-				return false, "", "", "", fmt.Errorf("disabled=%q: want true or false", val)
+				return false, p, fmt.Errorf("disabled=%q: want true or false", val)
 			}
 			on = !b
 		case k == "mode" && typ == "provenance":
 			if val != "min" && val != "max" {
-				return false, "", "", "", fmt.Errorf("mode=%q: want min or max", val)
+				return false, p, fmt.Errorf("mode=%q: want min or max", val)
 			}
-			mode = val
+			p.mode = val
 		case k == "version" && typ == "provenance":
 			if val != "v1" && val != "v0.2" {
-				return false, "", "", "", fmt.Errorf("version=%q: want v1 (the default, as BuildKit's) or v0.2", val)
+				return false, p, fmt.Errorf("version=%q: want v1 (the default, as BuildKit's) or v0.2", val)
 			}
-			version = val
+			p.version = val
 		case k == "builder-id" && typ == "provenance":
 			// docker/build-push-action passes the CI run's URL: builder.id.
-			builderID = val
+			p.builderID = val
+		case k == "reproducible" && typ == "provenance":
+			b, err := strconv.ParseBool(val)
+			if err != nil {
+				return false, p, fmt.Errorf("reproducible=%q: want true or false", val)
+			}
+			p.reproducible = b
 		case k == "generator" && typ == "sbom":
-			return false, "", "", "", fmt.Errorf("generator=%s: strata cannot run scanner images; it writes its own SPDX SBOM (dpkg, apk, Go binaries): drop generator=", val)
+			return false, p, fmt.Errorf("generator=%s: strata cannot run scanner images; it writes its own SPDX SBOM (dpkg, apk, Go binaries): drop generator=", val)
 		case k == "scan-context" || k == "scan-stage":
-			return false, "", "", "", fmt.Errorf("%s: not supported: the SBOM covers the final image only", k)
+			return false, p, fmt.Errorf("%s: not supported: the SBOM covers the final image only", k)
 		default:
-			return false, "", "", "", fmt.Errorf("unknown key %q: want mode=min|max, version=v1|v0.2 or disabled=true", k)
+			return false, p, fmt.Errorf("unknown key %q: want mode=min|max, version=v1|v0.2, builder-id=, reproducible= or disabled=true", k)
 		}
 	}
-	return on, mode, version, builderID, nil
+	return on, p, nil
 }
 
 // parseHosts reads --add-host as buildx does: HOST=IP or HOST:IP (the
