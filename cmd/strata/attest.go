@@ -46,9 +46,10 @@ func (o *buildOptions) attestations(ctx context.Context, all []builder.Options, 
 	}
 	var attached []builder.Attached
 	var referrers []v1.Image
+	names := o.subjectNames()
 	for i, res := range results {
 		platform := platforms.Format(all[i].Graph.Platform)
-		subjects, err := attest.Subjects(o.tags, platform, res.Descriptor.Digest)
+		subjects, err := attest.Subjects(names, platform, res.Descriptor.Digest)
 		if err != nil {
 			return nil, nil, fmt.Errorf("attestations: %w", err)
 		}
@@ -82,6 +83,22 @@ func (o *buildOptions) attestations(ctx context.Context, all []builder.Options, 
 		}
 	}
 	return attached, referrers, nil
+}
+
+// subjectNames are the names the image is exported under, each once: the
+// -t tags, then the outputs' name= (BuildKit names its subjects after its
+// exporters' names). A name that is no image reference names no subject.
+func (o *buildOptions) subjectNames() []string {
+	names := slices.Clone(o.tags)
+	outs, _ := o.parseOutputs() // checked before the build
+	for _, out := range outs {
+		for _, n := range out.Names {
+			if _, err := name.NewTag(n); err == nil && !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	return names
 }
 
 // buildInfo is what provenance records of one platform's build.

@@ -133,12 +133,13 @@ func (e *e2eEnv) testAttestationLeaks(t *testing.T) {
 	r := e.run(nil, []string{"SOURCE_DATE_EPOCH=1700000000"}, "build", "--root", filepath.Join(dir, "store"), "--progress", "plain",
 		"--provenance=mode=min", "--build-arg", "BASE="+e.base("busybox:latest"), "--build-arg", "URL="+addURL,
 		"--build-arg", "PIN="+argTok, "--secret", "id=s,src="+secretFile, "--ssh", "deploy="+keyFile,
-		"--build-context", "extra="+extra, "-o", "type=oci,dest="+archive, gitURL)
+		"--build-context", "extra="+extra, "-o", "type=oci,dest="+archive+",name=reg.example.com/leaks:1", gitURL)
 	if r.err != nil {
 		t.Fatalf("build with a named context: %v\n%s", r.err, r.output())
 	}
 	all := archiveStatements(t, archive, 1)
-	for _, want := range []string{`"locals":[{"name":"extra"}]`, `"resolvedDependencies":false`} {
+	// The output's name= names the statements' subject, as BuildKit's exporter name does.
+	for _, want := range []string{`"locals":[{"name":"extra"}]`, `"resolvedDependencies":false`, `"subject":[{"name":"pkg:docker/reg.example.com/leaks@1?platform=`} {
 		if !bytes.Contains(all, []byte(want)) {
 			t.Errorf("a build with a local named context: the provenance lacks %s:\n%s", want, all)
 		}
