@@ -375,3 +375,42 @@ func TestSBOMCancelInsideHugeFile(t *testing.T) {
 		t.Fatal("the SBOM went on reading a terabyte file for 10s after its context ended")
 	}
 }
+
+// TestSBOMManyEntriesStayLinear: every file of a layer may hide a lower directory; with
+// thousands of databases held (distroless status.d) and a layer of 100000 files, the scan
+// does not compare each file with each database (it took 18s so).
+func TestSBOMManyEntriesStayLinear(t *testing.T) {
+	var es []entry
+	for i := 0; i < 15000; i++ {
+		es = append(es, entry{name: fmt.Sprintf("var/lib/dpkg/status.d/p%d", i), data: []byte("x")})
+	}
+	lower := layerOf(t, es...)
+	es = es[:0]
+	for i := 0; i < 100000; i++ {
+		es = append(es, entry{name: fmt.Sprintf("usr/share/doc/f%d", i)})
+	}
+	img := imageOf(t, lower, layerOf(t, es...))
+	start := time.Now()
+	if _, err := SBOM(context.Background(), nil, img, SBOMOptions{Created: sbomTime, TempDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 8*time.Second {
+		t.Errorf("15000 databases, then 100000 files: %v", d)
+	}
+}
+
+// TestSBOMAncestorReplaced: an opaque whiteout or a file at an ancestor directory of the
+// databases (var/lib, lib) hides them all, however deep.
+func TestSBOMAncestorReplaced(t *testing.T) {
+	stanza := []byte("Package: gone\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\n\n")
+	lower := layerOf(t, entry{name: "var/lib/dpkg/status", data: stanza}, entry{name: "var/lib/dpkg/status.d/gone2", data: stanza},
+		entry{name: "lib/apk/db/installed", data: []byte("P:gone3\nV:1\n\n")}, entry{name: "etc/os-release", data: []byte("ID=debian\n")})
+	upper := layerOf(t, entry{name: "var/lib/.wh..wh..opq"}, entry{name: "lib", data: []byte("a file where lib was")})
+	st, err := SBOM(context.Background(), nil, imageOf(t, lower, upper), SBOMOptions{Created: sbomTime, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(st.Predicate, []byte(`"gone`)) || !bytes.Contains(st.Predicate, []byte(`"debian"`)) {
+		t.Errorf("packages under a replaced ancestor are reported, or the untouched os-release lost: %s", st.Predicate)
+	}
+}

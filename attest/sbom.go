@@ -119,8 +119,7 @@ func scanImage(ctx context.Context, img v1.Image, opts SBOMOptions) (scanned, er
 	}
 	sp := &spool{dir: opts.TempDir}
 	defer sp.close()
-	fs := scanned{}
-	var live int64 // fs's cost (see maxDBTotal)
+	t := &tree{fs: scanned{}, dirs: map[string]int{}}
 	for i, l := range layers {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -129,14 +128,14 @@ func scanImage(ctx context.Context, img v1.Image, opts SBOMOptions) (scanned, er
 		if err != nil {
 			return nil, fmt.Errorf("sbom: layer %d digest: %w", i, err)
 		}
-		if err := scanLayer(ctx, fs, &live, i, ld, l, sp, maxBin); err != nil {
+		if err := scanLayer(ctx, t, i, ld, l, sp, maxBin); err != nil {
 			return nil, fmt.Errorf("sbom: layer %d (%s): %w", i, ld, err)
 		}
 	}
-	return fs, nil
+	return t.fs, nil
 }
 
-func scanLayer(ctx context.Context, fs scanned, live *int64, idx int, ld v1.Hash, l v1.Layer, sp *spool, maxBin int64) error {
+func scanLayer(ctx context.Context, t *tree, idx int, ld v1.Hash, l v1.Layer, sp *spool, maxBin int64) error {
 	rc, err := l.Uncompressed()
 	if err != nil {
 		return err
@@ -163,22 +162,19 @@ func scanLayer(ctx context.Context, fs scanned, live *int64, idx int, ld v1.Hash
 		dir, base := path.Split(p)
 		if base == ".wh..wh..opq" {
 			// An opaque directory hides what lower layers put in it, not this layer's files.
-			*live -= fs.remove(strings.TrimSuffix(dir, "/"), idx, true)
+			t.remove(strings.TrimSuffix(dir, "/"), idx, true)
 			continue
 		}
 		if name, ok := strings.CutPrefix(base, ".wh."); ok {
-			*live -= fs.remove(dir+name, idx, false)
+			t.remove(dir+name, idx, false)
 			continue
 		}
 		// Anything written at a path replaces what was there (a later entry of the same tar
 		// too; a directory replaces a file), and a non-directory hides a lower directory's
 		// contents.
-		if e := fs[p]; e != nil {
-			*live -= e.cost()
-			delete(fs, p)
-		}
+		t.drop(p)
 		if hdr.Typeflag != tar.TypeDir {
-			*live -= fs.remove(p, idx, true)
+			t.remove(p, idx, true)
 		}
 		if hdr.Typeflag != tar.TypeReg {
 			continue
@@ -187,7 +183,7 @@ func scanLayer(ctx context.Context, fs scanned, live *int64, idx int, ld v1.Hash
 			if hdr.Size > maxDBSize {
 				return fmt.Errorf("%s: %d bytes, more than a package database's %d", p, hdr.Size, maxDBSize)
 			}
-			if *live+hdr.Size+evidenceCost > maxDBTotal {
+			if t.live+hdr.Size+evidenceCost > maxDBTotal {
 				return fmt.Errorf("%s: package databases of more than %d MiB in one image", p, maxDBTotal>>20)
 			}
 			data, err := io.ReadAll(tr)
@@ -195,9 +191,8 @@ func scanLayer(ctx context.Context, fs scanned, live *int64, idx int, ld v1.Hash
 				return fmt.Errorf("%s: %w", p, err)
 			}
 			s1, s256 := sha1.Sum(data), sha256.Sum256(data)
-			fs[p] = &evidence{path: p, layer: ld, data: data, idx: idx,
-				sha1: hex.EncodeToString(s1[:]), sha256: hex.EncodeToString(s256[:])}
-			*live += fs[p].cost()
+			t.put(p, &evidence{path: p, layer: ld, data: data, idx: idx,
+				sha1: hex.EncodeToString(s1[:]), sha256: hex.EncodeToString(s256[:])})
 			continue
 		}
 		if hdr.Size < 64 || hdr.Size > maxBin {
@@ -208,12 +203,11 @@ func scanLayer(ctx context.Context, fs scanned, live *int64, idx int, ld v1.Hash
 			return fmt.Errorf("%s: %w", p, err)
 		}
 		if e != nil {
-			if *live+e.cost() > maxDBTotal {
+			if t.live+e.cost() > maxDBTotal {
 				return fmt.Errorf("%s: package databases and Go executables of more than %d MiB in one image", p, maxDBTotal>>20)
 			}
 			e.path, e.layer, e.idx = p, ld, idx
-			fs[p] = e
-			*live += e.cost()
+			t.put(p, e)
 		}
 	}
 }
@@ -231,19 +225,52 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// remove drops the evidence at p, and below it when tree, that layers below idx wrote,
-// and returns the bytes of package databases it dropped.
-func (fs scanned) remove(p string, idx int, treeOnly bool) (freed int64) {
-	for k, e := range fs {
-		if e.idx >= idx {
-			continue
-		}
-		if (!treeOnly && k == p) || strings.HasPrefix(k, p+"/") {
-			freed += e.cost()
-			delete(fs, k)
+// tree is the evidence while the layers are read: live is its cost (see maxDBTotal) and
+// dirs counts the evidence below each directory, so that the entries of a layer, each of
+// which may hide a lower directory, are not each compared with all the evidence.
+type tree struct {
+	fs   scanned
+	live int64
+	dirs map[string]int
+}
+
+func (t *tree) put(p string, e *evidence) {
+	t.drop(p)
+	t.fs[p] = e
+	t.live += e.cost()
+	for d := path.Dir(p); d != "."; d = path.Dir(d) {
+		t.dirs[d]++
+	}
+}
+
+// drop removes the evidence at p, if any.
+func (t *tree) drop(p string) {
+	e := t.fs[p]
+	if e == nil {
+		return
+	}
+	delete(t.fs, p)
+	t.live -= e.cost()
+	for d := path.Dir(p); d != "."; d = path.Dir(d) {
+		if t.dirs[d]--; t.dirs[d] <= 0 {
+			delete(t.dirs, d)
 		}
 	}
-	return freed
+}
+
+// remove drops the evidence layers below idx wrote at p (unless treeOnly) and below it.
+func (t *tree) remove(p string, idx int, treeOnly bool) {
+	if e := t.fs[p]; !treeOnly && e != nil && e.idx < idx {
+		t.drop(p)
+	}
+	if t.dirs[p] == 0 {
+		return
+	}
+	for k, e := range t.fs {
+		if e.idx < idx && strings.HasPrefix(k, p+"/") {
+			t.drop(k)
+		}
+	}
 }
 
 // spool holds one reusable temporary file for executables: debug/buildinfo needs random
