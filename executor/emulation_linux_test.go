@@ -51,6 +51,10 @@ func TestForeignArchStep(t *testing.T) {
 			name = "sandbox"
 		}
 		t.Run(name, func(t *testing.T) {
+			if iso == IsolationChroot {
+				// Chroot isolation guards the process's real uid; the tests after need it back.
+				unguardAfter(t)
+			}
 			script := "uname -m | tee /arch"
 			if iso == IsolationSandbox {
 				script += "; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status"
