@@ -63,7 +63,14 @@ func (w Written) Layer(open Opener) *Layer {
 }
 
 func writeCompressedTar(ctx context.Context, w io.Writer, dir string, opts WriteOptions, plan *adoptPlan) (v1.Hash, error) {
-	zw, err := newCompressor(w, opts.Compression)
+	return compressTar(w, opts.Compression, func(tw io.Writer) error { return writeTar(ctx, tw, dir, opts, plan) })
+}
+
+// compressTar runs write on a writer that hashes the tar stream (the
+// diffID it returns) and compresses it to w: the one pipeline every layer
+// writer (a directory walk, a canonicalised archive) feeds.
+func compressTar(w io.Writer, c Compression, write func(io.Writer) error) (v1.Hash, error) {
+	zw, err := newCompressor(w, c)
 	if err != nil {
 		return v1.Hash{}, err
 	}
@@ -72,12 +79,12 @@ func writeCompressedTar(ctx context.Context, w io.Writer, dir string, opts Write
 	// The tar writer makes a write per 512-byte header; batching them
 	// keeps the hash and the compressor on large blocks.
 	tw := bufio.NewWriterSize(io.MultiWriter(hasher, zw), 256<<10)
-	err = writeTar(ctx, tw, dir, opts, plan)
+	err = write(tw)
 	if err == nil {
 		err = tw.Flush()
 	}
 	if cerr := zw.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("finishing %s stream: %w", opts.Compression, cerr)
+		err = fmt.Errorf("finishing %s stream: %w", c, cerr)
 	}
 	if herr := hasher.Close(); err == nil {
 		err = herr
