@@ -86,12 +86,19 @@ func childRun() childReport {
 	if err := json.NewDecoder(os.NewFile(configFD, "config")).Decode(&cfg); err != nil {
 		return childReport{Err: setupErr("reading config", "", err)}
 	}
+	// Before anything else, on the thread locked in ChildMain that forks the command.
+	if cfg.CgroupTasks != "" {
+		if err := os.WriteFile(cfg.CgroupTasks, []byte("0"), 0); err != nil {
+			return childReport{Err: setupErr("joining the step's cgroup", cfg.CgroupTasks, err)}
+		}
+	}
 	if cfg.Chroot {
 		return chrootRun(cfg)
 	}
-	// The config comes once the host has put the init in the step's cgroup: a cgroup
-	// namespace made now is rooted there, so the command sees "/" and none of the host's
-	// cgroup paths. Namespaces are per thread; the command is forked from this one.
+	// The init is in the step's cgroup by now (joined above on v1, placed by the host
+	// before it sent the config on v2): a cgroup namespace made now is rooted there, so
+	// the command sees "/" and none of the host's cgroup paths. Namespaces are per thread;
+	// the command is forked from this one.
 	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil && err != unix.EINVAL {
 		return childReport{Err: setupErr("creating cgroup namespace", "", err)}
 	}

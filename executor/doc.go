@@ -4,7 +4,8 @@
 // The sandbox is the strata binary itself, re-executed through a hidden entry point in new
 // mount, PID, UTS, IPC and network namespaces (the host's network only for NetworkHost; on
 // the default network slirp4netns connects the namespace to the host's network in user
-// mode) and, once the host has put it in a cgroup of its own with a pids limit, a cgroup
+// mode) and, once it is in a cgroup of its own with a pids limit (on cgroup v1 its main
+// thread, which forks the command, joins it itself: cheaper than moving a process), a cgroup
 // namespace. A program using this package must call
 //
 //	if executor.IsChild() { executor.ChildMain() }

@@ -278,6 +278,15 @@ func (e *Executor) spawn(ctx context.Context, spec Spec, cfg childConfig) (child
 		defer netW.Close()
 		cfg.WaitNetwork = true
 	}
+	// Made before the init starts: on cgroup v1 the init's thread joins it itself (see
+	// childConfig.CgroupTasks), which costs no RCU grace period as moving a process does.
+	cg := e.stepCgroup()
+	if cg != nil {
+		defer cg.killAll()
+		if !cg.v2 {
+			cfg.CgroupTasks = filepath.Join(cg.dir, "tasks")
+		}
+	}
 	cmd := initCommand(ctx, spec, cfg.Chroot, cfgR, repW, netR)
 	err = cmd.Start()
 	cfgR.Close()
@@ -290,10 +299,14 @@ func (e *Executor) spawn(ctx context.Context, spec Spec, cfg childConfig) (child
 	}
 	reports := make(chan reportOrErr, 1)
 	go readReport(repR, reports)
-	// Before the config goes out: the init starts nothing until it has it, so every process
-	// of the step is born in the cgroup.
-	if cg := e.stepCgroup(cmd.Process.Pid); cg != nil {
-		defer cg.killAll()
+	// On cgroup v2, before the config goes out: the init starts nothing until it has it, so
+	// every process of the step is born in the cgroup.
+	if cg != nil && cg.v2 {
+		if err := e.addToCgroup(cg, cmd.Process.Pid); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return childReport{}, err
+		}
 	}
 	// A write error means the init died early; its exit status tells why.
 	_ = json.NewEncoder(cfgW).Encode(cfg)
@@ -331,9 +344,9 @@ func (e *Executor) spawn(ctx context.Context, spec Spec, cfg childConfig) (child
 	return got.rep, nil
 }
 
-// stepCgroup puts pid in a new cgroup with the pids limit, or returns nil when cgroups
+// stepCgroup makes a new cgroup with the pids limit for a step, or returns nil when cgroups
 // cannot be used here (said once through Options.Warnings).
-func (e *Executor) stepCgroup(pid int) *stepCgroup {
+func (e *Executor) stepCgroup() *stepCgroup {
 	cgs := e.usableCgroups()
 	if cgs == nil {
 		return nil
@@ -344,10 +357,7 @@ func (e *Executor) stepCgroup(pid int) *stepCgroup {
 	var err error
 	for range 3 {
 		if cg, err = cgs.create(e.opts.PidsLimit); err == nil {
-			if err = cg.add(pid); err == nil {
-				break
-			}
-			cg.remove()
+			break
 		}
 	}
 	if err != nil {
@@ -358,6 +368,17 @@ func (e *Executor) stepCgroup(pid int) *stepCgroup {
 		e.onCgroup(cg.dir)
 	}
 	return cg
+}
+
+// addToCgroup moves the init into its step's cgroup v2 from the host.
+func (e *Executor) addToCgroup(cg *stepCgroup, pid int) error {
+	var err error
+	for range 3 {
+		if err = cg.add(pid); err == nil {
+			return nil
+		}
+	}
+	return err
 }
 
 // usableCgroups finds the cgroups once; nil when steps run without.
