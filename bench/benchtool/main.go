@@ -7,6 +7,9 @@
 //	benchtool workloads [-quick] [-registry HOST:PORT] [-rootfs TAR] DIR
 //	benchtool measure -record FILE [-label K=V]... [-also-pid PID] [-image oci:PATH|docker:PATH] -- CMD...
 //	benchtool report RESULTS.jsonl
+//	benchtool scale-workloads [-quick] [-series S] -list | -point SERIES/SIZE [-registry R] [-stage-bytes N] DIR
+//	benchtool scale-report [-cpus N] RESULTS.jsonl
+//	benchtool plot [-o OUT.svg] [-cpus N] [-title T] RESULTS.jsonl
 package main
 
 import (
@@ -28,6 +31,12 @@ func main() {
 		err = measureCmd(args)
 	case "report":
 		err = reportCmd(args)
+	case "scale-workloads":
+		err = scaleWorkloadsCmd(args, os.Stdout)
+	case "scale-report":
+		err = scaleReportCmd(args, os.Stdout)
+	case "plot":
+		err = plotCmd(args, os.Stdout)
 	default:
 		usage()
 	}
@@ -38,6 +47,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchtool fill|workloads|measure|report [flags] ...")
+	fmt.Fprintln(os.Stderr, "usage: benchtool fill|workloads|measure|report|scale-workloads|scale-report|plot [flags] ...")
 	os.Exit(2)
 }
