@@ -44,7 +44,6 @@ bin=$work/bin results=$work/results.jsonl logs=$work/logs
 mkdir -p "$bin" "$logs"
 registry_pid="" bk_pid=""
 
-
 cleanup() {
 	stop_buildkitd
 	[ -z "$registry_pid" ] || kill "$registry_pid" 2>/dev/null || true
@@ -63,21 +62,6 @@ install_deps() {
 	log "installing ${need[*]}"
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-}
-
-# build_buildkit: buildkitd and buildctl v0.34.2 from the module proxy, static, kept in the cache.
-build_buildkit() {
-	[ -x "$cache/bin/buildkitd" ] && [ -x "$cache/bin/buildctl" ] && return
-	log "building buildkitd and buildctl v0.34.2 (once, into $cache/bin)"
-	local src=$cache/buildkit-src
-	mkdir -p "$src"
-	(
-		cd "$src"
-		[ -f go.mod ] || go mod init buildkit-bench >/dev/null 2>&1
-		go get github.com/moby/buildkit@v0.34.2 >/dev/null 2>&1
-		go build -o "$cache/bin/buildkitd" github.com/moby/buildkit/cmd/buildkitd
-		go build -o "$cache/bin/buildctl" github.com/moby/buildkit/cmd/buildctl
-	)
 }
 
 build_tools() {
@@ -104,37 +88,6 @@ seed_and_generate() {
 		rootfs=$work/busybox.tar flags=(-quick)
 	fi
 	"$bin/benchtool" workloads "${flags[@]}" -registry "$registry" -rootfs "$rootfs" "$work/w"
-}
-
-start_buildkitd() {
-	local d=$work/bk
-	rm -rf "$d" && mkdir -p "$d"
-	cat >"$d/buildkitd.toml" <<-EOF
-		[registry."$registry"]
-		  http = true
-		  insecure = true
-		[worker.oci]
-		  enabled = true
-		[worker.containerd]
-		  enabled = false
-	EOF
-	"$cache/bin/buildkitd" --root "$d/root" --addr "unix://$d/sock" --config "$d/buildkitd.toml" >>"$logs/buildkitd.log" 2>&1 &
-	bk_pid=$!
-	for _ in $(seq 100); do
-		"$cache/bin/buildctl" --addr "unix://$d/sock" debug workers >/dev/null 2>&1 && return
-		sleep 0.1
-	done
-	echo "bench/regcache.sh: buildkitd did not start, see $logs/buildkitd.log" >&2
-	exit 1
-}
-
-stop_buildkitd() {
-	[ -n "$bk_pid" ] || return 0
-	kill "$bk_pid" 2>/dev/null || true
-	while kill -0 "$bk_pid" 2>/dev/null; do sleep 0.1; done
-	bk_pid=""
-	umount_under "$work/bk"
-	rm -rf "$work/bk"
 }
 
 # argv_for BUILDER STATE TAG FROM TO: the command that builds W1 and pushes it as TAG, importing

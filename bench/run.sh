@@ -1,23 +1,31 @@
 #!/usr/bin/env bash
-# Strata against Buildah and Docker (BuildKit) on the same workloads, in one run.
+# Strata against Buildah and a current BuildKit on the same workloads, in one run, and the
+# issue's targets: each with its measured value, its limit, and whether it holds.
 #
-# Installs what it needs (Debian packages, idempotent), starts a docker-registry on
-# 127.0.0.1 with temporary storage, seeds it with a busybox and a Debian (mmdebstrap
-# minbase) base image, generates the workloads W1-W4 deterministically, then, for each run,
-# workload and builder (builders interleaved, their order rotated every run): a cold build to
-# an OCI tarball from empty caches, a warm rebuild with no change, and a rebuild after one
-# COPY'd file changes. Each build is timed and its process tree's RSS sampled every 50 ms by
-# `benchtool measure`; the table gives medians and Strata's ratio to the fastest peer, and
-# W3's machine limits (tar, gzip -1, zstd -3 of the same data). Two more builders, opt-in,
-# measure Strata's modes without root: strata-rootless (the same build run as the user
-# strata-bench, which strata re-executes in a user namespace) and strata-chroot (as root with
-# --isolation=chroot); the table gives their ratio to strata as root. See bench/README.md.
+# Installs what it needs (Debian packages, idempotent; buildkitd + buildctl v0.34.2 built once
+# into --cache DIR/bin), starts a docker-registry on 127.0.0.1 with temporary storage, seeds it
+# with a busybox and a Debian (mmdebstrap minbase) base image, generates the workloads
+# deterministically, then, for each run, workload and builder (builders interleaved, their
+# order rotated every run): a cold build to an OCI tarball from empty caches, a warm rebuild
+# with no change, and a rebuild after one COPY'd file changes. Each build is timed and its
+# process tree's RSS sampled every 50 ms by `benchtool measure`. W0, W5 and W6 (fixed costs
+# per step) and W3's cold-zstd phase are Strata's own targets: only strata and strata-before
+# build them. Then the machine limits: W3's data written, then tar | zstd -3 and tar | pgzip
+# (at layer/compress.go's settings), and W2's tarball decompressed. The table gives medians,
+# Strata's ratio to BuildKit, and the targets table. Opt-in builders: docker (Debian's 20.10,
+# BuildKit of 2020), strata-rootless and strata-chroot (Strata's modes without root; their
+# ratio is to strata as root), and strata-before (--baseline BIN: BIN run with strata's
+# arguments, with an "after / before" column). See bench/README.md.
 #
-# Usage: bench/run.sh [--quick] [--runs N] [--workloads "w1 w2 w3 w4"]
-#                     [--builders "strata buildah docker"] [--port N] [--cache DIR] [--keep]
-#   --builders  any of strata, buildah, docker, strata-rootless, strata-chroot
+# Usage: bench/run.sh [--quick] [--runs N] [--workloads "w0 w1 w2 w3 w4 w5 w6"]
+#                     [--builders "strata buildah buildkit"] [--baseline BIN] [--port N]
+#                     [--cache DIR] [--keep]
+#   --builders  any of strata, buildah, buildkit, docker, strata-rootless, strata-chroot
+#   --baseline  another strata binary (say, built from the commit before a change), run as the
+#               builder strata-before with strata's exact arguments
 #   --quick   one run and small sizes (W1 a tenth, W3 64 MiB + 64 MiB, W2 the busybox rootfs)
-#   --cache   where the Debian rootfs and results are kept (default /var/tmp/strata-bench-cache)
+#   --cache   where the Debian rootfs, buildkit binaries and results are kept
+#             (default /var/tmp/strata-bench-cache)
 #   --keep    keep the work directory (contexts, outputs, logs) for inspection
 set -euo pipefail
 # Static binaries, as shipped: the sandbox drops privileges on every thread only without cgo.
@@ -28,8 +36,8 @@ repo=$PWD
 . bench/lib.sh
 
 cmdline="bench/run.sh $*"
-quick=0 runs="" keep=0 port=5055 epoch=1700000000
-workloads="w1 w2 w3 w4" builders="strata buildah docker"
+quick=0 runs="" keep=0 port=5055 epoch=1700000000 baseline=""
+workloads="w0 w1 w2 w3 w4 w5 w6" builders="strata buildah buildkit"
 cache=/var/tmp/strata-bench-cache
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -37,6 +45,7 @@ while [ $# -gt 0 ]; do
 	--runs) runs=$2; shift ;;
 	--workloads) workloads=$2; shift ;;
 	--builders) builders=$2; shift ;;
+	--baseline) baseline=$2; shift ;;
 	--port) port=$2; shift ;;
 	--cache) cache=$2; shift ;;
 	--keep) keep=1 ;;
@@ -46,10 +55,17 @@ while [ $# -gt 0 ]; do
 done
 for b in $builders; do
 	case $b in
-	strata | buildah | docker | strata-rootless | strata-chroot) ;;
-	*) echo "bench/run.sh: unknown builder $b (want strata, buildah, docker, strata-rootless or strata-chroot)" >&2; exit 2 ;;
+	strata | buildah | buildkit | docker | strata-rootless | strata-chroot) ;;
+	*) echo "bench/run.sh: unknown builder $b (want strata, buildah, buildkit, docker, strata-rootless or strata-chroot)" >&2; exit 2 ;;
 	esac
 done
+if [ -n "$baseline" ]; then
+	[ -x "$baseline" ] || { echo "bench/run.sh: --baseline $baseline is not an executable" >&2; exit 2; }
+	baseline=$(realpath "$baseline")
+	# Next to strata in the rotation, so that both see the same neighbours.
+	builders=$(echo " $builders " | sed 's/ strata / strata strata-before /')
+	[[ " $builders " == *" strata-before "* ]] || builders="strata-before $builders"
+fi
 [ -n "$runs" ] || runs=$([ "$quick" = 1 ] && echo 1 || echo 3)
 registry=127.0.0.1:$port
 [ "$(id -u)" = 0 ] || { echo "bench/run.sh: run as root (buildah, dockerd and Strata's RUN need it)" >&2; exit 1; }
@@ -58,13 +74,14 @@ mkdir -p "$cache"
 work=$(mktemp -d /var/tmp/strata-bench.XXXXXX)
 bin=$work/bin results=$work/results.jsonl logs=$work/logs
 mkdir -p "$bin" "$logs"
-registry_pid="" dockerd_pid=""
+registry_pid="" dockerd_pid="" bk_pid=""
 # The user strata-rootless builds as, and the command prefix that runs as it, with its home
 # and a clean environment (set up by setup_rootless).
 bench_user=strata-bench bench_uid="" bench_gid="" bench_home="" as_user=()
 
 cleanup() {
 	stop_dockerd
+	stop_buildkitd
 	[ -z "$registry_pid" ] || kill "$registry_pid" 2>/dev/null || true
 	umount_under "$work"
 	if [ "$keep" = 1 ]; then log "kept $work"; else rm -rf "$work"; fi
@@ -74,11 +91,21 @@ trap cleanup EXIT
 # uses BUILDER: whether BUILDER is among --builders.
 uses() { [[ " $builders " == *" $1 "* ]]; }
 
+# strata_only W: whether W is one of Strata's own fixed-cost workloads, which the peers skip.
+strata_only() { [[ " w0 w5 w6 " == *" $1 "* ]]; }
+
+# is_strata BUILDER: strata itself or its baseline (the modes are measured as other builders).
+is_strata() { [ "$1" = strata ] || [ "$1" = strata-before ]; }
+
 # install_deps: the Debian packages for the peers, the registry and the bases, if missing;
-# slirp4netns for Strata's RUN network, uidmap (newuidmap, newgidmap) for strata-rootless.
+# slirp4netns for Strata's RUN network, runc for buildkitd's OCI worker, uidmap (newuidmap,
+# newgidmap) for strata-rootless.
 install_deps() {
-	local need=() pair pairs=(buildah:buildah dockerd:docker.io docker-registry:docker-registry
+	local need=() pair pairs=(docker-registry:docker-registry
 		mmdebstrap:mmdebstrap zstd:zstd gzip:gzip curl:curl slirp4netns:slirp4netns)
+	! uses buildah || pairs+=(buildah:buildah)
+	! uses docker || pairs+=(dockerd:docker.io)
+	! uses buildkit || pairs+=(runc:runc)
 	! uses strata-rootless || pairs+=(newuidmap:uidmap newgidmap:uidmap setpriv:util-linux)
 	for pair in "${pairs[@]}"; do
 		command -v "${pair%%:*}" >/dev/null || [[ " ${need[*]} " == *" ${pair#*:} "* ]] || need+=("${pair#*:}")
@@ -90,12 +117,15 @@ install_deps() {
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 }
 
-# build_tools: strata, the static benchtool (also put in the bases) and seedimage.
+# build_tools: strata, the static benchtool (also put in the bases), seedimage, pgzip (W3's
+# gzip limit) and, when used, buildkitd and buildctl (once, into the cache).
 build_tools() {
-	log "building strata, benchtool, seedimage"
+	log "building strata, benchtool, seedimage, pgzip"
 	go build -o "$bin/strata" ./cmd/strata || log "strata does not build: its builds will be recorded as failed"
 	go build -trimpath -ldflags=-s -o "$bin/benchtool" ./bench/benchtool
 	go build -o "$bin/seedimage" ./bench/seedimage
+	go build -o "$bin/pgzip" ./bench/pgzip
+	! uses buildkit || build_buildkit
 }
 
 # seed_bases: debian:bookworm (mmdebstrap minbase, cached) and busybox:bench (cmd/mkrootfs),
@@ -193,15 +223,18 @@ stop_dockerd() {
 # docker_cli: Debian's docker client (a newer one elsewhere on PATH may want buildx).
 docker_cli() { DOCKER_HOST="unix://$work/docker/docker.sock" DOCKER_BUILDKIT=1 /usr/bin/docker "$@"; }
 
-# build_argv BUILDER W OUT: sets argv to the command that builds W's context into the
-# tarball OUT (for the peers, build and export in one shell, timed together).
+# build_argv BUILDER W OUT PHASE: sets argv to the command that builds W's context into the
+# tarball OUT (for buildah and docker, build and export in one shell, timed together).
 build_argv() {
-	local b=$1 w=$2 out=$3 ctx=$work/w/$2/ctx state=$work/state/$1-$2
+	local b=$1 w=$2 out=$3 phase=$4 ctx=$work/w/$2/ctx state=$work/state/$1-$2
 	local strata=("$bin/strata" build --root "$state" -t "bench/$w" -o "type=oci,dest=$out"
 		--source-date-epoch "$epoch" --insecure-registry "$registry" --progress plain)
+	[ "$phase" != cold-zstd ] || strata+=(--compression zstd)
 	case $b in
 	strata)
 		argv=("${strata[@]}" "$ctx") ;;
+	strata-before)
+		argv=("$baseline" "${strata[@]:1}" "$ctx") ;;
 	strata-chroot)
 		argv=("${strata[@]}" --isolation=chroot "$ctx") ;;
 	strata-rootless)
@@ -211,6 +244,10 @@ build_argv() {
 	buildah)
 		local g="buildah --root $state/root --runroot $state/run --storage-driver overlay"
 		argv=(sh -c "$g build --isolation chroot --layers --tls-verify=false --timestamp $epoch -t bench/$w $ctx && $g push bench/$w oci-archive:$out") ;;
+	buildkit)
+		argv=("$cache/bin/buildctl" --addr "unix://$work/bk/sock" build --progress plain
+			--frontend dockerfile.v0 --local "context=$ctx" --local "dockerfile=$ctx"
+			--opt "build-arg:SOURCE_DATE_EPOCH=$epoch" --output "type=oci,dest=$out") ;;
 	docker)
 		argv=(env "DOCKER_HOST=unix://$work/docker/docker.sock" DOCKER_BUILDKIT=1 sh -c
 			"/usr/bin/docker build --network host --build-arg SOURCE_DATE_EPOCH=$epoch -t bench/$w $ctx && /usr/bin/docker save -o $out bench/$w") ;;
@@ -225,7 +262,8 @@ measure() {
 	mkdir -p "$work/out"
 	rm -f "$out"
 	if [ "$b" = docker ]; then kind=docker extra=(-also-pid "$dockerd_pid"); fi
-	build_argv "$b" "$w" "$out"
+	[ "$b" != buildkit ] || extra=(-also-pid "$bk_pid")
+	build_argv "$b" "$w" "$out" "$phase"
 	if "$bin/benchtool" measure -record "$results" -workload "$w" -builder "$b" -phase "$phase" \
 		-run "$run" -image "$kind:$out" "${extra[@]}" -- "${argv[@]}" >"$logf" 2>&1; then
 		log "$w $b $phase run $run: $(tail -1 "$results" | grep -o '"seconds":[0-9.]*' | cut -d: -f2) s"
@@ -234,23 +272,35 @@ measure() {
 	fi
 }
 
-# clear_state BUILDER W: drops the builder's caches (for docker: its daemon and data root;
-# strata-rootless's, owned by the bench user's subordinate IDs, root removes all the same).
+# clear_state BUILDER W: drops the builder's caches (for docker and buildkit: the daemon and
+# its root; strata-rootless's, owned by the bench user's subordinate IDs, root removes all the
+# same).
 clear_state() {
 	umount_under "$work/state/$1-$2"
 	rm -rf "$work/state/$1-$2"
 	[ "$1" != docker ] || stop_dockerd
+	[ "$1" != buildkit ] || stop_buildkitd
 }
 
 # apply W DIR: copy the workload's orig/ or change/ files over its context.
 apply() { [ ! -d "$work/w/$1/$2" ] || cp -a "$work/w/$1/$2/." "$work/w/$1/ctx/"; }
 
-# bench_one BUILDER W RUN: cold, warm, and (where W has a COPY'd file to change) change.
+# bench_one BUILDER W RUN: cold, warm, and (where W has a COPY'd file to change) change;
+# for W3 and Strata, then cold-zstd (an empty store again). The fixed-cost workloads W0, W5
+# and W6 are Strata's only, cold only.
 bench_one() {
 	local b=$1 w=$2 run=$3
+	if strata_only "$w"; then
+		is_strata "$b" || return 0
+		clear_state "$b" "$w"
+		measure "$b" "$w" cold "$run"
+		clear_state "$b" "$w"
+		return
+	fi
 	apply "$w" orig
 	clear_state "$b" "$w"
 	[ "$b" != docker ] || start_dockerd
+	[ "$b" != buildkit ] || start_buildkitd
 	[ "$b" != strata-rootless ] || rootless_dirs "$w"
 	measure "$b" "$w" cold "$run"
 	measure "$b" "$w" warm "$run"
@@ -259,31 +309,54 @@ bench_one() {
 		measure "$b" "$w" change "$run"
 		apply "$w" orig
 	fi
+	if [ "$w" = w3 ] && is_strata "$b"; then
+		clear_state "$b" "$w"
+		measure "$b" "$w" cold-zstd "$run"
+	fi
 	clear_state "$b" "$w"
 }
 
-# limits: W3's data written once, then tar, gzip -1 and zstd -3 of it, each $runs times.
+# limits: each $runs times, W3's data written once (fill), then tar -c of it alone, through
+# gzip -1, zstd -3 and pgzip (layer/compress.go's level, block size and blocks at once); and
+# W2's tarball decompressed once. Each is its own record (builder = the limit's id); the
+# report sums fill and tar | compress for W3's targets.
 limits() {
-	local d=$work/limits n
-	n=$(grep -o 'bytes [0-9]*' "$work/w/w3/ctx/Dockerfile" | head -1 | cut -d' ' -f2)
-	rm -rf "$d" && mkdir -p "$d/data"
+	local d=$work/limits n run ref
 	for run in $(seq "$runs"); do
-		rm -f "$d/data/"*
-		"$bin/benchtool" measure -record "$results" -workload w3 -builder "write the data (RUN's floor)" -phase limit -run "$run" -- \
-			sh -c "'$bin/benchtool' fill -seed 3 -kind random -bytes $n '$d/data/random.bin' && '$bin/benchtool' fill -kind zero -bytes $n '$d/data/zeros.bin'"
-		for ref in "tar -c >/dev/null:cat" "tar -c, gzip -1:gzip -1" "tar -c, zstd -3:zstd -3 -q"; do
-			"$bin/benchtool" measure -record "$results" -workload w3 -builder "${ref%%:*}" -phase limit -run "$run" -- \
-				sh -c "tar -C '$d' -cf - data | ${ref#*:} >/dev/null"
-		done
+		if [[ " $workloads " == *" w3 "* ]]; then
+			n=$(grep -o 'bytes [0-9]*' "$work/w/w3/ctx/Dockerfile" | head -1 | cut -d' ' -f2)
+			rm -rf "$d" && mkdir -p "$d/data"
+			"$bin/benchtool" measure -record "$results" -workload w3 -builder fill -phase limit -run "$run" -- \
+				sh -c "'$bin/benchtool' fill -seed 3 -kind random -bytes $n '$d/data/random.bin' && '$bin/benchtool' fill -kind zero -bytes $n '$d/data/zeros.bin'"
+			for ref in "tar:cat" "tar-gzip1:gzip -1" "tar-zstd3:zstd -3 -q" "tar-pgzip:'$bin/pgzip' -settings '$repo/layer/compress.go'"; do
+				"$bin/benchtool" measure -record "$results" -workload w3 -builder "${ref%%:*}" -phase limit -run "$run" -- \
+					sh -c "tar -C '$d' -cf - data | ${ref#*:} >/dev/null"
+			done
+			rm -rf "$d"
+		fi
+		if [[ " $workloads " == *" w2 "* ]]; then
+			apply w2 orig
+			"$bin/benchtool" measure -record "$results" -workload w2 -builder gunzip -phase limit -run "$run" -- \
+				sh -c "gzip -dc '$work/w/w2/ctx/rootfs.tar.gz' >/dev/null"
+		fi
 	done
-	rm -rf "$d"
 }
 
 machine() {
 	echo "- $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -h | awk '/^Mem:/ { print $2 }') RAM, no swap: $(free -h | awk '/^Swap:/ { print $2 }')"
 	echo "- kernel $(uname -r); $(. /etc/os-release && echo "$PRETTY_NAME")"
 	echo "- disk: $(df -hT "$work" | awk 'NR == 2 { print $1 ", " $2 ", " $3 " (" $5 " used)" }')"
-	echo "- $(buildah --version); $(dockerd --version); $(go version)"
+	local tools=()
+	! uses buildah || tools+=("$(buildah --version)")
+	# buildctl --version says v0.0.0+unknown when built with go build: the module's version is right.
+	! uses buildkit || tools+=("buildkitd + buildctl $(go version -m "$cache/bin/buildctl" | awk '$1 == "mod" { print $3 }') (OCI worker, $(runc --version | head -1))")
+	! uses docker || tools+=("$(dockerd --version)")
+	tools+=("$(go version)")
+	local line
+	line=$(printf '%s; ' "${tools[@]}")
+	echo "- ${line%; }"
+	echo "- W3's pgzip limit at layer/compress.go's settings: $("$bin/pgzip" -settings layer/compress.go -print)"
+	[ -z "$baseline" ] || echo "- strata-before: $baseline"
 	echo "- strata built from the work tree at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' plus uncommitted changes')"
 	if uses strata-rootless; then
 		echo "- strata-rootless as $bench_user (uid $bench_uid), subordinate IDs $(grep -E "^($bench_user|$bench_uid):" /etc/subuid | head -1 | cut -d: -f2-) (uid) mapped by $(dpkg-query -W -f='uidmap ${Version}' uidmap 2>/dev/null || echo newuidmap)"
@@ -305,7 +378,7 @@ main() {
 		done
 		order=("${order[@]:1}" "${order[0]}")
 	done
-	[[ " $workloads " != *" w3 "* ]] || limits
+	limits
 	local stamp out
 	stamp=$(date -u +%Y%m%dT%H%M%SZ)
 	out=$cache/results/$stamp

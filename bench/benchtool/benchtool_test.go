@@ -84,18 +84,19 @@ func TestMedian(t *testing.T) {
 	}
 }
 
-func TestRatioIsAgainstTheFastestPeer(t *testing.T) {
+func TestRatioIsAgainstBuildKit(t *testing.T) {
 	tests := []struct {
 		vals map[string]float64
 		want string
 	}{
-		{map[string]float64{"strata": 1, "buildah": 4, "docker": 2}, "0.50x"},
-		{map[string]float64{"strata": 3, "docker": 2}, "1.50x"},
-		{map[string]float64{"buildah": 4, "docker": 2}, "n/a"},
+		{map[string]float64{"strata": 1, "buildah": 4, "buildkit": 2}, "0.50x"},
+		// Not the fastest peer: BuildKit, the reference.
+		{map[string]float64{"strata": 3, "buildah": 1, "buildkit": 2}, "1.50x"},
+		{map[string]float64{"strata": 3, "docker": 1}, "n/a"},
+		{map[string]float64{"buildah": 4, "buildkit": 2}, "n/a"},
 		{map[string]float64{"strata": 1}, "n/a"},
-		// Strata's modes are not peers, however fast.
-		{map[string]float64{"strata": 2, "buildah": 4, "docker": 8, "strata-rootless": 1, "strata-chroot": 1}, "0.50x"},
-		{map[string]float64{"strata": 2, "strata-rootless": 1}, "n/a"},
+		// Strata's modes and its baseline are not peers, however fast.
+		{map[string]float64{"strata": 2, "buildkit": 4, "strata-before": 1, "strata-chroot": 1}, "0.50x"},
 	}
 	for _, tc := range tests {
 		if got := ratioCell(tc.vals); got != tc.want {
@@ -133,7 +134,7 @@ func TestModeRatioIsAgainstStrataAsRoot(t *testing.T) {
 		{map[string]float64{"buildah": 1, "strata-rootless": 3}, "n/a"},
 	}
 	for _, tc := range tests {
-		if got := modeRatioCell(tc.vals, "strata-rootless"); got != tc.want {
+		if got := modeRatioCell(tc.vals, modes[1]); got != tc.want {
 			t.Errorf("modeRatioCell(%v) = %s, want %s", tc.vals, got, tc.want)
 		}
 	}
@@ -156,10 +157,10 @@ func tableLines(t *testing.T, recs []record) []string {
 func TestReportWithoutModesKeepsItsColumns(t *testing.T) {
 	recs := []record{
 		{Workload: "w4", Builder: "strata", Phase: "cold", OK: true, Seconds: 1, Digest: "sha256:a"},
-		{Workload: "w4", Builder: "docker", Phase: "cold", OK: true, Seconds: 2, Digest: "sha256:b"},
+		{Workload: "w4", Builder: "buildkit", Phase: "cold", OK: true, Seconds: 2, Digest: "sha256:b"},
 	}
 	rows := tableLines(t, recs)
-	if want := "| workload | figure | Strata | Buildah | Docker (BuildKit) | Strata / fastest peer |"; rows[0] != want {
+	if want := "| workload | figure | Strata | Buildah | BuildKit | Strata / BuildKit |"; rows[0] != want {
 		t.Errorf("header %q, want %q", rows[0], want)
 	}
 	if want := "|---|---|--:|--:|--:|--:|"; rows[1] != want {
@@ -177,15 +178,15 @@ func TestReportShowsModesWithTheirRatioToRoot(t *testing.T) {
 	recs := []record{
 		{Workload: "w4", Builder: "strata", Phase: "cold", OK: true, Seconds: 2, Digest: "sha256:a"},
 		{Workload: "w4", Builder: "buildah", Phase: "cold", OK: true, Seconds: 8, Digest: "sha256:b"},
-		{Workload: "w4", Builder: "docker", Phase: "cold", OK: true, Seconds: 4, Digest: "sha256:c"},
+		{Workload: "w4", Builder: "buildkit", Phase: "cold", OK: true, Seconds: 4, Digest: "sha256:c"},
 		{Workload: "w4", Builder: "strata-rootless", Phase: "cold", OK: true, Seconds: 3, Digest: "sha256:a"},
 		{Workload: "w4", Builder: "strata-chroot", Phase: "cold", OK: true, Seconds: 1, Digest: "sha256:d"},
 	}
 	rows := tableLines(t, recs)
 	want := []string{
-		"| workload | figure | Strata | Buildah | Docker (BuildKit) | Strata rootless | Strata chroot | Strata / fastest peer | rootless / root | chroot / root |",
+		"| workload | figure | Strata | Buildah | BuildKit | Strata rootless | Strata chroot | Strata / BuildKit | rootless / root | chroot / root |",
 		"|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
-		// The chroot mode is faster than every peer, yet Strata's ratio is still to docker's.
+		// The chroot mode is faster than every peer, yet Strata's ratio is still to BuildKit's.
 		"| w4 | cold build to OCI tarball (s) | 2.00 | 8.00 | 4.00 | 3.00 | 1.00 | 0.50x | 1.50x | 0.50x |",
 		"| w4 | same digest, cold builds twice+ | n/a | n/a | n/a | n/a | n/a |  | same as root | differs from root |",
 	}
@@ -197,7 +198,133 @@ func TestReportShowsModesWithTheirRatioToRoot(t *testing.T) {
 
 	// Only the modes that were run get columns.
 	rows = tableLines(t, recs[:4])
-	if want := "| workload | figure | Strata | Buildah | Docker (BuildKit) | Strata rootless | Strata / fastest peer | rootless / root |"; rows[0] != want {
+	if want := "| workload | figure | Strata | Buildah | BuildKit | Strata rootless | Strata / BuildKit | rootless / root |"; rows[0] != want {
 		t.Errorf("header %q, want %q", rows[0], want)
+	}
+}
+
+func TestReportShowsTheBaselineAndDockerWhenRun(t *testing.T) {
+	recs := []record{
+		{Workload: "w4", Builder: "strata", Phase: "cold", OK: true, Seconds: 1, Digest: "sha256:a"},
+		{Workload: "w4", Builder: "strata", Phase: "cold", OK: true, Seconds: 1, Digest: "sha256:a"},
+		{Workload: "w4", Builder: "strata-before", Phase: "cold", OK: true, Seconds: 4, Digest: "sha256:a"},
+		{Workload: "w4", Builder: "strata-before", Phase: "cold", OK: true, Seconds: 4, Digest: "sha256:b"},
+		{Workload: "w4", Builder: "buildkit", Phase: "cold", OK: true, Seconds: 2},
+		{Workload: "w4", Builder: "docker", Phase: "cold", OK: true, Seconds: 3},
+		{Workload: "w4", Builder: "strata-chroot", Phase: "cold", OK: true, Seconds: 3, Digest: "sha256:a"},
+	}
+	rows := tableLines(t, recs)
+	want := []string{
+		"| workload | figure | Strata | Strata before | Buildah | BuildKit | Docker 20.10 | Strata chroot | Strata / BuildKit | after / before | chroot / root |",
+		// after / before is Strata's time over the baseline's: below 1, the change helped.
+		"| w4 | cold build to OCI tarball (s) | 1.00 | 4.00 | n/a | 2.00 | 3.00 | 3.00 | 0.50x | 0.25x | 3.00x |",
+		"| w4 | same digest, cold builds twice+ | yes (2/2) | no (2 digests/2) | n/a | n/a | n/a | n/a |  | digest changed | same as root |",
+	}
+	for _, w := range want {
+		if !slices.Contains(rows, w) {
+			t.Errorf("no row %q in\n%s", w, strings.Join(rows, "\n"))
+		}
+	}
+}
+
+// targetRows are the report's Targets table rows by their first cell.
+func targetRows(t *testing.T, recs []record) (map[string]string, string) {
+	t.Helper()
+	var b bytes.Buffer
+	writeReport(&b, recs)
+	out := b.String()
+	i := strings.Index(out, "\nTargets")
+	if i < 0 {
+		t.Fatalf("no Targets table in\n%s", out)
+	}
+	rows := map[string]string{}
+	for _, l := range strings.Split(out[i:], "\n") {
+		if cells := strings.Split(l, " | "); len(cells) > 1 && strings.HasPrefix(l, "| ") {
+			rows[strings.TrimPrefix(cells[0], "| ")] = l
+		}
+	}
+	return rows, out[i:]
+}
+
+func TestTargetsTable(t *testing.T) {
+	ok := func(w, b, phase string, sec float64, rssMiB, size int64) record {
+		return record{Workload: w, Builder: b, Phase: phase, OK: true, Seconds: sec, PeakRSS: rssMiB << 20, Size: size}
+	}
+	recs := []record{
+		ok("w1", "strata", "cold", 1, 40, 1000), ok("w1", "buildkit", "cold", 4, 300, 2000), ok("w1", "buildah", "cold", 9, 90, 999),
+		ok("w1", "strata", "warm", 1, 70, 0), ok("w1", "buildkit", "warm", 4, 300, 0),
+		ok("w0", "strata", "cold", 0.2, 30, 1), ok("w5", "strata", "cold", 0.3, 30, 1), ok("w6", "strata", "cold", 0.6, 30, 1),
+		ok("w3", "fill", "limit", 1, 0, 0), ok("w3", "tar-zstd3", "limit", 1, 0, 0), ok("w3", "tar-pgzip", "limit", 2, 0, 0),
+		ok("w3", "strata", "cold-zstd", 2.5, 50, 0), ok("w3", "strata", "cold", 4, 50, 0),
+		ok("w2", "gunzip", "limit", 1, 0, 0), ok("w2", "strata", "cold", 1.2, 20, 0), ok("w2", "strata", "warm", 0.02, 0, 0),
+	}
+	rows, table := targetRows(t, recs)
+	want := []string{
+		"| W1 cold build, Strata / BuildKit | 1.00 s / 4.00 s | <= 0.35x | 0.25x | PASS |",
+		"| W1 warm rebuild, Strata / BuildKit | 1.00 s / 4.00 s | <= 0.05x | 0.25x | FAIL |",
+		"| W1 one-file change, Strata / BuildKit | not run | <= 0.35x | n/a | n/a |",
+		"| W4 cold build, Strata / BuildKit | not run | <= 0.20x | n/a | n/a |",
+		"| fixed cost of a metadata step: (W5 - W0) / 200, cold | (0.300 s - 0.200 s) / 200 | <= 1 ms | 0.50 ms | PASS |",
+		"| fixed cost of RUN true: (W6 - W0) / 50, cold | (0.600 s - 0.200 s) / 50 | <= 5 ms | 8.00 ms | FAIL |",
+		"| W3 cold-zstd / (fill + tar -c \\| zstd -3) | 2.50 s / 2.00 s | <= 1.50x | 1.25x | PASS |",
+		"| W3 cold / (fill + tar -c \\| pgzip) | 4.00 s / 3.00 s | <= 1.20x | 1.33x | FAIL |",
+		"| W2 cold / (gzip -dc rootfs.tar.gz >/dev/null) | 1.20 s / 1.00 s | <= 1.50x | 1.20x | PASS |",
+		"| W1 peak RSS, highest phase median | cold 40.0, warm 70.0 (MiB) | <= 64 MiB | 70.0 MiB | FAIL |",
+		"| W3 peak RSS, highest phase median | cold 50.0, cold-zstd 50.0 (MiB) | <= 64 MiB | 50.0 MiB | PASS |",
+		// A build too short to be sampled is not a pass.
+		"| W2 peak RSS, highest phase median | cold 20.0, warm not sampled (MiB) | <= 64 MiB | 20.0 MiB | PASS |",
+		"| W1 image size, Strata / Buildah | 0.00 MB / 0.00 MB | <= 1.00x | 1.001x | FAIL |",
+	}
+	for _, w := range want {
+		if !strings.Contains(table, w+"\n") {
+			t.Errorf("no row %q in\n%s", w, table)
+		}
+	}
+	if _, ok := rows["W2 image size, Strata / Buildah"]; ok {
+		t.Errorf("a size target for W2, which Buildah did not build:\n%s", table)
+	}
+	if !strings.Contains(table, "\n9 of 14 measured targets hold.\n") {
+		t.Errorf("wrong count in\n%s", table)
+	}
+	if strings.Contains(table, "before") {
+		t.Errorf("baseline columns without a baseline:\n%s", table)
+	}
+
+	// With the baseline, each row also gives its value and result.
+	recs = append(recs, ok("w1", "strata-before", "cold", 0.4, 40, 1000))
+	_, table = targetRows(t, recs)
+	for _, w := range []string{
+		"| target | measured | limit | value | result | before | before result |",
+		"| W1 cold build, Strata / BuildKit | 1.00 s / 4.00 s | <= 0.35x | 0.25x | PASS | 0.10x | PASS |",
+		"| W1 warm rebuild, Strata / BuildKit | 1.00 s / 4.00 s | <= 0.05x | 0.25x | FAIL | n/a | n/a |",
+	} {
+		if !strings.Contains(table, w+"\n") {
+			t.Errorf("no row %q in\n%s", w, table)
+		}
+	}
+}
+
+func TestLimitsAreSumsOfMedians(t *testing.T) {
+	recs := []record{
+		{Workload: "w3", Builder: "fill", Phase: "limit", OK: true, Seconds: 1},
+		{Workload: "w3", Builder: "fill", Phase: "limit", OK: true, Seconds: 3},
+		{Workload: "w3", Builder: "fill", Phase: "limit", OK: true, Seconds: 2},
+		{Workload: "w3", Builder: "tar-pgzip", Phase: "limit", OK: true, Seconds: 0.5},
+		{Workload: "w3", Builder: "strata", Phase: "cold", OK: true, Seconds: 5},
+	}
+	rows := tableLines(t, recs)
+	for _, w := range []string{
+		"| w3 | fill + tar -c \\| pgzip | 2.50 | cold | 2.00x |",
+		"| w3 | write the data (benchtool fill, RUN's floor) | 2.00 | cold | 2.50x |",
+	} {
+		if !slices.Contains(rows, w) {
+			t.Errorf("no row %q in\n%s", w, strings.Join(rows, "\n"))
+		}
+	}
+	// A limit missing a part is left out, not counted as zero.
+	for _, r := range rows {
+		if strings.Contains(r, "zstd -3 |") {
+			t.Errorf("row %q without zstd records", r)
+		}
 	}
 }

@@ -10,19 +10,38 @@ import (
 	"strings"
 )
 
-// builders are the table's columns; strata is compared with the fastest of the others.
-var builders = []string{"strata", "buildah", "docker"}
+// peer is a builder Strata is compared with: its column shows when always is set or the
+// results have it.
+type peer struct {
+	builder, column string
+	always          bool
+}
 
-// mode is one of Strata's other ways to build, measured as a builder of its own by run.sh.
-// Its column appears when the results have it, with a column of its ratio to strata (root);
-// modes are never peers.
+// peers are the other builders. The ratio column and the targets are to BuildKit; Docker
+// 20.10 (BuildKit of 2020, inside dockerd) only runs when named.
+var peers = []peer{
+	{"buildah", "Buildah", true},
+	{"buildkit", "BuildKit", true},
+	{"docker", "Docker 20.10", false},
+}
+
+// target is the peer the ratio column and the ratio targets compare with.
+const target = "buildkit"
+
+// mode is another Strata measured as a builder of its own by run.sh: strata-before (the
+// --baseline binary) or one of Strata's ways to build. Its column appears when the results
+// have it, with a column of its ratio to strata; modes are never peers.
 type mode struct {
 	builder, column, ratio string
+	// before: the ratio is strata's value over the mode's (after / before), and the digest
+	// cell compares with the baseline's.
+	before bool
 }
 
 var modes = []mode{
-	{"strata-rootless", "Strata rootless", "rootless / root"},
-	{"strata-chroot", "Strata chroot", "chroot / root"},
+	{"strata-before", "Strata before", "after / before", true},
+	{"strata-rootless", "Strata rootless", "rootless / root", false},
+	{"strata-chroot", "Strata chroot", "chroot / root", false},
 }
 
 // figure is one row of the table: how to get a number from a workload's records.
@@ -33,12 +52,21 @@ type figure struct {
 	unit  string
 }
 
+func seconds(r record) float64 { return r.Seconds }
+func rssMiB(r record) float64  { return float64(r.PeakRSS) / (1 << 20) }
+func sizeMB(r record) float64  { return float64(r.Size) / 1e6 }
+
 var figures = []figure{
-	{"cold build to OCI tarball", "cold", func(r record) float64 { return r.Seconds }, "s"},
-	{"warm rebuild, no change", "warm", func(r record) float64 { return r.Seconds }, "s"},
-	{"rebuild, one COPY'd file changed", "change", func(r record) float64 { return r.Seconds }, "s"},
-	{"peak RSS, cold build", "cold", func(r record) float64 { return float64(r.PeakRSS) / (1 << 20) }, "MiB"},
-	{"output tarball size", "cold", func(r record) float64 { return float64(r.Size) / 1e6 }, "MB"},
+	{"cold build to OCI tarball", "cold", seconds, "s"},
+	{"warm rebuild, no change", "warm", seconds, "s"},
+	{"rebuild, one COPY'd file changed", "change", seconds, "s"},
+	{"cold build, --compression zstd", "cold-zstd", seconds, "s"},
+	{"peak RSS, cold build", "cold", rssMiB, "MiB"},
+	{"peak RSS, warm rebuild", "warm", rssMiB, "MiB"},
+	{"peak RSS, one file changed", "change", rssMiB, "MiB"},
+	{"peak RSS, cold zstd build", "cold-zstd", rssMiB, "MiB"},
+	{"output tarball size", "cold", sizeMB, "MB"},
+	{"output tarball size, zstd", "cold-zstd", sizeMB, "MB"},
 }
 
 // reportCmd prints the markdown tables from a results file.
@@ -113,11 +141,12 @@ func writeReport(w io.Writer, recs []record) {
 	}
 	slices.Sort(workloads)
 	ms := presentModes(recs)
-	header := []string{"workload", "figure", "Strata", "Buildah", "Docker (BuildKit)"}
-	for _, m := range ms {
-		header = append(header, m.column)
+	cols := columns(recs, ms)
+	header := []string{"workload", "figure"}
+	for _, c := range cols {
+		header = append(header, columnName(c))
 	}
-	header = append(header, "Strata / fastest peer")
+	header = append(header, "Strata / BuildKit")
 	for _, m := range ms {
 		header = append(header, m.ratio)
 	}
@@ -125,44 +154,84 @@ func writeReport(w io.Writer, recs []record) {
 	fmt.Fprintln(w, "|---|---|"+strings.Repeat("--:|", len(header)-2))
 	for _, wl := range workloads {
 		for _, f := range figures {
-			writeRow(w, recs, ms, wl, f)
+			writeRow(w, recs, cols, ms, wl, f)
 		}
-		writeReproRow(w, recs, ms, wl)
+		writeReproRow(w, recs, cols, ms, wl)
 	}
 	writeFootnotes(w, recs)
 	writeLimits(w, recs)
+	writeTargets(w, recs, slices.ContainsFunc(ms, func(m mode) bool { return m.before }))
+}
+
+// has says whether the results have a (non-limit) record of builder b.
+func has(recs []record, b string) bool {
+	return slices.ContainsFunc(recs, func(r record) bool { return r.Builder == b && r.Phase != "limit" })
 }
 
 // presentModes are the modes with a (non-limit) record, in the order of modes.
 func presentModes(recs []record) []mode {
 	var out []mode
 	for _, m := range modes {
-		if slices.ContainsFunc(recs, func(r record) bool { return r.Builder == m.builder && r.Phase != "limit" }) {
+		if has(recs, m.builder) {
 			out = append(out, m)
 		}
 	}
 	return out
 }
 
-// columns are the builders whose medians a row shows: the fixed ones, then the modes ms.
-func columns(ms []mode) []string {
-	cols := slices.Clone(builders)
+// columns are the builders whose medians a row shows: strata, the baseline, the peers shown,
+// then Strata's other modes.
+func columns(recs []record, ms []mode) []string {
+	cols := []string{"strata"}
 	for _, m := range ms {
-		cols = append(cols, m.builder)
+		if m.before {
+			cols = append(cols, m.builder)
+		}
+	}
+	for _, p := range peers {
+		if p.always || has(recs, p.builder) {
+			cols = append(cols, p.builder)
+		}
+	}
+	for _, m := range ms {
+		if !m.before {
+			cols = append(cols, m.builder)
+		}
 	}
 	return cols
 }
 
-// writeRow prints one figure's medians, Strata's ratio to the best peer, and each mode's
-// ratio to Strata (root).
-func writeRow(w io.Writer, recs []record, ms []mode, wl string, f figure) {
+func columnName(b string) string {
+	for _, p := range peers {
+		if p.builder == b {
+			return p.column
+		}
+	}
+	for _, m := range modes {
+		if m.builder == b {
+			return m.column
+		}
+	}
+	if b == "strata" {
+		return "Strata"
+	}
+	return b
+}
+
+// writeRow prints one figure's medians, Strata's ratio to BuildKit, and each mode's ratio.
+func writeRow(w io.Writer, recs []record, cols []string, ms []mode, wl string, f figure) {
 	cells := []string{wl, f.name + " (" + f.unit + ")"}
 	vals := map[string]float64{}
 	present := false
-	for _, b := range columns(ms) {
+	for _, b := range cols {
 		rs := pick(recs, wl, b, f.phase)
 		present = present || len(rs) > 0
 		m, ok, some := median(rs, f.value)
+		if ok && m == 0 && f.unit == "MiB" {
+			// Builds shorter than measure's 50 ms sampling period have no RSS sample.
+			cells = append(cells, "not sampled")
+			continue
+		}
 		cells = append(cells, cell(rs, m, ok, some))
 		if ok {
 			vals[b] = m
@@ -173,7 +242,7 @@ func writeRow(w io.Writer, recs []record, ms []mode, wl string, f figure) {
 	}
 	cells = append(cells, ratioCell(vals))
 	for _, m := range ms {
-		cells = append(cells, modeRatioCell(vals, m.builder))
+		cells = append(cells, modeRatioCell(vals, m))
 	}
 	fmt.Fprintln(w, "| "+strings.Join(cells, " | ")+" |")
 }
@@ -190,37 +259,37 @@ func cell(rs []record, m float64, ok, some bool) string {
 	return fmt.Sprintf("%.2f", m)
 }
 
-// ratioCell is Strata's value over the lowest peer value (below 1: Strata wins). The peers
-// are builders' others: Strata's modes never count.
-func ratioCell(vals map[string]float64) string {
-	s, ok := vals["strata"]
-	best, found := 0.0, false
-	for _, b := range builders[1:] {
-		if v, ok := vals[b]; ok && (!found || v < best) {
-			best, found = v, true
-		}
-	}
-	if !ok || !found || best == 0 {
+// ratio formats a/b, or n/a when either is missing or b is 0.
+func ratio(a float64, aok bool, b float64, bok bool) string {
+	if !aok || !bok || b == 0 {
 		return "n/a"
 	}
-	return fmt.Sprintf("%.2fx", s/best)
+	return fmt.Sprintf("%.2fx", a/b)
 }
 
-// modeRatioCell is the mode's value over Strata's as root (above 1: the mode costs more).
-func modeRatioCell(vals map[string]float64, b string) string {
-	v, ok := vals[b]
-	root, rok := vals["strata"]
-	if !ok || !rok || root == 0 {
-		return "n/a"
+// ratioCell is Strata's value over BuildKit's (below 1: Strata wins).
+func ratioCell(vals map[string]float64) string {
+	s, sok := vals["strata"]
+	k, kok := vals[target]
+	return ratio(s, sok, k, kok)
+}
+
+// modeRatioCell is the mode's value over Strata's (above 1: the mode costs more), or for the
+// baseline Strata's over the baseline's (below 1: the change made Strata better).
+func modeRatioCell(vals map[string]float64, m mode) string {
+	v, ok := vals[m.builder]
+	s, sok := vals["strata"]
+	if m.before {
+		return ratio(s, sok, v, ok)
 	}
-	return fmt.Sprintf("%.2fx", v/root)
+	return ratio(v, ok, s, sok)
 }
 
 // writeReproRow says whether the cold builds (with SOURCE_DATE_EPOCH) gave one digest, and in
-// each mode's ratio column whether the mode's cold builds gave Strata (root)'s.
-func writeReproRow(w io.Writer, recs []record, ms []mode, wl string) {
+// each mode's ratio column whether the mode's cold builds gave Strata's.
+func writeReproRow(w io.Writer, recs []record, cols []string, ms []mode, wl string) {
 	cells := []string{wl, "same digest, cold builds twice+"}
-	for _, b := range columns(ms) {
+	for _, b := range cols {
 		seen, n := coldDigests(recs, wl, b)
 		switch {
 		case n < 2:
@@ -234,7 +303,7 @@ func writeReproRow(w io.Writer, recs []record, ms []mode, wl string) {
 	cells = append(cells, "")
 	root, _ := coldDigests(recs, wl, "strata")
 	for _, m := range ms {
-		cells = append(cells, sameDigestCell(root, m.builder, recs, wl))
+		cells = append(cells, sameDigestCell(root, m, recs, wl))
 	}
 	fmt.Fprintln(w, "| "+strings.Join(cells, " | ")+" |")
 }
@@ -253,28 +322,35 @@ func coldDigests(recs []record, wl, b string) (map[string]bool, int) {
 	return seen, n
 }
 
-// sameDigestCell says whether every cold build of mode b gave the one digest of Strata
-// (root)'s cold builds.
-func sameDigestCell(root map[string]bool, b string, recs []record, wl string) string {
-	seen, n := coldDigests(recs, wl, b)
+// sameDigestCell says whether every cold build of mode m gave the one digest of Strata's
+// cold builds: for a mode, root's; for the baseline, whether the change kept the digest.
+func sameDigestCell(root map[string]bool, m mode, recs []record, wl string) string {
+	seen, n := coldDigests(recs, wl, m.builder)
 	if n == 0 || len(root) == 0 {
 		return "n/a"
+	}
+	same, differs := "same as root", "differs from root"
+	if m.before {
+		same, differs = "same digest", "digest changed"
 	}
 	if len(root) == 1 && len(seen) == 1 {
 		for d := range seen {
 			if root[d] {
-				return "same as root"
+				return same
 			}
 		}
 	}
-	return "differs from root"
+	return differs
 }
 
-// writeFootnotes gives the daemon's idle RSS included in Docker's peak, and failures.
+// writeFootnotes gives the daemons' idle RSS included in their peak, and failures.
 func writeFootnotes(w io.Writer, recs []record) {
-	base, ok, _ := median(pickBuilder(recs, "docker", "cold"), func(r record) float64 { return float64(r.BaseRSS) / (1 << 20) })
-	if ok {
-		fmt.Fprintf(w, "\nDocker's peak RSS includes dockerd and its containerd's idle RSS before the build: median %.0f MiB.\n", base)
+	base := func(r record) float64 { return float64(r.BaseRSS) / (1 << 20) }
+	if m, ok, _ := median(pickBuilder(recs, "buildkit", "cold"), base); ok {
+		fmt.Fprintf(w, "\nBuildKit's peak RSS includes buildkitd's idle RSS before the build: median %.0f MiB.\n", m)
+	}
+	if m, ok, _ := median(pickBuilder(recs, "docker", "cold"), base); ok {
+		fmt.Fprintf(w, "\nDocker's peak RSS includes dockerd and its containerd's idle RSS before the build: median %.0f MiB.\n", m)
 	}
 	for _, r := range recs {
 		if !r.OK {
@@ -293,28 +369,63 @@ func pickBuilder(recs []record, b, phase string) []record {
 	return out
 }
 
-// writeLimits prints W3's machine limits and Strata's cold W3 time over each.
-func writeLimits(w io.Writer, recs []record) {
-	seconds := func(r record) float64 { return r.Seconds }
-	strata, sok, _ := median(pick(recs, "w3", "strata", "cold"), seconds)
-	var names []string
-	for _, r := range recs {
-		if r.Phase == "limit" && !slices.Contains(names, r.Builder) {
-			names = append(names, r.Builder)
+// limit is a machine limit for one workload: the sum of the medians of run.sh's "limit"
+// records named by parts (their builder field), compared with Strata's phase.
+type limit struct {
+	workload, name string
+	parts          []string
+	phase          string
+}
+
+// limits are what run.sh measures: W3's data written once (fill) then archived and
+// compressed as the layer writer does, and W2's tarball decompressed once. The sums are
+// the targets' limits: a RUN that writes the data and a layer of it cannot cost less.
+var limits = []limit{
+	{"w3", "write the data (benchtool fill, RUN's floor)", []string{"fill"}, "cold"},
+	{"w3", "tar -c >/dev/null", []string{"tar"}, "cold"},
+	{"w3", "tar -c | gzip -1", []string{"tar-gzip1"}, "cold"},
+	{"w3", "tar -c | zstd -3", []string{"tar-zstd3"}, "cold-zstd"},
+	{"w3", "tar -c | pgzip (layer/compress.go's settings)", []string{"tar-pgzip"}, "cold"},
+	{"w3", "fill + tar -c | zstd -3", []string{"fill", "tar-zstd3"}, "cold-zstd"},
+	{"w3", "fill + tar -c | pgzip", []string{"fill", "tar-pgzip"}, "cold"},
+	{"w2", "gzip -dc rootfs.tar.gz >/dev/null", []string{"gunzip"}, "cold"},
+}
+
+// limitSeconds is the limit's time: the sum of its parts' medians; ok is false when a part
+// has no successful record.
+func limitSeconds(recs []record, l limit) (float64, bool) {
+	sum := 0.0
+	for _, p := range l.parts {
+		m, ok, _ := median(pick(recs, l.workload, p, "limit"), seconds)
+		if !ok {
+			return 0, false
 		}
+		sum += m
 	}
-	if len(names) == 0 {
+	return sum, true
+}
+
+// writeLimits prints the machine limits and Strata's time over each.
+func writeLimits(w io.Writer, recs []record) {
+	var rows []string
+	for _, l := range limits {
+		lim, ok := limitSeconds(recs, l)
+		if !ok {
+			continue
+		}
+		s, sok, _ := median(pick(recs, l.workload, "strata", l.phase), seconds)
+		rows = append(rows, fmt.Sprintf("| %s | %s | %.2f | %s | %s |", l.workload, escape(l.name), lim, l.phase, ratio(s, sok, lim, true)))
+	}
+	if len(rows) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "\nW3 machine limits (same data as W3's RUN, written to and read from the page cache):")
-	fmt.Fprintln(w, "\n| reference | median s | Strata cold W3 / reference |")
-	fmt.Fprintln(w, "|---|--:|--:|")
-	for _, n := range names {
-		m, ok, _ := median(pick(recs, "w3", n, "limit"), seconds)
-		ratio := "n/a"
-		if ok && sok && m > 0 {
-			ratio = fmt.Sprintf("%.2fx", strata/m)
-		}
-		fmt.Fprintf(w, "| %s | %.2f | %s |\n", n, m, ratio)
+	fmt.Fprintln(w, "\nMachine limits (the workload's data, written to and read from the page cache; a + is a sum of medians):")
+	fmt.Fprintln(w, "\n| workload | reference | median s | Strata's phase | Strata / reference |")
+	fmt.Fprintln(w, "|---|---|--:|---|--:|")
+	for _, r := range rows {
+		fmt.Fprintln(w, r)
 	}
 }
+
+// escape keeps a shell pipe in a cell from splitting the markdown table's cell.
+func escape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 )
@@ -51,7 +52,7 @@ func workloadsCmd(args []string) error {
 	if o.quick {
 		sz = quickSizes
 	}
-	steps := []func(workloadsOptions, sizes) error{genW1, genW2, genW3, genW4}
+	steps := []func(workloadsOptions, sizes) error{genW0, genW1, genW2, genW3, genW4, genW5, genW6}
 	for _, gen := range steps {
 		if err := gen(o, sz); err != nil {
 			return err
@@ -170,10 +171,11 @@ func changeFile(dir, rel string) error {
 	return writeText(filepath.Join(dir, "change", rel), string(old)+"\n// changed by bench\n")
 }
 
-// genW2 is FROM scratch + ADD of a rootfs tarball; its change appends a file to the tarball.
+// genW2 is FROM scratch + ADD of a gzip'd rootfs tarball (gzip -n -6: no name or mtime in
+// the header, so the same bytes every time); its change appends a file to the tarball.
 func genW2(o workloadsOptions, _ sizes) error {
 	dir := filepath.Join(o.dir, "w2")
-	if err := writeText(filepath.Join(dir, "ctx", "Dockerfile"), "FROM scratch\nADD rootfs.tar /\nCMD [\"/bin/sh\"]\n"); err != nil {
+	if err := writeText(filepath.Join(dir, "ctx", "Dockerfile"), "FROM scratch\nADD rootfs.tar.gz /\nCMD [\"/bin/sh\"]\n"); err != nil {
 		return err
 	}
 	for _, sub := range []string{"ctx", "orig", "change"} {
@@ -181,11 +183,24 @@ func genW2(o workloadsOptions, _ sizes) error {
 		if sub == "change" {
 			extra = "etc/bench-changed"
 		}
-		if err := copyTar(o.rootfs, filepath.Join(dir, sub, "rootfs.tar"), extra); err != nil {
+		tarPath := filepath.Join(dir, sub, "rootfs.tar")
+		if err := copyTar(o.rootfs, tarPath, extra); err != nil {
+			return err
+		}
+		if err := gzipFile(tarPath); err != nil {
 			return err
 		}
 	}
 	return fixDirTimes(filepath.Join(dir, "ctx"))
+}
+
+// gzipFile replaces path by path.gz, made by GNU gzip -n -6 (the format users ADD), with the
+// fixed mtime.
+func gzipFile(path string) error {
+	if out, err := exec.Command("gzip", "-n", "-6", "-f", path).CombinedOutput(); err != nil {
+		return fmt.Errorf("gzip -n -6 %s: %w: %s", path, err, out)
+	}
+	return os.Chtimes(path+".gz", fixedTime, fixedTime)
 }
 
 // copyTar copies the tar archive from src to dst entry by entry, appending a small file named
@@ -292,4 +307,53 @@ func genW4(o workloadsOptions, _ sizes) error {
 		return err
 	}
 	return fixDirTimes(ctx)
+}
+
+// The fixed-cost workloads' step counts: the report divides the time they add to W0 by them.
+const (
+	w5Steps = 200 // metadata steps
+	w6Steps = 50  // RUN true steps
+)
+
+// genFixed writes a workload of FROM busybox:bench, the steps, and CMD: W0 (no steps) is the
+// baseline the per-step costs of W5 and W6 are measured from.
+func genFixed(o workloadsOptions, name string, steps []string) error {
+	ctx := filepath.Join(o.dir, name, "ctx")
+	df := fmt.Sprintf("FROM %s/busybox:bench\n", o.registry) + strings.Join(steps, "") + "CMD [\"sh\"]\n"
+	if err := writeText(filepath.Join(ctx, "Dockerfile"), df); err != nil {
+		return err
+	}
+	return fixDirTimes(ctx)
+}
+
+// genW0 is FROM + CMD only.
+func genW0(o workloadsOptions, _ sizes) error { return genFixed(o, "w0", nil) }
+
+// genW5 is w5Steps metadata steps cycling ENV, LABEL, ARG and USER: none writes a file (no
+// WORKDIR, which creates its directory), so each costs only the builder's per-step overhead.
+func genW5(o workloadsOptions, _ sizes) error {
+	var steps []string
+	for i := 1; i <= w5Steps; i++ {
+		switch i % 4 {
+		case 0:
+			steps = append(steps, fmt.Sprintf("ENV META_%03d=value-%03d\n", i, i))
+		case 1:
+			steps = append(steps, fmt.Sprintf("LABEL bench.step%03d=\"value %03d\"\n", i, i))
+		case 2:
+			steps = append(steps, fmt.Sprintf("ARG ARG_%03d=value-%03d\n", i, i))
+		default:
+			steps = append(steps, fmt.Sprintf("USER %d:%d\n", 1000+i, 1000+i))
+		}
+	}
+	return genFixed(o, "w5", steps)
+}
+
+// genW6 is w6Steps RUN true: the fixed cost of starting a sandbox and committing its (empty)
+// change.
+func genW6(o workloadsOptions, _ sizes) error {
+	steps := make([]string, w6Steps)
+	for i := range steps {
+		steps[i] = "RUN true\n"
+	}
+	return genFixed(o, "w6", steps)
 }
