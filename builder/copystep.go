@@ -155,6 +155,10 @@ func (b *build) source(ctx context.Context, src dockerfile.Source) (*state, erro
 // copy writes the planned files into a fresh directory and makes it the
 // step's layer.
 func (b *build) copy(ctx context.Context, s *state, st dockerfile.Step, cp *copyPlan) (*layer.Layer, error) {
+	// ADD rootfs.tar.gz / on scratch: the archive written as a stream.
+	if l, ok, err := b.addStream(ctx, s, cp); ok {
+		return l, err
+	}
 	op := cp.op
 	lowers, err := b.lowers(ctx, s)
 	if err != nil {
