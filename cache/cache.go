@@ -56,6 +56,9 @@ type Local struct{ st *store.Store }
 func NewLocal(st *store.Store) *Local { return &Local{st: st} }
 
 type localRecord struct {
+	// Key is the key the record was written for; records from before it was recorded
+	// have none (they were written with fsync).
+	Key     string         `json:"key,omitempty"`
 	Layer   *v1.Descriptor `json:"layer,omitempty"`
 	DiffID  *v1.Hash       `json:"diffID,omitempty"`
 	History v1.History     `json:"history"`
@@ -71,7 +74,8 @@ func (c *Local) Get(_ context.Context, key string) (*Entry, error) {
 		return nil, fmt.Errorf("reading build cache: %w", err)
 	}
 	var r localRecord
-	if err := json.Unmarshal(b, &r); err != nil {
+	if err := json.Unmarshal(b, &r); err != nil || (r.Key != "" && r.Key != key) {
+		// Not this key's record (see Put): a miss.
 		return nil, nil
 	}
 	e := &Entry{History: r.History}
@@ -89,8 +93,15 @@ func (c *Local) Get(_ context.Context, key string) (*Entry, error) {
 }
 
 // Put keeps e under key, and its explain record under the step's slot.
+//
+// The record is written whole and renamed into place, but not fsynced: two fsyncs a step
+// (the file, its directory) cost more than the rest of a metadata step. Durability is not
+// what keeps a hit right: the blob a record names was made durable before the record was
+// written (the store commits blobs with fsync), and a record that does not survive a crash
+// whole (lost, empty, or holding stale blocks of another file) is a miss, since it does not
+// parse or does not name its key. A crash loses at most the entries of the last seconds.
 func (c *Local) Put(_ context.Context, key string, e *Entry) error {
-	r := localRecord{History: e.History}
+	r := localRecord{Key: key, History: e.History}
 	if e.Layer != nil {
 		d := e.Layer.Descriptor()
 		r.Layer = &d
@@ -101,7 +112,7 @@ func (c *Local) Put(_ context.Context, key string, e *Entry) error {
 	if err != nil {
 		return fmt.Errorf("encoding cache entry: %w", err)
 	}
-	if err := c.st.CachePut(key, b); err != nil {
+	if err := c.st.CacheHint(key, b); err != nil {
 		return err
 	}
 	if e.Explain != nil {

@@ -1,0 +1,48 @@
+package cache
+
+import (
+	"testing"
+)
+
+// TestLocalRecordNamesItsKey: records are written without fsync, so after a crash a record
+// file may hold bytes that are not its own (stale blocks of another record). A record is a
+// hit only under the key it was written for; a record of before keys were recorded (none
+// named) is still one.
+func TestLocalRecordNamesItsKey(t *testing.T) {
+	f := newFixture(t)
+	c := NewLocal(f.st)
+	step := f.steps[0]
+	if err := c.Put(f.ctx, "a", &Entry{Layer: step.Layer, History: step.History}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := c.Get(f.ctx, "a")
+	if err != nil || e == nil || e.Layer == nil {
+		t.Fatalf("Get(a) = %v, %v: want the entry", e, err)
+	}
+	// What a crash could leave under another key: a's record.
+	b, err := f.st.CacheGet("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.CacheHint("b", b); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := c.Get(f.ctx, "b"); err != nil || e != nil {
+		t.Errorf("Get(b) holding a's record = %v, %v: want a miss", e, err)
+	}
+	for _, junk := range []string{"", `{"history":`} {
+		if err := f.st.CacheHint("c", []byte(junk)); err != nil {
+			t.Fatal(err)
+		}
+		if e, err := c.Get(f.ctx, "c"); err != nil || e != nil {
+			t.Errorf("Get(c) holding %q = %v, %v: want a miss", junk, e, err)
+		}
+	}
+	// A record written before records named their key.
+	if err := f.st.CacheHint("old", []byte(`{"history":{"created_by":"LABEL a=b"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := c.Get(f.ctx, "old"); err != nil || e == nil || e.History.CreatedBy != "LABEL a=b" {
+		t.Errorf("Get(old) = %v, %v: want the old record's entry", e, err)
+	}
+}
