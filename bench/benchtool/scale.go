@@ -54,7 +54,7 @@ func scaleWorkloadsCmd(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("scale-workloads", flag.ContinueOnError)
 	fs.BoolVar(&o.quick, "quick", false, "small sizes, for development")
 	fs.StringVar(&o.series, "series", strings.Join(seriesNames, " "), "the series to list")
-	fs.BoolVar(&o.list, "list", false, "print the points, one a line: NAME SIZE DISK-BYTES")
+	fs.BoolVar(&o.list, "list", false, "print the points, one a line: NAME SIZE DISK-BYTES DATA-BYTES")
 	fs.StringVar(&o.point, "point", "", "the point SERIES/SIZE to write into DIR")
 	fs.StringVar(&o.registry, "registry", "127.0.0.1:5000", "registry holding busybox:bench")
 	fs.Int64Var(&o.stageBytes, "stage-bytes", 1<<30, "random bytes each stage of the stages series generates (its CPU work)")
@@ -87,21 +87,36 @@ func listPoints(w io.Writer, o scaleOptions) error {
 			return fmt.Errorf("scale-workloads: unknown series %q (want %s)", s, strings.Join(seriesNames, ", "))
 		}
 		for _, n := range pts {
-			fmt.Fprintf(w, "%s/%d %d %d\n", s, n, n, diskNeed(s, n, o.stageBytes))
+			fmt.Fprintf(w, "%s/%d %d %d %d\n", s, n, n, diskNeed(s, n, o.stageBytes), dataBytes(s, n))
 		}
 	}
 	return nil
 }
 
-// diskNeed estimates the bytes one builder's build of a point occupies at once: the context,
-// the layer as written and the output. bench/scale.sh refuses a point when the disk has less
-// than three times this free.
+// dataBytes is about how much data a point's build stores, which bench/scale.sh's
+// --peer-max-gib compares: the context's files, or the layer's size.
+func dataBytes(series string, n int64) int64 {
+	switch series {
+	case "files":
+		return n * 2560 // 1-4 KiB each
+	case "layer":
+		return n
+	}
+	return 0
+}
+
+// diskNeed is the point's size on disk: the context, or the layer's data. bench/scale.sh
+// refuses a point when the disk has less than three times this free, room for the copies
+// the builds make of it (the layer, the output) with some to spare.
 func diskNeed(series string, n, stageBytes int64) int64 {
 	switch series {
 	case "files":
 		return n * 8 << 10 // a 1-4 KiB file takes a 4 KiB block and an inode, in the context and the layer
 	case "layer":
-		return n + n/2 // the data, then its random half compressed in the layer and the tarball
+		// The point's size. A builder holds about twice that at its peak (the data, then its
+		// incompressible half in the layer blob and again in the tarball), which three times
+		// it leaves room for; more would refuse 16 GiB on a disk that has the room.
+		return n
 	case "stages":
 		return n << 20
 	}

@@ -176,7 +176,7 @@ func TestScaleList(t *testing.T) {
 	if err := scaleWorkloadsCmd([]string{"-quick", "-series", "files stages", "-list"}, &out); err != nil {
 		t.Fatal(err)
 	}
-	want := "files/1000 1000 8192000\nfiles/2000 2000 16384000\nfiles/5000 5000 40960000\nstages/2 2 2097152\nstages/4 4 4194304\nstages/8 8 8388608\n"
+	want := "files/1000 1000 8192000 2560000\nfiles/2000 2000 16384000 5120000\nfiles/5000 5000 40960000 12800000\nstages/2 2 2097152 0\nstages/4 4 4194304 0\nstages/8 8 8388608 0\n"
 	if out.String() != want {
 		t.Errorf("list:\n%s\nwant:\n%s", out.String(), want)
 	}
