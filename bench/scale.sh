@@ -252,7 +252,8 @@ measure_unit() {
 machine() {
 	echo "- $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -h | awk '/^Mem:/ { print $2 }') RAM; kernel $(uname -r)"
 	echo "- disk: $(df -hT "$work" | awk 'NR == 2 { print $1 ", " $2 ", " $3 " (" $5 " used)" }')"
-	echo "- strata built from the work tree at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' plus uncommitted changes'); BuildKit v0.34.2 (buildkitd + buildctl, OCI worker on runc)"
+	echo "- strata built from the work tree at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' plus uncommitted changes')"
+	! uses buildkit || echo "- BuildKit v0.34.2 (buildkitd + buildctl, OCI worker on runc), a fresh buildkitd for each point"
 }
 
 main() {

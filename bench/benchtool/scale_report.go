@@ -196,7 +196,11 @@ func writeScaleReport(w io.Writer, d scaleData, cpus int) {
 	}
 	writeStages(w, d, cpus)
 	for _, r := range d.failed {
-		fmt.Fprintf(w, "\n%s: %s %s: %s\n", map[bool]string{true: "skipped", false: "failed"}[strings.HasPrefix(r.Error, "skipped")], r.Builder, r.Workload+" "+r.Phase, r.Error)
+		what, why := "failed", r.Error
+		if rest, ok := strings.CutPrefix(r.Error, "skipped: "); ok {
+			what, why = "skipped", rest
+		}
+		fmt.Fprintf(w, "\n%s: %s %s %s: %s\n", what, r.Builder, r.Workload, r.Phase, why)
 	}
 }
 
