@@ -2,6 +2,7 @@ package layer
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -63,6 +64,10 @@ type CanonicalArchive struct {
 	root    *cnode
 	spool   *os.File
 	spooled int64
+	// spoolW writes the spool on a goroutine of its own, so the
+	// decompression does not wait for the page cache.
+	spoolW *bufio.Writer
+	buf    []byte
 	// dirTimes is the first time a directory entry gave each name: the
 	// extractor sets directory times last, the first entry's last.
 	dirTimes map[string]time.Time
@@ -134,11 +139,21 @@ func ReadCanonical(ctx context.Context, r io.Reader, opts CanonOptions) (*Canoni
 		budget:   opts.MaxIndex,
 		euid:     os.Geteuid(),
 		egid:     os.Getegid(),
+		buf:      make([]byte, 256<<10),
 	}
 	if opts.RootSetgid {
 		a.root.ino.mode = 0o2000
 	}
-	if err := a.read(ctx, tar.NewReader(dec)); err != nil {
+	async := newAsyncWriter(spool)
+	a.spoolW = bufio.NewWriterSize(async, 256<<10)
+	err = a.read(ctx, tar.NewReader(dec))
+	if ferr := a.spoolW.Flush(); err == nil && ferr != nil {
+		err = fmt.Errorf("writing archive spool: %w", ferr)
+	}
+	if aerr := async.Close(); err == nil && aerr != nil {
+		err = fmt.Errorf("writing archive spool: %w", aerr)
+	}
+	if err != nil {
 		a.Close()
 		return nil, err
 	}
@@ -238,8 +253,10 @@ func (a *CanonicalArchive) entry(hdr *tar.Header, r io.Reader) error {
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
 		n.ino = &cinode{typ: tar.TypeReg, off: a.spooled}
-		written, err := io.Copy(a.spool, r)
+		written, err := io.CopyBuffer(a.spoolW, r, a.buf)
 		if err != nil {
+			// The extraction reports it (a spool write error, a full disk,
+			// surfaces when the spool is flushed).
 			return notCanonical("reading %q: %v", hdr.Name, err)
 		}
 		n.ino.size = written
@@ -338,6 +355,10 @@ func (a *CanonicalArchive) parent(dir string) (*cnode, error) {
 		}
 		next := cur.children[c]
 		if next == nil {
+			if isWhiteoutName(c) {
+				// mkdirAll makes it; the walk refuses it.
+				return nil, notCanonical("implied directory %q", c)
+			}
 			if cur.ino.mode&0o2000 != 0 {
 				// mkdir takes the setgid parent's group.
 				return nil, notCanonical("implied directory in a setgid directory")

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // canonResult is what canonDiff found for one archive.
@@ -139,6 +141,8 @@ func canonCases() []struct {
 		{"device numbers too large", []ent{dev("big", tar.TypeChar, 5000, 1)}, false},
 		{"char 0:0", []ent{dev("wh", tar.TypeChar, 0, 0)}, false},
 		{"whiteout name", []ent{file("a/.wh.b", "")}, false},
+		{"whiteout parent", []ent{file("a/.wh.b/c", "")}, false},
+		{"whiteout parent made", []ent{dir("a/.wh.b/"), file("a/.wh.b/c", "")}, false},
 		{"special bits", []ent{at(file("suid", "x"), 0o4755), at(file("sgid", "x"), 0o2755), at(dir("sticky/"), 0o1777), at(dir("sgid-dir/"), 0o2775), file("sgid-dir/f", "f"), at(file("odd", "x"), 0o100644)}, true},
 		{"implied dir in setgid dir", []ent{at(dir("g/"), 0o2775), file("g/sub/f", "f")}, false},
 		{"replace root", []ent{file("a/..", "x")}, false},
@@ -289,4 +293,31 @@ func FuzzCanonical(f *testing.F) {
 	f.Fuzz(func(t *testing.T, archive []byte) {
 		canonDiff(t, archive, &epoch, None)
 	})
+}
+
+// TestCanonicalSetgidRoot: directories the extraction makes in a setgid
+// directory take its group, so the stream leaves an archive implying one
+// to the extraction when told the root is setgid.
+func TestCanonicalSetgidRoot(t *testing.T) {
+	requireRoot(t)
+	tmp := t.TempDir()
+	if err := os.Chown(tmp, 0, 4321); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(tmp, os.ModeSetgid|0o755); err != nil {
+		t.Fatal(err)
+	}
+	archive := makeArchive(t, file("implied/f", "x"))
+	epoch := time.Unix(1700000000, 0)
+	if _, err := Extract(context.Background(), bytes.NewReader(archive), filepath.Join(tmp, "x"), ExtractOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(tmp, "x", "implied"), &st); err != nil || st.Gid != 4321 {
+		t.Fatalf("implied directory's group %d (%v), want the setgid root's 4321", st.Gid, err)
+	}
+	_, err := ReadCanonical(context.Background(), bytes.NewReader(archive), CanonOptions{Write: WriteOptions{Epoch: &epoch}, TmpDir: tmp, Start: time.Now(), RootSetgid: true})
+	if !errors.Is(err, ErrNotCanonical) {
+		t.Errorf("ReadCanonical under a setgid root: %v, want ErrNotCanonical", err)
+	}
 }
