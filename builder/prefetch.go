@@ -3,43 +3,72 @@ package builder
 import (
 	"context"
 	"os"
+	"runtime"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/strata-build/strata/layer"
+	"github.com/strata-build/strata/registry"
 	"github.com/strata-build/strata/store"
 )
 
 // prefetcher extracts the snapshots of resolved bases in the background,
-// one layer at a time in the order given, so that the extraction overlaps
-// with whatever the build does before a step needs the lowers. It only
-// warms the store: a step still calls Store.Snapshot itself (idempotent,
-// flock-guarded) after waiting, so an extraction error surfaces in the
-// step that needs the layer, and a failed prefetch is simply retried.
+// every layer at once (they are independent overlay lowers), so that the
+// extraction overlaps with whatever the build does before a step needs
+// the lowers. A layer whose blob is still in its registry is downloaded
+// and extracted in one pass (registry.Blobs.Snapshot), at most
+// maxDownloads at a time; one whose blob is local is extracted from it, at
+// most one per CPU at a time. It only warms the store: a step still calls
+// Store.Snapshot itself (idempotent, flock-guarded) after waiting, so an
+// extraction error surfaces in the step that needs the layer, and a failed
+// prefetch is simply retried.
 type prefetcher struct {
 	store *store.Store
 	opts  layer.ExtractOptions
 	ctx   context.Context
 	mu    sync.Mutex
-	queue []*prefetchJob
 	jobs  map[v1.Hash]*prefetchJob // by diffID
-	busy  bool                     // the worker goroutine is running
-	wg    sync.WaitGroup
+	// blobs, once a base is pulled, streams its layers' downloads into
+	// their extraction.
+	blobs *registry.Blobs
+	// downloads and extractions bound the jobs running: network streams,
+	// and decompressions of local blobs (CPU).
+	downloads, extractions chan struct{}
+	wg                     sync.WaitGroup
 }
+
+// maxDownloads bounds the layers downloaded at the same time, as docker
+// pull does (its default is 3; BuildKit's containerd fetches up to 3-4).
+const maxDownloads = 4
 
 type prefetchJob struct {
 	layer *layer.Layer
 	done  chan struct{}
 }
 
-// newPrefetcher extracts until ctx ends; stop waits for the extraction
+// newPrefetcher extracts until ctx ends; stop waits for the extractions
 // in progress to return.
 func newPrefetcher(ctx context.Context, store *store.Store, opts layer.ExtractOptions) *prefetcher {
-	return &prefetcher{store: store, opts: opts, ctx: ctx, jobs: map[v1.Hash]*prefetchJob{}}
+	return &prefetcher{
+		store: store, opts: opts, ctx: ctx, jobs: map[v1.Hash]*prefetchJob{},
+		downloads:   make(chan struct{}, maxDownloads),
+		extractions: make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
+	}
 }
 
-// start queues the layers whose snapshots are missing.
+// useBlobs streams the layers that bl reads from a registry (a pulled
+// base's) into their extraction; nil-safe for builds made without one.
+func (p *prefetcher) useBlobs(bl *registry.Blobs) {
+	if p == nil || bl == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.blobs = bl
+}
+
+// start begins the extraction of the layers whose snapshots are missing.
 func (p *prefetcher) start(layers []*layer.Layer) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -50,12 +79,8 @@ func (p *prefetcher) start(layers []*layer.Layer) {
 		}
 		j := &prefetchJob{layer: l, done: make(chan struct{})}
 		p.jobs[diffID] = j
-		p.queue = append(p.queue, j)
-	}
-	if len(p.queue) > 0 && !p.busy {
-		p.busy = true
 		p.wg.Add(1)
-		go p.run()
+		go p.run(j, p.blobs)
 	}
 }
 
@@ -68,25 +93,32 @@ func (p *prefetcher) hasSnapshot(diffID v1.Hash) bool {
 	return err == nil
 }
 
-// run works through the queue; an error is left for the step to meet.
-func (p *prefetcher) run() {
+// run extracts j's layer once a slot is free; an error is left for the
+// step to meet.
+func (p *prefetcher) run(j *prefetchJob, blobs *registry.Blobs) {
 	defer p.wg.Done()
-	for {
-		p.mu.Lock()
-		if len(p.queue) == 0 {
-			p.busy = false
-			p.mu.Unlock()
-			return
+	defer close(j.done)
+	slots := p.extractions
+	if digest, err := j.layer.Digest(); err == nil {
+		if local, err := p.store.HasBlob(digest); err == nil && !local {
+			slots = p.downloads
 		}
-		j := p.queue[0]
-		p.queue = p.queue[1:]
-		p.mu.Unlock()
-		if p.ctx.Err() == nil {
-			// The step that needs the layer calls Snapshot again and
-			// meets the error, if it was not a passing one.
-			_, _ = p.store.Snapshot(p.ctx, j.layer, p.opts)
-		}
-		close(j.done)
+	}
+	select {
+	case slots <- struct{}{}:
+		defer func() { <-slots }()
+	case <-p.ctx.Done():
+		return
+	}
+	if p.ctx.Err() != nil {
+		return
+	}
+	// The step that needs the layer calls Snapshot again and meets the
+	// error, if it was not a passing one.
+	if blobs != nil {
+		_, _ = blobs.Snapshot(p.ctx, j.layer, p.opts)
+	} else {
+		_, _ = p.store.Snapshot(p.ctx, j.layer, p.opts)
 	}
 }
 
@@ -110,5 +142,5 @@ func (p *prefetcher) wait(ctx context.Context, l *layer.Layer) error {
 	}
 }
 
-// stop waits for the worker, which ends early once its context is done.
+// stop waits for the extractions, which end early once the context is done.
 func (p *prefetcher) stop() { p.wg.Wait() }

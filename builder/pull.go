@@ -160,6 +160,9 @@ func (b *build) storePulled(ctx context.Context, ref string, repo name.Repositor
 		return nil, fmt.Errorf("pulling %s: manifest and config disagree on the number of layers", ref)
 	}
 	s := &state{key: "image " + digest.String(), base: ref + "@" + digest.String(), config: *cfg}
+	// Its layers not yet local are downloaded straight into their
+	// snapshots when prefetched.
+	b.prefetch.useBlobs(b.blobs)
 	for i, d := range m.Layers {
 		l, err := b.blobs.Layer(d, cfg.RootFS.DiffIDs[i], repo)
 		if err != nil {

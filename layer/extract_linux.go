@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/internal/overlayfs"
@@ -50,11 +51,34 @@ type dirTime struct {
 // Nothing is ever written outside dst; an entry that would escape it is
 // resolved inside dst, as a chroot at dst would see it.
 func Extract(ctx context.Context, r io.Reader, dst string, opts ExtractOptions) (v1.Hash, error) {
-	dec, _, err := Decompress(r)
+	return extract(ctx, r, dst, opts, nil)
+}
+
+// ExtractBlob is Extract for a layer blob of media type mt: a blob whose
+// compression is not the one mt names is refused (a ContentError, as
+// VerifyContent says) before anything is written. It decompresses the blob
+// once, so a download can be stored, checked and extracted in one pass.
+func ExtractBlob(ctx context.Context, r io.Reader, dst string, opts ExtractOptions, mt types.MediaType) (v1.Hash, error) {
+	want, err := CompressionOf(mt)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	return extract(ctx, r, dst, opts, func(f Format) error { return checkFormat(mt, want, f) })
+}
+
+// extract is Extract, refusing the archive when check (if set) refuses
+// its detected format.
+func extract(ctx context.Context, r io.Reader, dst string, opts ExtractOptions, check func(Format) error) (v1.Hash, error) {
+	dec, format, err := Decompress(r)
 	if err != nil {
 		return v1.Hash{}, err
 	}
 	defer dec.Close()
+	if check != nil {
+		if err := check(format); err != nil {
+			return v1.Hash{}, err
+		}
+	}
 	root, err := prepareRoot(dst)
 	if err != nil {
 		return v1.Hash{}, err

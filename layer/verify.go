@@ -29,16 +29,39 @@ func VerifyContent(r io.Reader, mt types.MediaType, diffID v1.Hash) error {
 		return err
 	}
 	defer dec.Close()
-	if got := compressionOfFormat(format); got != want {
-		return fmt.Errorf("its media type %s says %s, its content is %s", mt, want, format)
+	if err := checkFormat(mt, want, format); err != nil {
+		return err
 	}
 	h := sha256.New()
 	if _, err := io.Copy(h, dec); err != nil {
 		return fmt.Errorf("decompressing: %w", err)
 	}
 	got := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
-	if got != diffID {
-		return fmt.Errorf("its content has diffID %s, not %s", got, diffID)
+	return CheckDiffID(got, diffID)
+}
+
+// ContentError is a layer blob whose content is not what its descriptor
+// and its image's config say (its compression, its diffID), though it may
+// well be the blob its digest names: the claim about it is wrong, so no
+// retry of the same claim can succeed.
+type ContentError struct{ msg string }
+
+func (e *ContentError) Error() string { return e.msg }
+
+// CheckDiffID is a ContentError unless the uncompressed stream's hash got
+// is the diffID want.
+func CheckDiffID(got, want v1.Hash) error {
+	if got != want {
+		return &ContentError{fmt.Sprintf("its content has diffID %s, not %s", got, want)}
+	}
+	return nil
+}
+
+// checkFormat is a ContentError unless format, detected from a blob's
+// bytes, is the compression want its media type mt names.
+func checkFormat(mt types.MediaType, want Compression, format Format) error {
+	if got := compressionOfFormat(format); got != want {
+		return &ContentError{fmt.Sprintf("its media type %s says %s, its content is %s", mt, want, format)}
 	}
 	return nil
 }

@@ -33,6 +33,9 @@ type Blobs struct {
 
 	mu       sync.Mutex
 	inflight map[v1.Hash]*download
+	// remote are the repositories of the layers Layer made whose blobs
+	// were not local, by digest: Snapshot streams those.
+	remote map[v1.Hash]name.Repository
 	// failed are the blobs whose content is not what the layer claims
 	// (layer.VerifyContent), by digest and diffID: their layers stay
 	// unusable for the rest of the build, though the blob, whose digest
@@ -43,6 +46,9 @@ type Blobs struct {
 type download struct {
 	done chan struct{}
 	err  error
+	// streamed: the bytes went to an extraction too (Snapshot), whose
+	// failure is no reason for a plain read of the blob to fail.
+	streamed bool
 }
 
 // NewBlobs reads blobs into st through reg for as long as ctx lasts (an
@@ -52,7 +58,7 @@ func NewBlobs(ctx context.Context, st *store.Store, reg Config, sink progress.Si
 	if sink == nil {
 		sink = progress.Discard
 	}
-	return &Blobs{st: st, reg: reg, ctx: ctx, sink: sink, inflight: map[v1.Hash]*download{}, failed: map[string]error{}}
+	return &Blobs{st: st, reg: reg, ctx: ctx, sink: sink, inflight: map[v1.Hash]*download{}, remote: map[v1.Hash]name.Repository{}, failed: map[string]error{}}
 }
 
 // Store is where the blobs are downloaded to.
@@ -84,7 +90,38 @@ func (bl *Blobs) Layer(desc v1.Descriptor, diffID v1.Hash, repo name.Repository)
 		}
 		return bl.st.OpenBlob(desc.Digest)
 	}
+	bl.mu.Lock()
+	if _, ok := bl.remote[desc.Digest]; !ok {
+		bl.remote[desc.Digest] = repo
+	}
+	bl.mu.Unlock()
 	return layer.New(desc, diffID, open).WithOrigin(repo.String()), nil
+}
+
+// Snapshot is the store's snapshot of l (store.Store.Snapshot), made in
+// one pass from the download when l is a layer of Layer whose blob is not
+// local yet: the bytes read from the registry are stored, hashed,
+// decompressed once, hashed again and extracted as they arrive, and the
+// blob and the snapshot are committed only when the blob is the layer's
+// (store.Store.SnapshotStream). A layer whose content is not what it
+// claims fails as Fetch fails, for the rest of the build.
+func (bl *Blobs) Snapshot(ctx context.Context, l *layer.Layer, opts layer.ExtractOptions) (string, error) {
+	desc := l.Descriptor()
+	bl.mu.Lock()
+	repo, remote := bl.remote[desc.Digest]
+	bl.mu.Unlock()
+	if !remote {
+		return bl.st.Snapshot(ctx, l, opts)
+	}
+	diffID, err := l.DiffID()
+	if err != nil {
+		return "", fmt.Errorf("reading layer diffID: %w", err)
+	}
+	// fetch runs under the snapshot's lock, as a step's Snapshot reads
+	// the blob (Fetch) under it: one order for the lock and the download.
+	return bl.st.SnapshotStream(ctx, l, opts, func(ingest store.Ingest) error {
+		return bl.fetch(ctx, desc, diffID, repo, ingest)
+	})
 }
 
 // Stored is layer d of an image in the store: its blob, or, when the blob
@@ -117,6 +154,12 @@ func (bl *Blobs) Stored(d v1.Descriptor, diffID v1.Hash) (*layer.Layer, error) {
 // readers ask at the same time, checking it against its digest and, for a
 // layer (diffID set), its media type and diffID (layer.VerifyContent).
 func (bl *Blobs) Fetch(desc v1.Descriptor, diffID v1.Hash, repo name.Repository) error {
+	return bl.fetch(nil, desc, diffID, repo, nil)
+}
+
+// fetch is Fetch, storing the blob through ingest when it downloads it
+// (nil: StoreVerified); the end of ictx (if set) ends that download too.
+func (bl *Blobs) fetch(ictx context.Context, desc v1.Descriptor, diffID v1.Hash, repo name.Repository, ingest store.Ingest) error {
 	claim := desc.Digest.String() + " " + diffID.String()
 	bl.mu.Lock()
 	if err := bl.failed[claim]; err != nil {
@@ -137,16 +180,19 @@ func (bl *Blobs) Fetch(desc v1.Descriptor, diffID v1.Hash, repo name.Repository)
 	if busy {
 		select {
 		case <-d.done:
-			if d.err != nil {
+			var verr *verifyError
+			if d.err != nil && (!d.streamed || errors.As(d.err, &verr)) {
 				return d.err
 			}
-			// Downloaded for another claim of the same blob: check ours.
-			return bl.Fetch(desc, diffID, repo)
+			// Downloaded for another claim of the same blob: check ours;
+			// or a streamed extraction failed: read the blob ourselves.
+			return bl.fetch(ictx, desc, diffID, repo, ingest)
 		case <-bl.ctx.Done():
 			return bl.ctx.Err()
 		}
 	}
-	d.err = bl.download(desc, diffID, repo)
+	d.streamed = ingest != nil
+	d.err = bl.download(ictx, desc, diffID, repo, ingest)
 	bl.mu.Lock()
 	delete(bl.inflight, desc.Digest)
 	var verr *verifyError
@@ -169,7 +215,7 @@ func (e *verifyError) Unwrap() error { return e.err }
 // hang the build.
 var idleTimeout = 2 * time.Minute
 
-func (bl *Blobs) download(desc v1.Descriptor, diffID v1.Hash, repo name.Repository) (err error) {
+func (bl *Blobs) download(ictx context.Context, desc v1.Descriptor, diffID v1.Hash, repo name.Repository, ingest store.Ingest) (err error) {
 	id := "download:" + desc.Digest.String()
 	start := time.Now()
 	bl.sink.Event(progress.VertexStarted{ID: id, Name: fmt.Sprintf("downloading %s from %s", desc.Digest, repo), Started: start})
@@ -182,6 +228,10 @@ func (bl *Blobs) download(desc v1.Descriptor, diffID v1.Hash, repo name.Reposito
 	}()
 	ctx, cancel := context.WithCancelCause(bl.ctx)
 	defer cancel(nil)
+	if ictx != nil {
+		// A streamed download's extraction is cancelled with its build.
+		defer context.AfterFunc(ictx, func() { cancel(context.Cause(ictx)) })()
+	}
 	stalled := fmt.Errorf("no data from %s for %v", repo, idleTimeout)
 	idle := time.AfterFunc(idleTimeout, func() { cancel(stalled) })
 	defer idle.Stop()
@@ -201,7 +251,12 @@ func (bl *Blobs) download(desc v1.Descriptor, diffID v1.Hash, repo name.Reposito
 	}
 	defer rc.Close()
 	var body io.Reader = &countingReader{r: rc, id: id, total: desc.Size, sink: bl.sink, idle: idle}
-	n, verr, err := StoreVerified(ctx, bl.st, body, desc, diffID)
+	if ingest == nil {
+		ingest = func(ctx context.Context, r io.Reader) (int64, error, error) {
+			return StoreVerified(ctx, bl.st, r, desc, diffID)
+		}
+	}
+	n, verr, err := ingest(ctx, body)
 	if err != nil {
 		return fail(err)
 	}

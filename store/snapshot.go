@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strconv"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/strata-build/strata/internal/durable"
 	"github.com/strata-build/strata/layer"
@@ -24,7 +26,30 @@ import (
 // opts.Mode is ignored (always OverlayLower). Callers must not modify the
 // returned directory.
 func (s *Store) Snapshot(ctx context.Context, l v1.Layer, opts layer.ExtractOptions) (string, error) {
-	return s.snapshot(ctx, l, 0, opts)
+	return s.snapshot(ctx, l, 0, opts, nil)
+}
+
+// Ingest reads a layer's blob from r as it arrives (r is typically a
+// download) and stores and extracts it in one pass. dctx is the reader's
+// own context (a download's deadline), which ends the ingest too. verr is
+// a layer.ContentError: the blob's bytes are the ones its digest names but
+// not what the layer claims of them (compression, diffID).
+type Ingest func(dctx context.Context, r io.Reader) (n int64, verr, err error)
+
+// SnapshotStream is Snapshot for a layer whose blob may not be in the
+// store yet. When neither the snapshot nor the blob is here, fetch is
+// called under the snapshot's lock and either feeds the blob's bytes to
+// ingest as they arrive, or returns nil having stored the blob some other
+// way (another reader downloaded it meanwhile), which is then extracted as
+// Snapshot does. ingest writes the bytes to a temporary blob file, hashing
+// them, and extracts them at once into a temporary snapshot directory,
+// decompressing them once and hashing the tar stream: only when the
+// digest, the size, the compression and the diffID are all the layer's is
+// the blob committed, then the snapshot renamed into place. On any error
+// or cancellation (or a kill) neither is: a download that lies leaves
+// nothing behind, and a failed stream is retried by the next Snapshot.
+func (s *Store) SnapshotStream(ctx context.Context, l v1.Layer, opts layer.ExtractOptions, fetch func(Ingest) error) (string, error) {
+	return s.snapshot(ctx, l, 0, opts, fetch)
 }
 
 // SnapshotCopy returns the n-th further snapshot directory of l (n >= 1),
@@ -43,11 +68,12 @@ func (s *Store) SnapshotCopy(ctx context.Context, l v1.Layer, n int, opts layer.
 	if n < 1 {
 		return "", fmt.Errorf("snapshot copy %d: copies count from 1", n)
 	}
-	return s.snapshot(ctx, l, n, opts)
+	return s.snapshot(ctx, l, n, opts, nil)
 }
 
-// snapshot is the n-th directory of l: 0 is the snapshot, more a copy.
-func (s *Store) snapshot(ctx context.Context, l v1.Layer, n int, opts layer.ExtractOptions) (string, error) {
+// snapshot is the n-th directory of l: 0 is the snapshot, more a copy;
+// fetch, if set, streams a missing blob (SnapshotStream).
+func (s *Store) snapshot(ctx context.Context, l v1.Layer, n int, opts layer.ExtractOptions, fetch func(Ingest) error) (string, error) {
 	diffID, err := l.DiffID()
 	if err != nil {
 		return "", fmt.Errorf("snapshot: reading diffID: %w", err)
@@ -85,10 +111,169 @@ func (s *Store) snapshot(ctx context.Context, l v1.Layer, n int, opts layer.Extr
 			return dst, nil
 		}
 	}
+	if fetch != nil {
+		streamed, err := s.streamSnapshot(ctx, l, diffID, dst, opts, fetch)
+		if err != nil {
+			return "", fmt.Errorf("snapshot %s: %w", diffID, err)
+		}
+		if streamed {
+			return dst, nil
+		}
+	}
 	if err := s.extractSnapshot(ctx, l, diffID, dst, opts); err != nil {
 		return "", fmt.Errorf("snapshot %s: %w", diffID, err)
 	}
 	return dst, nil
+}
+
+// streamSnapshot is SnapshotStream's work once the lock is held: false
+// when the blob is (or became) local and is to be extracted from the store.
+func (s *Store) streamSnapshot(ctx context.Context, l v1.Layer, diffID v1.Hash, dst string, opts layer.ExtractOptions, fetch func(Ingest) error) (bool, error) {
+	want, err := claimOf(l)
+	if err != nil {
+		return false, err
+	}
+	want.diffID = diffID
+	if ok, err := s.HasBlob(want.digest); err != nil || ok {
+		return false, err
+	}
+	var tmp string // the extracted directory, once its blob is committed
+	defer func() {
+		if tmp != "" {
+			os.RemoveAll(tmp)
+		}
+	}()
+	ingest := func(dctx context.Context, r io.Reader) (int64, error, error) {
+		if tmp != "" {
+			return 0, nil, errors.New("layer blob ingested twice")
+		}
+		dir, n, verr, err := s.ingest(ctx, dctx, r, want, opts)
+		tmp = dir
+		return n, verr, err
+	}
+	if err := fetch(ingest); err != nil {
+		return false, err
+	}
+	if tmp == "" {
+		return false, nil
+	}
+	// As extractSnapshot: on disk before the rename makes it visible.
+	if err := durable.SyncFS(tmp); err != nil {
+		return false, err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return false, fmt.Errorf("moving snapshot into place: %w", err)
+	}
+	tmp = ""
+	return true, durable.SyncDir(s.path("snapshots", diffID.Algorithm))
+}
+
+// layerClaim is what a manifest and a config say of a layer's blob.
+type layerClaim struct {
+	digest, diffID v1.Hash
+	size           int64
+	mediaType      types.MediaType
+}
+
+func claimOf(l v1.Layer) (layerClaim, error) {
+	var c layerClaim
+	var err error
+	if c.digest, err = l.Digest(); err != nil {
+		return c, fmt.Errorf("reading layer digest: %w", err)
+	}
+	if err := checkHash(c.digest); err != nil {
+		return c, err
+	}
+	if c.size, err = l.Size(); err != nil {
+		return c, fmt.Errorf("reading layer size: %w", err)
+	}
+	if c.mediaType, err = l.MediaType(); err != nil {
+		return c, fmt.Errorf("reading layer media type: %w", err)
+	}
+	return c, nil
+}
+
+// extractFailure is an extraction error handed to the blob's copy through
+// the pipe between them, to be told apart from the reader's own errors.
+type extractFailure struct{ err error }
+
+func (e *extractFailure) Error() string { return e.err.Error() }
+
+// ingest copies r into a temporary blob file and, through a pipe, into
+// an extraction to a temporary directory, and commits the blob when it is
+// what want says; dir is the extracted directory then, else "" (removed).
+func (s *Store) ingest(ctx, dctx context.Context, r io.Reader, want layerClaim, opts layer.ExtractOptions) (dir string, n int64, verr, err error) {
+	// The build's context and the download's both end it.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer context.AfterFunc(dctx, func() { cancel(context.Cause(dctx)) })()
+	dir, err = os.MkdirTemp(s.session, "snapshot-")
+	if err != nil {
+		return "", 0, nil, err
+	}
+	defer func() {
+		if err != nil || verr != nil {
+			os.RemoveAll(dir)
+			dir = ""
+		}
+	}()
+	// MkdirTemp made it 0700; as the root of a mount it must be traversable.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return dir, 0, nil, err
+	}
+	blob, err := s.tempFile("blob")
+	if err != nil {
+		return dir, 0, nil, err
+	}
+	defer os.Remove(blob.Name())
+	type extracted struct {
+		diffID v1.Hash
+		err    error
+	}
+	done := make(chan extracted, 1)
+	pr, pw := io.Pipe()
+	go func() {
+		opts.Mode = layer.OverlayLower
+		got, err := layer.ExtractBlob(ctx, pr, dir, opts, want.mediaType)
+		var ce *layer.ContentError
+		if err != nil && !errors.As(err, &ce) {
+			pr.CloseWithError(&extractFailure{err})
+		} else {
+			// The rest of the blob is still hashed: its digest says
+			// whether the claim or the bytes are wrong. Only the copy's
+			// own error can end this read.
+			_, _ = io.Copy(io.Discard, pr)
+		}
+		done <- extracted{got, err}
+	}()
+	h, n, cerr := layer.CopyHashed(ctx, blob, io.TeeReader(r, pw))
+	pw.CloseWithError(cerr)
+	x := <-done
+	var xf *extractFailure
+	var ce *layer.ContentError
+	switch {
+	case errors.As(cerr, &xf):
+		err = xf.err
+	case cerr != nil:
+		err = cerr
+	case h != want.digest:
+		err = fmt.Errorf("storing blob: content has digest %s, want %s", h, want.digest)
+	case n != want.size:
+		err = fmt.Errorf("%d bytes, its descriptor says %d", n, want.size)
+	case errors.As(x.err, &ce):
+		verr = x.err
+	case x.err != nil:
+		err = x.err
+	default:
+		verr = layer.CheckDiffID(x.diffID, want.diffID)
+	}
+	if err == nil && verr == nil {
+		err = s.commitBlob(blob, h)
+	}
+	if err != nil || verr != nil {
+		blob.Close()
+	}
+	return dir, n, verr, err
 }
 
 func (s *Store) extractSnapshot(ctx context.Context, l v1.Layer, diffID v1.Hash, dst string, opts layer.ExtractOptions) error {
