@@ -260,15 +260,15 @@ func TestTargetsTable(t *testing.T) {
 	}
 	rows, table := targetRows(t, recs)
 	want := []string{
-		"| W1 cold build, Strata / BuildKit | 1.00 s / 4.00 s | <= 0.35x | 0.25x | PASS |",
-		"| W1 warm rebuild, Strata / BuildKit | 1.00 s / 4.00 s | <= 0.05x | 0.25x | FAIL |",
+		"| W1 cold build, Strata / BuildKit | 1.00 s / 4.00 s | <= 0.35x | 0.250x | PASS |",
+		"| W1 warm rebuild, Strata / BuildKit | 1.00 s / 4.00 s | <= 0.05x | 0.250x | FAIL |",
 		"| W1 one-file change, Strata / BuildKit | not run | <= 0.35x | n/a | n/a |",
 		"| W4 cold build, Strata / BuildKit | not run | <= 0.20x | n/a | n/a |",
 		"| fixed cost of a metadata step: (W5 - W0) / 200, cold | (0.300 s - 0.200 s) / 200 | <= 1 ms | 0.50 ms | PASS |",
 		"| fixed cost of RUN true: (W6 - W0) / 50, cold | (0.600 s - 0.200 s) / 50 | <= 5 ms | 8.00 ms | FAIL |",
-		"| W3 cold-zstd / (fill + tar -c \\| zstd -3) | 2.50 s / 2.00 s | <= 1.50x | 1.25x | PASS |",
-		"| W3 cold / (fill + tar -c \\| pgzip) | 4.00 s / 3.00 s | <= 1.20x | 1.33x | FAIL |",
-		"| W2 cold / (gzip -dc rootfs.tar.gz >/dev/null) | 1.20 s / 1.00 s | <= 1.50x | 1.20x | PASS |",
+		"| W3 cold-zstd / (fill + tar -c \\| zstd -3) | 2.50 s / 2.00 s | <= 1.50x | 1.250x | PASS |",
+		"| W3 cold / (fill + tar -c \\| pgzip) | 4.00 s / 3.00 s | <= 1.20x | 1.333x | FAIL |",
+		"| W2 cold / (gzip -dc rootfs.tar.gz >/dev/null) | 1.20 s / 1.00 s | <= 1.50x | 1.200x | PASS |",
 		"| W1 peak RSS, highest phase median | cold 40.0, warm 70.0 (MiB) | <= 64 MiB | 70.0 MiB | FAIL |",
 		"| W3 peak RSS, highest phase median | cold 50.0, cold-zstd 50.0 (MiB) | <= 64 MiB | 50.0 MiB | PASS |",
 		// A build too short to be sampled is not a pass.
@@ -295,8 +295,8 @@ func TestTargetsTable(t *testing.T) {
 	_, table = targetRows(t, recs)
 	for _, w := range []string{
 		"| target | measured | limit | value | result | before | before result |",
-		"| W1 cold build, Strata / BuildKit | 1.00 s / 4.00 s | <= 0.35x | 0.25x | PASS | 0.10x | PASS |",
-		"| W1 warm rebuild, Strata / BuildKit | 1.00 s / 4.00 s | <= 0.05x | 0.25x | FAIL | n/a | n/a |",
+		"| W1 cold build, Strata / BuildKit | 1.00 s / 4.00 s | <= 0.35x | 0.250x | PASS | 0.100x | PASS |",
+		"| W1 warm rebuild, Strata / BuildKit | 1.00 s / 4.00 s | <= 0.05x | 0.250x | FAIL | n/a | n/a |",
 	} {
 		if !strings.Contains(table, w+"\n") {
 			t.Errorf("no row %q in\n%s", w, table)
@@ -325,6 +325,26 @@ func TestLimitsAreSumsOfMedians(t *testing.T) {
 	for _, r := range rows {
 		if strings.Contains(r, "zstd -3 |") {
 			t.Errorf("row %q without zstd records", r)
+		}
+	}
+}
+
+// TestTargetsAtTheirLimit: a value at its limit holds; one just above fails, and shows enough
+// digits not to read as the limit.
+func TestTargetsAtTheirLimit(t *testing.T) {
+	recs := []record{
+		{Workload: "w4", Builder: "strata", Phase: "cold", OK: true, Seconds: 1},
+		{Workload: "w4", Builder: "buildkit", Phase: "cold", OK: true, Seconds: 5},
+		{Workload: "w1", Builder: "strata", Phase: "change", OK: true, Seconds: 3.527},
+		{Workload: "w1", Builder: "buildkit", Phase: "change", OK: true, Seconds: 10},
+	}
+	_, table := targetRows(t, recs)
+	for _, w := range []string{
+		"| W4 cold build, Strata / BuildKit | 1.00 s / 5.00 s | <= 0.20x | 0.200x | PASS |",
+		"| W1 one-file change, Strata / BuildKit | 3.53 s / 10.00 s | <= 0.35x | 0.353x | FAIL |",
+	} {
+		if !strings.Contains(table, w+"\n") {
+			t.Errorf("no row %q in\n%s", w, table)
 		}
 	}
 }

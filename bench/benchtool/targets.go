@@ -30,7 +30,7 @@ func vsPeer(wl, phase, what string, max float64) goal {
 			if !sok || !kok || k == 0 {
 				return notRun
 			}
-			return outcome{fmt.Sprintf("%.2f s / %.2f s", s, k), fmt.Sprintf("%.2fx", s/k), true, s/k <= max}
+			return outcome{fmt.Sprintf("%.2f s / %.2f s", s, k), fmt.Sprintf("%.3fx", s/k), true, s/k <= max}
 		}}
 }
 
@@ -60,7 +60,7 @@ func vsLimit(name string, max float64) goal {
 			if !sok || !lok || lim == 0 {
 				return notRun
 			}
-			return outcome{fmt.Sprintf("%.2f s / %.2f s", s, lim), fmt.Sprintf("%.2fx", s/lim), true, s/lim <= max}
+			return outcome{fmt.Sprintf("%.2f s / %.2f s", s, lim), fmt.Sprintf("%.3fx", s/lim), true, s/lim <= max}
 		}}
 }
 
