@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"math/rand/v2"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -346,5 +348,24 @@ func TestTargetsAtTheirLimit(t *testing.T) {
 		if !strings.Contains(table, w+"\n") {
 			t.Errorf("no row %q in\n%s", w, table)
 		}
+	}
+}
+
+// TestMeasureCatchesShortBuilds: a command that ends before the first 50 ms sample still
+// gets a peak RSS (a warm rebuild takes 20 ms).
+func TestMeasureCatchesShortBuilds(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("measure needs Linux")
+	}
+	out := filepath.Join(t.TempDir(), "results.jsonl")
+	if err := measureCmd([]string{"-record", out, "-workload", "w", "-builder", "b", "-phase", "warm", "--", "true"}); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := readRecords(out)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("records %v, %v", recs, err)
+	}
+	if r := recs[0]; !r.OK || r.PeakRSS < 100<<10 {
+		t.Errorf("record %+v: want a peak RSS of 100 KiB or more", r)
 	}
 }

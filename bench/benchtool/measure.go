@@ -20,7 +20,7 @@ type record struct {
 	OK       bool    `json:"ok"`
 	Error    string  `json:"error,omitempty"`
 	Seconds  float64 `json:"seconds"`
-	PeakRSS  int64   `json:"peak_rss"` // bytes: peak of the summed RSS of the measured trees
+	PeakRSS  int64   `json:"peak_rss"` // bytes: peak of the summed RSS of the measured trees, at least the largest process's high-water mark
 	BaseRSS  int64   `json:"base_rss"` // bytes: the -also-pid trees' RSS before the command
 	Digest   string  `json:"digest,omitempty"`
 	Size     int64   `json:"size,omitempty"` // bytes of the output tarball
@@ -50,6 +50,9 @@ func measureCmd(args []string) error {
 	}
 	rec := o.rec
 	runErr := runSampled(&rec, fs.Args(), o.alsoPID)
+	// A build shorter than the sampling period has no sample, and one process can peak
+	// between two: the kernel's high-water mark of the largest process is a floor.
+	rec.PeakRSS = max(rec.PeakRSS, childrenMaxRSS())
 	if runErr == nil && o.image != "" {
 		runErr = readImage(&rec, o.image)
 	}
