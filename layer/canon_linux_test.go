@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -295,6 +296,28 @@ func FuzzCanonical(f *testing.F) {
 	})
 }
 
+// TestCanonicalIndexBound: an archive whose index would pass MaxIndex is
+// left to the extraction.
+func TestCanonicalIndexBound(t *testing.T) {
+	var ents []ent
+	for i := range 100 {
+		ents = append(ents, file(fmt.Sprintf("f%03d", i), "x"))
+	}
+	archive := makeArchive(t, ents...)
+	for _, tc := range []struct {
+		max  int64
+		want bool
+	}{{100 * (canonEntryCost + 4), true}, {99 * (canonEntryCost + 4), false}} {
+		a, err := ReadCanonical(context.Background(), bytes.NewReader(archive), CanonOptions{TmpDir: t.TempDir(), Start: time.Now(), MaxIndex: tc.max})
+		if (err == nil) != tc.want || (err != nil && !errors.Is(err, ErrNotCanonical)) {
+			t.Errorf("MaxIndex %d: %v, want success %v", tc.max, err, tc.want)
+		}
+		if a != nil {
+			a.Close()
+		}
+	}
+}
+
 // TestCanonicalSetgidRoot: directories the extraction makes in a setgid
 // directory take its group, so the stream leaves an archive implying one
 // to the extraction when told the root is setgid.
@@ -319,5 +342,52 @@ func TestCanonicalSetgidRoot(t *testing.T) {
 	_, err := ReadCanonical(context.Background(), bytes.NewReader(archive), CanonOptions{Write: WriteOptions{Epoch: &epoch}, TmpDir: tmp, Start: time.Now(), RootSetgid: true})
 	if !errors.Is(err, ErrNotCanonical) {
 		t.Errorf("ReadCanonical under a setgid root: %v, want ErrNotCanonical", err)
+	}
+}
+
+// BenchmarkCanonical reads an archive (STRATA_CANON_ARCHIVE, else the
+// Alpine minirootfs when present) into its index and writes its gzip
+// layer, reporting the index's heap bytes per entry. Compare with
+// `gzip -dc <archive> >/dev/null` (issue #16: within 1.5x):
+//
+//	STRATA_CANON_ARCHIVE=rootfs.tar.gz go test ./layer -run '^$' -bench Canonical -benchtime 3x
+func BenchmarkCanonical(b *testing.B) {
+	requireRoot(b)
+	p := os.Getenv("STRATA_CANON_ARCHIVE")
+	if p == "" {
+		p = "../../shared/rootfs/alpine-minirootfs-3.20.3-x86_64.tar.gz"
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		b.Skip(err)
+	}
+	epoch := time.Unix(1700000000, 0)
+	ctx := context.Background()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		var before, after runtime.MemStats
+		// Twice: sync.Pool's victims of the last round go in the second.
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		a, err := ReadCanonical(ctx, bytes.NewReader(data), CanonOptions{Write: WriteOptions{Epoch: &epoch}, TmpDir: b.TempDir(), Start: time.Now()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		read := time.Since(start)
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		// The index, and the reader's 256 KiB copy buffer.
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(a.seq), "index-B/entry")
+		b.ReportMetric(float64(a.opts.MaxIndex-a.budget)/float64(a.seq), "budget-B/entry")
+		b.ReportMetric(read.Seconds(), "read-s")
+		start = time.Now()
+		if _, err := a.WriteLayer(ctx, io.Discard); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(time.Since(start).Seconds(), "write-s")
+		a.Close()
 	}
 }
