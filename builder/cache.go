@@ -98,6 +98,15 @@ func (k keyInput) key() (string, error) {
 	return digestJSON(k)
 }
 
+// flushCache waits until the cache holds every entry put so far, for a cache that writes
+// them in the background (cache.Local).
+func (b *build) flushCache() error {
+	if f, ok := b.cache.(interface{ Flush() error }); ok {
+		return f.Flush()
+	}
+	return nil
+}
+
 // copyKey is what a COPY or ADD's key covers beyond the common inputs:
 // its plan as the writer will carry it out, and the options the writer
 // applies to every file.

@@ -28,7 +28,14 @@ type stageRun struct {
 	fetching bool
 }
 
-func (b *build) stage(ctx context.Context, st *dockerfile.Stage) error {
+func (b *build) stage(ctx context.Context, st *dockerfile.Stage) (err error) {
+	// The cache keeps the stage's entries in the background; they are in the store when
+	// the stage ends, failed or not.
+	defer func() {
+		if ferr := b.flushCache(); err == nil {
+			err = ferr
+		}
+	}()
 	start := time.Now()
 	from := "FROM " + b.baseName(st.Base)
 	base, baseState, err := b.base(ctx, st)

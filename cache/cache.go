@@ -50,10 +50,22 @@ type Entry struct {
 // Local keeps entries in the local store: one small JSON record a key,
 // naming a blob of the store; the explain record apart, read only to
 // explain a miss.
-type Local struct{ st *store.Store }
+type Local struct {
+	st *store.Store
+	w  *writer
+}
 
 // NewLocal is the cache of st.
-func NewLocal(st *store.Store) *Local { return &Local{st: st} }
+func NewLocal(st *store.Store) *Local { return &Local{st: st, w: newWriter(st)} }
+
+// Flush waits until every record Put handed over is in the store, and returns the first
+// error writing one.
+func (c *Local) Flush() error {
+	if err := c.w.flush(); err != nil {
+		return fmt.Errorf("writing build cache: %w", err)
+	}
+	return nil
+}
 
 type localRecord struct {
 	// Key is the key the record was written for; records from before it was recorded
@@ -66,7 +78,7 @@ type localRecord struct {
 
 // Get is the entry for key whose blob is still in the store.
 func (c *Local) Get(_ context.Context, key string) (*Entry, error) {
-	b, err := c.st.CacheGet(key)
+	b, err := c.w.get(key)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
@@ -94,9 +106,9 @@ func (c *Local) Get(_ context.Context, key string) (*Entry, error) {
 
 // Put keeps e under key, and its explain record under the step's slot.
 //
-// The record is written whole and renamed into place, but not fsynced: two fsyncs a step
-// (the file, its directory) cost more than the rest of a metadata step. Durability is not
-// what keeps a hit right: the blob a record names was made durable before the record was
+// The records are written in the background (see writer), each whole and renamed into
+// place, but not fsynced: two fsyncs a step (the file, its directory) cost more than the
+// rest of a metadata step. Durability is not what keeps a hit right: the blob a record names was made durable before the record was
 // written (the store commits blobs with fsync), and a record that does not survive a crash
 // whole (lost, empty, or holding stale blocks of another file) is a miss, since it does not
 // parse or does not name its key. A crash loses at most the entries of the last seconds.
@@ -112,9 +124,7 @@ func (c *Local) Put(_ context.Context, key string, e *Entry) error {
 	if err != nil {
 		return fmt.Errorf("encoding cache entry: %w", err)
 	}
-	if err := c.st.CacheHint(key, b); err != nil {
-		return err
-	}
+	c.w.put(key, b)
 	if e.Explain != nil {
 		return c.putExplain(key, e.Explain)
 	}

@@ -61,9 +61,7 @@ func (c *Local) putExplain(key string, e *Explain) error {
 	if err != nil {
 		return fmt.Errorf("encoding explain record: %w", err)
 	}
-	if err := c.st.CacheHint("explain "+key, b); err != nil {
-		return err
-	}
+	c.w.put("explain "+key, b)
 	for _, slot := range e.slotKeys() {
 		// Advisory: concurrent builds may drop each other's newest key.
 		keys := c.slot(slot)
@@ -76,15 +74,13 @@ func (c *Local) putExplain(key string, e *Explain) error {
 		if err != nil {
 			return err
 		}
-		if err := c.st.CacheHint(slot, b); err != nil {
-			return err
-		}
+		c.w.put(slot, b)
 	}
 	return nil
 }
 
 func (c *Local) slot(slot string) []string {
-	b, err := c.st.CacheGet(slot)
+	b, err := c.w.get(slot)
 	if err != nil {
 		return nil
 	}
@@ -103,7 +99,7 @@ func (c *Local) Similar(_ context.Context, e *Explain) ([]*Explain, error) {
 				continue
 			}
 			seen[k] = true
-			b, err := c.st.CacheGet("explain " + k)
+			b, err := c.w.get("explain " + k)
 			if errors.Is(err, store.ErrNotFound) {
 				continue
 			}

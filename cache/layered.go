@@ -31,6 +31,9 @@ func (c *Layered) Put(ctx context.Context, key string, e *Entry) error {
 	return c.Local.Put(ctx, key, e)
 }
 
+// Flush waits until the local store holds every entry Put.
+func (c *Layered) Flush() error { return c.Local.Flush() }
+
 // Similar gathers the local and imported records like e.
 func (c *Layered) Similar(ctx context.Context, e *Explain) ([]*Explain, error) {
 	out, err := c.Local.Similar(ctx, e)

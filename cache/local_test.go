@@ -19,6 +19,9 @@ func TestLocalRecordNamesItsKey(t *testing.T) {
 	if err != nil || e == nil || e.Layer == nil {
 		t.Fatalf("Get(a) = %v, %v: want the entry", e, err)
 	}
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	// What a crash could leave under another key: a's record.
 	b, err := f.st.CacheGet("a")
 	if err != nil {
@@ -45,4 +48,38 @@ func TestLocalRecordNamesItsKey(t *testing.T) {
 	if e, err := c.Get(f.ctx, "old"); err != nil || e == nil || e.History.CreatedBy != "LABEL a=b" {
 		t.Errorf("Get(old) = %v, %v: want the old record's entry", e, err)
 	}
+}
+
+// TestLocalWritesInTheBackground: Put returns before its records are on disk, this process
+// reads them at once all the same (an entry, the explain records found by Similar), and
+// after Flush they are in the store, where another process (a new Local) finds them.
+func TestLocalWritesInTheBackground(t *testing.T) {
+	f := newFixture(t)
+	c := NewLocal(f.st)
+	for i, s := range f.steps {
+		if err := c.Put(f.ctx, s.Key, &Entry{Layer: s.Layer, History: s.History, Explain: s.Explain}); err != nil {
+			t.Fatal(err)
+		}
+		if e, err := c.Get(f.ctx, s.Key); err != nil || e == nil || e.History.CreatedBy != s.History.CreatedBy {
+			t.Errorf("step %d: Get right after Put = %v, %v", i, e, err)
+		}
+	}
+	probe := &Explain{Key: "other", Stage: "s", Step: 2, Command: "RUN step"}
+	check := func(c *Local, when string) {
+		t.Helper()
+		similar, err := c.Similar(f.ctx, probe)
+		if err != nil || len(similar) != 2 {
+			t.Errorf("%s: Similar = %d records, %v: want the two RUN steps'", when, len(similar), err)
+		}
+		for _, s := range f.steps {
+			if e, err := c.Get(f.ctx, s.Key); err != nil || e == nil {
+				t.Errorf("%s: Get(%s) = %v, %v", when, s.Key, e, err)
+			}
+		}
+	}
+	check(c, "before Flush")
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	check(NewLocal(f.st), "in a new Local after Flush")
 }
