@@ -74,52 +74,6 @@ bin=$work/bin results=$work/results.jsonl logs=$work/logs
 mkdir -p "$bin" "$logs" "$work/out"
 registry_pid="" bk_pid=""
 
-# Until bench/lib.sh has them (they are moving there from regcache.sh), the buildkitd helpers.
-if ! declare -F start_buildkitd >/dev/null; then
-	build_buildkit() {
-		[ -x "$cache/bin/buildkitd" ] && [ -x "$cache/bin/buildctl" ] && return
-		log "building buildkitd and buildctl v0.34.2 (once, into $cache/bin)"
-		local src=$cache/buildkit-src
-		mkdir -p "$src" "$cache/bin"
-		(
-			cd "$src" || exit 1
-			[ -f go.mod ] || go mod init buildkit-bench >/dev/null 2>&1
-			go get github.com/moby/buildkit@v0.34.2 >/dev/null 2>&1
-			go build -o "$cache/bin/buildkitd" github.com/moby/buildkit/cmd/buildkitd
-			go build -o "$cache/bin/buildctl" github.com/moby/buildkit/cmd/buildctl
-		)
-	}
-	start_buildkitd() {
-		local d=$work/bk
-		rm -rf "$d" && mkdir -p "$d"
-		cat >"$d/buildkitd.toml" <<-EOF
-			[registry."$registry"]
-			  http = true
-			  insecure = true
-			[worker.oci]
-			  enabled = true
-			[worker.containerd]
-			  enabled = false
-		EOF
-		"$cache/bin/buildkitd" --root "$d/root" --addr "unix://$d/sock" --config "$d/buildkitd.toml" >>"$logs/buildkitd.log" 2>&1 &
-		bk_pid=$!
-		for _ in $(seq 100); do
-			"$cache/bin/buildctl" --addr "unix://$d/sock" debug workers >/dev/null 2>&1 && return
-			sleep 0.1
-		done
-		echo "bench/scale.sh: buildkitd did not start, see $logs/buildkitd.log" >&2
-		exit 1
-	}
-	stop_buildkitd() {
-		[ -n "$bk_pid" ] || return 0
-		kill "$bk_pid" 2>/dev/null || true
-		while kill -0 "$bk_pid" 2>/dev/null; do sleep 0.1; done
-		bk_pid=""
-		umount_under "$work/bk"
-		rm -rf "$work/bk"
-	}
-fi
-
 cleanup() {
 	stop_buildkitd
 	[ -z "$registry_pid" ] || kill "$registry_pid" 2>/dev/null || true
@@ -242,11 +196,15 @@ run_point() {
 	rm -rf "$dir"
 }
 
-# measure_unit: one stage's work run on the host, for the stages' ideal.
+# measure_unit: one stage's work run on the host three times (the report takes the median),
+# for the stages' ideal.
 measure_unit() {
-	"$bin/benchtool" measure -record "$results" -workload stages/unit -builder host -phase unit -run 1 -- \
-		sh -c "'$bin/benchtool' fill -seed 1 -kind random -bytes $stage_bytes - >/dev/null" >/dev/null 2>&1 ||
-		log "measuring one stage's work on the host failed"
+	local run
+	for run in 1 2 3; do
+		"$bin/benchtool" measure -record "$results" -workload stages/unit -builder host -phase unit -run "$run" -- \
+			sh -c "'$bin/benchtool' fill -seed 1 -kind random -bytes $stage_bytes - >/dev/null" >/dev/null 2>&1 ||
+			log "measuring one stage's work on the host failed"
+	done
 }
 
 machine() {

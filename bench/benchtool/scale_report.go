@@ -48,18 +48,17 @@ type scaleResult struct {
 type scaleData struct {
 	keys   []scaleKey
 	byKey  map[scaleKey]map[string][]scaleResult
-	unit   float64 // seconds of one stage's work on the host, 0 when not measured
+	unit   float64 // seconds of one stage's work on the host (median), 0 when not measured
 	failed []record
 }
 
 // collectScale sorts the records of bench/scale.sh into curves.
 func collectScale(recs []record) scaleData {
 	d := scaleData{byKey: map[scaleKey]map[string][]scaleResult{}}
+	var units []record
 	for _, r := range recs {
 		if r.Workload == unitWorkload && r.Builder == unitBuilder {
-			if r.OK {
-				d.unit = r.Seconds
-			}
+			units = append(units, r)
 			continue
 		}
 		s, n, err := parsePoint(r.Workload)
@@ -76,6 +75,7 @@ func collectScale(recs []record) scaleData {
 			d.failed = append(d.failed, r)
 		}
 	}
+	d.unit, _, _ = median(units, func(r record) float64 { return r.Seconds })
 	order := func(k scaleKey) int {
 		return slices.Index(seriesNames, k.series)*len(scalePhases) + slices.Index(scalePhases, k.phase)
 	}
