@@ -58,10 +58,14 @@ func plotCmd(args []string, stdout io.Writer) error {
 	return writeOut(*out, func(w io.Writer) error { return writeSVG(w, *title, panels) })
 }
 
-// xUnit converts a series' size to what its axis shows: layers in MiB, the rest as counted.
-func xUnit(series string) (string, float64) {
+// xUnit converts a series' size to what its axis shows: layers in GiB (MiB when all are
+// smaller), the rest as counted.
+func xUnit(series string, largest int64) (string, float64) {
 	switch series {
 	case "layer":
+		if largest >= 1<<30 {
+			return "layer size (GiB)", 1 << 30
+		}
 		return "layer size (MiB)", 1 << 20
 	case "files":
 		return "files in the context", 1
@@ -76,7 +80,8 @@ func xUnit(series string) (string, float64) {
 func scalePanels(d scaleData, cpus int) []plotPanel {
 	var out []plotPanel
 	for _, k := range d.keys {
-		xlabel, div := xUnit(k.series)
+		sizes := d.sizes(k)
+		xlabel, div := xUnit(k.series, sizes[len(sizes)-1])
 		tp := plotPanel{title: k.String() + ": time", xlabel: xlabel, ylabel: "seconds"}
 		mp := plotPanel{title: k.String() + ": peak RSS", xlabel: xlabel, ylabel: "MiB"}
 		for _, b := range scaleBuilders {
@@ -90,7 +95,6 @@ func scalePanels(d scaleData, cpus int) []plotPanel {
 			tp.lines = append(tp.lines, plotLine{name: b, color: builderColors[b], xs: xs, ys: ts})
 			mp.lines = append(mp.lines, plotLine{name: b, color: builderColors[b], xs: xs, ys: ms})
 		}
-		sizes := d.sizes(k)
 		switch {
 		case k.series == "stages" && d.unit > 0:
 			ref := plotLine{name: "ideal", color: "#555", dash: "6 4"}

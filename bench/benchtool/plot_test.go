@@ -105,6 +105,9 @@ func TestPlotSVG(t *testing.T) {
 	if len(byPanel["stages: time"]["ideal"].pts) != 2 || len(byPanel["layer: time"]) != 0 {
 		t.Errorf("stages: time lines %v, layer: time lines %v", byPanel["stages: time"], byPanel["layer: time"])
 	}
+	if !strings.Contains(out.String(), "layer size (GiB)") {
+		t.Error("the 1 GiB layer's axis is not in GiB")
+	}
 	if !strings.Contains(out.String(), "scale &lt;test&gt;") {
 		t.Error("the title is not escaped")
 	}
