@@ -8,6 +8,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"go/ast"
@@ -107,19 +108,34 @@ func readSettings(path string) (settings, error) {
 		return settings{}, fmt.Errorf("%s: no SetConcurrency call", path)
 	}
 	var s settings
+	// Each setting from the first of its sources that evaluates: the named constant, else
+	// the SetConcurrency argument (which may be a parameter fed by the constant).
 	for _, v := range []struct {
-		dst  *int
-		expr ast.Expr
-		what string
-	}{{&s.level, consts["gzipLevel"], "gzipLevel"}, {&s.block, call.Args[0], "the block size"}, {&s.blocks, call.Args[1], "the blocks at once"}} {
-		if v.expr == nil {
-			return settings{}, fmt.Errorf("%s: no %s", path, v.what)
+		dst   *int
+		what  string
+		exprs []ast.Expr
+	}{
+		{&s.level, "gzipLevel", []ast.Expr{consts["gzipLevel"]}},
+		{&s.block, "the block size", []ast.Expr{consts["gzipBlockSize"], call.Args[0]}},
+		{&s.blocks, "the blocks at once", []ast.Expr{call.Args[1], consts["gzipBlocks"]}},
+	} {
+		found := false
+		var errs []error
+		for _, e := range v.exprs {
+			if e == nil {
+				continue
+			}
+			n, err := eval(e, consts)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			*v.dst, found = n, true
+			break
 		}
-		n, err := eval(v.expr, consts)
-		if err != nil {
-			return settings{}, fmt.Errorf("%s: %s: %w", path, v.what, err)
+		if !found {
+			return settings{}, fmt.Errorf("%s: no value for %s (%v)", path, v.what, errors.Join(errs...))
 		}
-		*v.dst = n
 	}
 	return s, nil
 }

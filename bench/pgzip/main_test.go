@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -56,5 +57,37 @@ func TestCompressRoundTrips(t *testing.T) {
 	got, err := io.ReadAll(zr)
 	if err != nil || !bytes.Equal(got, in) {
 		t.Fatalf("round trip gave %d bytes (%v), want %d", len(got), err, len(in))
+	}
+}
+
+// TestReadSettingsThroughAParameter: the writer's constructor takes the block size as a
+// parameter; the constants still say what it is.
+func TestReadSettingsThroughAParameter(t *testing.T) {
+	src := `package layer
+
+const (
+	gzipLevel     = gzip.BestSpeed
+	gzipBlockSize = 1 << 19
+	gzipBlocks    = 3
+)
+
+func newGzipWriter(w io.Writer, level, blockSize int) {
+	zw.SetConcurrency(blockSize, gzipBlocks)
+}
+`
+	path := filepath.Join(t.TempDir(), "compress.go")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := readSettings(path)
+	if want := (settings{level: 1, block: 1 << 19, blocks: 3}); err != nil || s != want {
+		t.Errorf("readSettings = %+v, %v; want %+v", s, err, want)
+	}
+	// Without the constant, a parameter cannot be read: an error, not a guess.
+	if err := os.WriteFile(path, []byte(strings.Replace(src, "gzipBlockSize = 1 << 19", "other = 1", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := readSettings(path); err == nil {
+		t.Errorf("readSettings = %+v without the block size constant, want an error", s)
 	}
 }
