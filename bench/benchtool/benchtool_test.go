@@ -1,9 +1,13 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"io"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -367,5 +371,120 @@ func TestMeasureCatchesShortBuilds(t *testing.T) {
 	}
 	if r := recs[0]; !r.OK || r.PeakRSS < 100<<10 {
 		t.Errorf("record %+v: want a peak RSS of 100 KiB or more", r)
+	}
+}
+
+// smallRootfs writes a tar of two entries for the W2 generator.
+func smallRootfs(t *testing.T) string {
+	t.Helper()
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for _, name := range []string{"bin/sh", "etc/passwd"} {
+		body := "content of " + name + "\n"
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), ModTime: fixedTime, Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(body))
+	}
+	tw.Close()
+	p := filepath.Join(t.TempDir(), "rootfs.tar")
+	if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// gunzipNames lists a gzip'd tar's entry names.
+func gunzipNames(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	var names []string
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return names
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		names = append(names, h.Name)
+	}
+}
+
+func TestW2AddsADeterministicGzipTarball(t *testing.T) {
+	if _, err := exec.LookPath("gzip"); err != nil {
+		t.Skip("no gzip")
+	}
+	o := workloadsOptions{registry: "r", rootfs: smallRootfs(t)}
+	var first []byte
+	for i := range 2 {
+		o.dir = t.TempDir()
+		if err := genW2(o, quickSizes); err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(o.dir, "w2")
+		df, _ := os.ReadFile(filepath.Join(dir, "ctx", "Dockerfile"))
+		if !strings.Contains(string(df), "ADD rootfs.tar.gz /\n") {
+			t.Errorf("Dockerfile %q does not ADD rootfs.tar.gz", df)
+		}
+		ctx, err := os.ReadFile(filepath.Join(dir, "ctx", "rootfs.tar.gz"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if orig, _ := os.ReadFile(filepath.Join(dir, "orig", "rootfs.tar.gz")); !bytes.Equal(orig, ctx) {
+			t.Error("orig/rootfs.tar.gz differs from ctx's: undoing the change would not restore the context")
+		}
+		if got := gunzipNames(t, filepath.Join(dir, "change", "rootfs.tar.gz")); !slices.Contains(got, "etc/bench-changed") {
+			t.Errorf("the change's tarball has %v, want etc/bench-changed", got)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "ctx", "rootfs.tar")); err == nil {
+			t.Error("the uncompressed rootfs.tar is left in the context")
+		}
+		if i == 0 {
+			first = ctx
+		} else if !bytes.Equal(first, ctx) {
+			t.Error("two generations gave different rootfs.tar.gz bytes")
+		}
+	}
+}
+
+func TestFixedCostWorkloads(t *testing.T) {
+	o := workloadsOptions{registry: "r", dir: t.TempDir()}
+	for _, tc := range []struct {
+		name  string
+		gen   func(workloadsOptions, sizes) error
+		steps int
+		only  []string // the instructions between FROM and CMD
+	}{
+		{"w0", genW0, 0, nil},
+		{"w5", genW5, w5Steps, []string{"ENV", "LABEL", "ARG", "USER"}},
+		{"w6", genW6, w6Steps, []string{"RUN"}},
+	} {
+		if err := tc.gen(o, quickSizes); err != nil {
+			t.Fatal(err)
+		}
+		df, err := os.ReadFile(filepath.Join(o.dir, tc.name, "ctx", "Dockerfile"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(df)), "\n")
+		if lines[0] != "FROM r/busybox:bench" || lines[len(lines)-1] != `CMD ["sh"]` || len(lines) != tc.steps+2 {
+			t.Errorf("%s: %d lines from %q to %q, want FROM, %d steps, CMD", tc.name, len(lines), lines[0], lines[len(lines)-1], tc.steps)
+			continue
+		}
+		for _, l := range lines[1 : len(lines)-1] {
+			if !slices.Contains(tc.only, strings.Fields(l)[0]) {
+				t.Errorf("%s: step %q, want only %v", tc.name, l, tc.only)
+			}
+		}
 	}
 }

@@ -178,7 +178,7 @@ func genW2(o workloadsOptions, _ sizes) error {
 	if err := writeText(filepath.Join(dir, "ctx", "Dockerfile"), "FROM scratch\nADD rootfs.tar.gz /\nCMD [\"/bin/sh\"]\n"); err != nil {
 		return err
 	}
-	for _, sub := range []string{"ctx", "orig", "change"} {
+	for _, sub := range []string{"ctx", "change"} {
 		extra := ""
 		if sub == "change" {
 			extra = "etc/bench-changed"
@@ -191,6 +191,10 @@ func genW2(o workloadsOptions, _ sizes) error {
 			return err
 		}
 	}
+	// orig is ctx's tarball (what undoes the change): copied, not compressed again.
+	if err := copyFile(filepath.Join(dir, "ctx", "rootfs.tar.gz"), filepath.Join(dir, "orig", "rootfs.tar.gz")); err != nil {
+		return err
+	}
 	return fixDirTimes(filepath.Join(dir, "ctx"))
 }
 
@@ -201,6 +205,30 @@ func gzipFile(path string) error {
 		return fmt.Errorf("gzip -n -6 %s: %w: %s", path, err, out)
 	}
 	return os.Chtimes(path+".gz", fixedTime, fixedTime)
+}
+
+// copyFile copies src to dst (creating its directory) with the fixed mtime.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", src, err)
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", filepath.Dir(dst), err)
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", dst, err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", dst, err)
+	}
+	return os.Chtimes(dst, fixedTime, fixedTime)
 }
 
 // copyTar copies the tar archive from src to dst entry by entry, appending a small file named
