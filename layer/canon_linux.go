@@ -25,10 +25,11 @@ import (
 var ErrNotCanonical = errors.New("archive needs extracting to be written as a layer")
 
 // DefaultCanonIndex bounds the memory of a CanonicalArchive's index: about
-// canonEntryCost bytes per entry plus its name, so 16 MiB holds some 35,000
-// entries (a Debian minbase has 8,800, Alpine's minirootfs 530). A larger
-// archive is extracted.
-const DefaultCanonIndex = 16 << 20
+// canonEntryCost bytes per entry plus its name, so 8 MiB holds some 17,000
+// entries (a Debian minbase has 8,800, Alpine's minirootfs 530), and a
+// build writing it stays within 64 MiB (W2 peaks at 55 MiB with the Debian
+// minbase's 4 MiB index). A larger archive is extracted.
+const DefaultCanonIndex = 8 << 20
 
 // canonEntryCost is what one entry of the index costs beyond its name: its
 // node, inode, map slots and a directory's first time. BenchmarkCanonical
