@@ -138,7 +138,8 @@ build_argv() {
 	esac
 }
 
-# measure BUILDER POINT PHASE CTX STATE: one timed, sampled build, recorded in results.jsonl.
+# measure BUILDER POINT PHASE CTX STATE: one timed, sampled build, recorded in results.jsonl;
+# its status is the build's.
 measure() {
 	local b=$1 name=$2 phase=$3 out=$work/out/$1.tar extra=() argv=()
 	local logf=$logs/${name//\//-}-$b-$phase.log
@@ -148,10 +149,12 @@ measure() {
 	if "$bin/benchtool" measure -record "$results" -workload "$name" -builder "$b" -phase "$phase" \
 		-run 1 -image "oci:$out" "${extra[@]}" -- "${argv[@]}" >"$logf" 2>&1; then
 		log "$name $b $phase: $(tail -1 "$results" | grep -o '"seconds":[0-9.]*' | cut -d: -f2) s, peak RSS $(($(tail -1 "$results" | grep -o '"peak_rss":[0-9]*' | cut -d: -f2) >> 20)) MiB"
+		rm -f "$out"
 	else
 		log "$name $b $phase: FAILED, see $logf"
+		rm -f "$out"
+		return 1
 	fi
-	rm -f "$out"
 }
 
 fresh() { umount_under "$1"; rm -rf "$1"; }
@@ -184,10 +187,12 @@ run_point() {
 		state=$work/state/$b
 		fresh "$state"
 		[ "$b" != buildkit ] || start_buildkitd
-		measure "$b" "$name" cold "$dir/ctx" "$state"
-		if [ -d "$dir/change" ]; then
+		if ! measure "$b" "$name" cold "$dir/ctx" "$state"; then
+			# Nothing to rebuild from (and a timed-out buildctl leaves its daemon busy).
+			[ ! -d "$dir/change" ] || record_not_built "$name" "$b" change "skipped: the cold build failed"
+		elif [ -d "$dir/change" ]; then
 			cp -a "$dir/change/." "$dir/ctx/"
-			measure "$b" "$name" change "$dir/ctx" "$state"
+			measure "$b" "$name" change "$dir/ctx" "$state" || true
 			cp -a "$dir/orig/." "$dir/ctx/"
 		fi
 		[ "$b" != buildkit ] || stop_buildkitd
