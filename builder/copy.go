@@ -250,8 +250,12 @@ func rebase(p, virt, real string) string {
 
 // describeFiles fills each planned source's Files, in plan order, so hard
 // links across sources point at the first path written.
-func (op *copyOp) describeFiles(plan []planned) error {
-	d := &describer{from: op.from, context: op.context, owners: op.owners}
+func (op *copyOp) describeFiles(plan []planned) error { return op.describeStaged(plan, nil) }
+
+// describeStaged is describeFiles staging the context files' content in
+// stg as it hashes them (nil: hashing only).
+func (op *copyOp) describeStaged(plan []planned, stg *stager) error {
+	d := &describer{from: op.from, context: op.context, owners: op.owners, stage: stg}
 	for i := range plan {
 		p := &plan[i]
 		if p.Data != nil || p.URLTime != nil || p.Files != nil || p.Git != nil {
@@ -272,6 +276,8 @@ func (op *copyOp) describeFiles(plan []planned) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", displaySrc(p.srcPath), err)
 		}
+		// An archive ADD unpacks is read as a stream, not copied.
+		f.noStage = p.Extract
 		p.Files = []srcFile{f}
 	}
 	var lists [][]srcFile

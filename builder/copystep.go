@@ -23,7 +23,13 @@ type copyPlan struct {
 	// fromKey and fromName are COPY --from's source: its key, and how
 	// the Dockerfile names it.
 	fromKey, fromName string
+	// stage holds the context files' content read for the key (nil: none
+	// staged); copy places it, a hit leaves it to be discarded.
+	stage *stager
 }
+
+// discard drops what is staged and not placed.
+func (cp *copyPlan) discard() { cp.stage.discard() }
 
 func (b *build) planCopy(ctx context.Context, s *state, st dockerfile.Step) (*copyPlan, error) {
 	op, err := b.copyOp(ctx, s, st)
@@ -37,9 +43,17 @@ func (b *build) planCopy(ctx context.Context, s *state, st dockerfile.Step) (*co
 	cp := &copyPlan{op: op, files: files}
 	fromKey := ""
 	if op.context {
-		// The context's files are read now, for the key; the writer copies
-		// exactly these and checks their content.
-		err = op.describeFiles(files)
+		// The context's files are read now, for the key, and staged as
+		// they are read (stager), before and while the base is extracted:
+		// on a miss the writer places exactly these bytes, reading the
+		// context no second time.
+		if b.stagesCopies() {
+			cp.stage = b.newStager(s, cp)
+		}
+		if err = op.describeStaged(files, cp.stage); err != nil {
+			cp.discard()
+			return nil, err
+		}
 	} else {
 		var src *state
 		if src, err = b.source(ctx, st.From); err == nil {
@@ -50,8 +64,11 @@ func (b *build) planCopy(ctx context.Context, s *state, st dockerfile.Step) (*co
 	if err != nil {
 		return nil, err
 	}
-	cp.content, err = copyKey(op, files, fromKey)
-	return cp, err
+	if cp.content, err = copyKey(op, files, fromKey); err != nil {
+		cp.discard()
+		return nil, err
+	}
+	return cp, nil
 }
 
 // copyOp gathers a COPY or ADD's flags, source tree and destination.
@@ -155,6 +172,8 @@ func (b *build) source(ctx context.Context, src dockerfile.Source) (*state, erro
 // copy writes the planned files into a fresh directory and makes it the
 // step's layer.
 func (b *build) copy(ctx context.Context, s *state, st dockerfile.Step, cp *copyPlan) (*layer.Layer, error) {
+	// Whatever is left staged once the files are placed, or the step fails.
+	defer cp.discard()
 	// ADD rootfs.tar.gz / on scratch: the archive written as a stream.
 	if l, ok, err := b.addStream(ctx, s, cp); ok {
 		return l, err

@@ -64,6 +64,12 @@ type srcFile struct {
 	entry entry
 	// ino is the inode of a file with more than one link, for describer.
 	ino *inode
+	// staged is the content read for the key, when the describer staged
+	// it (stager); the writer places it instead of reading entry again.
+	staged *stagedFile
+	// noStage: the file's content is not copied as a file (an archive ADD
+	// unpacks), so staging it would be wasted.
+	noStage bool
 }
 
 // fileKind is a file's type.
@@ -106,6 +112,8 @@ type describer struct {
 	// owners reads the owners of files of a stage or an image: recorded ones in a build
 	// that cannot chown (nil: on disk).
 	owners owners.Policy
+	// stage, when set, keeps a copy of each context file hashed (nil: hash only).
+	stage *stager
 }
 
 type inode struct{ dev, ino uint64 }
@@ -257,7 +265,11 @@ func (d *describer) fillOne(f *srcFile) error {
 			f.Dev = &devNumber{Major: unixMajor(uint64(st.Rdev)), Minor: unixMinor(uint64(st.Rdev))}
 		}
 	case kindReg:
-		if d.context {
+		if c, ok := d.from.(*contextFS); ok && d.stage != nil && !f.noStage {
+			if f.Sum, f.staged, err = d.stage.file(c, f); err != nil {
+				return err
+			}
+		} else if d.context {
 			if f.Sum, err = sumOf(d.from, f.entry); err != nil {
 				return err
 			}

@@ -51,27 +51,43 @@ func loadStatCache(st *store.Store, contextDir string) *statCache {
 // sum returns the sha256 of the file e of t, from the cache when its stat
 // matches.
 func (c *statCache) sum(t srcTree, e entry) (string, error) {
-	cur, ok := statOf(e.info)
-	if !ok {
-		return treeSHA256(t, e)
-	}
-	c.mu.Lock()
-	old, hit := c.entries[e.host]
-	c.mu.Unlock()
-	if hit && old.Sum != "" && sameStat(old, cur) {
-		return old.Sum, nil
+	if s, ok := c.cached(e); ok {
+		return s, nil
 	}
 	s, err := treeSHA256(t, e)
 	if err != nil {
 		return "", err
 	}
-	if time.Since(time.Unix(0, cur.Ctime)) > c.racy {
-		cur.Sum = s
-		c.mu.Lock()
-		c.entries[e.host], c.dirty = cur, true
-		c.mu.Unlock()
-	}
+	c.learn(e, s)
 	return s, nil
+}
+
+// cached is the hash recorded for e if its stat is the one recorded.
+func (c *statCache) cached(e entry) (string, bool) {
+	cur, ok := statOf(e.info)
+	if !ok {
+		return "", false
+	}
+	c.mu.Lock()
+	old, hit := c.entries[e.host]
+	c.mu.Unlock()
+	if hit && old.Sum != "" && sameStat(old, cur) {
+		return old.Sum, true
+	}
+	return "", false
+}
+
+// learn records sum, read from e after e was stat'ed, unless e's ctime is
+// too recent to tell a later write from this one.
+func (c *statCache) learn(e entry, sum string) {
+	cur, ok := statOf(e.info)
+	if !ok || time.Since(time.Unix(0, cur.Ctime)) <= c.racy {
+		return
+	}
+	cur.Sum = sum
+	c.mu.Lock()
+	c.entries[e.host], c.dirty = cur, true
+	c.mu.Unlock()
 }
 
 func sameStat(a, b statEntry) bool {

@@ -201,6 +201,9 @@ func (w *writer) copyNode(f srcFile) error {
 // plan has its hash: what lands in the layer is then exactly what the key
 // covers, or the step fails.
 func (w *writer) copyFile(f srcFile, host string, own owner) error {
+	if f.staged != nil {
+		return w.placeStaged(f, host, own)
+	}
 	in, err := w.op.from.open(f.entry)
 	if err != nil {
 		return changed(f, err)
@@ -220,6 +223,44 @@ func (w *writer) copyFile(f srcFile, host string, own owner) error {
 		return changed(f, nil)
 	}
 	return nil
+}
+
+// placeStaged moves the content staged for f (the bytes its key hashed)
+// to host. The source must still be the file that was read: a context
+// edited since fails the step, as when the writer reads it.
+func (w *writer) placeStaged(f srcFile, host string, own owner) error {
+	c, ok := w.op.from.(*contextFS)
+	if !ok {
+		return fmt.Errorf("%s: staged content of a source that is not the context", f.Dst)
+	}
+	e, err := c.lstat(f.entry.rel)
+	if err != nil {
+		return changed(f, err)
+	}
+	if st, ok := statOf(e.info); !ok || !sameStat(st, f.staged.st) {
+		return changed(f, nil)
+	}
+	m := fileMeta{w.modeOf(f), own, f.Mtime}
+	// The staging directory is on the step directory's filesystem; should
+	// it not be (EXDEV), the staged bytes are copied.
+	if err := os.Rename(f.staged.path, host); errors.Is(err, syscall.EXDEV) {
+		in, err := os.Open(f.staged.path)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		n, err := w.writeFile(host, in, m)
+		if err != nil {
+			return err
+		}
+		if n != f.Size {
+			return changed(f, nil)
+		}
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("placing %s: %w", f.Dst, err)
+	}
+	return w.setMeta(host, m)
 }
 
 // stillWritten reports whether the file this COPY wrote at dst for a hard
@@ -245,16 +286,6 @@ func (w *writer) forget(dst string) {
 	}
 }
 
-// changed is the error for a source file that is not what was planned: the
-// context changed while the build read it.
-func changed(f srcFile, err error) error {
-	msg := fmt.Sprintf("context changed while it was being read: %s", displaySrc(f.entry.rel))
-	if err != nil {
-		return fmt.Errorf("%s: %w", msg, err)
-	}
-	return errors.New(msg)
-}
-
 type fileMeta struct {
 	mode  fs.FileMode
 	own   owner
@@ -274,13 +305,18 @@ func (w *writer) writeFile(host string, r io.Reader, m fileMeta) (int64, error) 
 	if err := f.Close(); err != nil {
 		return n, err
 	}
+	return n, w.setMeta(host, m)
+}
+
+// setMeta gives the regular file host its owner, mode and times.
+func (w *writer) setMeta(host string, m fileMeta) error {
 	if err := w.lchown(host, m.own); err != nil {
-		return n, err
+		return err
 	}
 	if err := os.Chmod(host, m.mode); err != nil {
-		return n, err
+		return err
 	}
-	return n, os.Chtimes(host, m.mtime, m.mtime)
+	return os.Chtimes(host, m.mtime, m.mtime)
 }
 
 // setXattrs sets a copied file's kept xattrs.
