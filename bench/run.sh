@@ -326,20 +326,29 @@ limits() {
 		if [[ " $workloads " == *" w3 "* ]]; then
 			n=$(grep -o 'bytes [0-9]*' "$work/w/w3/ctx/Dockerfile" | head -1 | cut -d' ' -f2)
 			rm -rf "$d" && mkdir -p "$d/data"
-			"$bin/benchtool" measure -record "$results" -workload w3 -builder fill -phase limit -run "$run" -- \
-				sh -c "'$bin/benchtool' fill -seed 3 -kind random -bytes $n '$d/data/random.bin' && '$bin/benchtool' fill -kind zero -bytes $n '$d/data/zeros.bin'"
+			limit w3 fill "$run" "'$bin/benchtool' fill -seed 3 -kind random -bytes $n '$d/data/random.bin' && '$bin/benchtool' fill -kind zero -bytes $n '$d/data/zeros.bin'"
 			for ref in "tar:cat" "tar-gzip1:gzip -1" "tar-zstd3:zstd -3 -q" "tar-pgzip:'$bin/pgzip' -settings '$repo/layer/compress.go'"; do
-				"$bin/benchtool" measure -record "$results" -workload w3 -builder "${ref%%:*}" -phase limit -run "$run" -- \
-					sh -c "tar -C '$d' -cf - data | ${ref#*:} >/dev/null"
+				limit w3 "${ref%%:*}" "$run" "tar -C '$d' -cf - data | ${ref#*:} >/dev/null"
 			done
 			rm -rf "$d"
 		fi
 		if [[ " $workloads " == *" w2 "* ]]; then
 			apply w2 orig
-			"$bin/benchtool" measure -record "$results" -workload w2 -builder gunzip -phase limit -run "$run" -- \
-				sh -c "gzip -dc '$work/w/w2/ctx/rootfs.tar.gz' >/dev/null"
+			limit w2 gunzip "$run" "gzip -dc '$work/w/w2/ctx/rootfs.tar.gz' >/dev/null"
 		fi
 	done
+}
+
+# limit W ID RUN SCRIPT: one timed run of the shell SCRIPT, recorded as W's limit ID; a
+# failure is recorded (and reported), not fatal.
+limit() {
+	local logf=$logs/$1-limit-$2-$3.log
+	if "$bin/benchtool" measure -record "$results" -workload "$1" -builder "$2" -phase limit -run "$3" -- \
+		bash -o pipefail -c "$4" >"$logf" 2>&1; then
+		log "$1 limit $2 run $3: $(tail -1 "$results" | grep -o '"seconds":[0-9.]*' | cut -d: -f2) s"
+	else
+		log "$1 limit $2 run $3: FAILED, see $logf"
+	fi
 }
 
 machine() {
