@@ -406,3 +406,35 @@ func gzipLayerImage(t *testing.T) v1.Image {
 	}
 	return img
 }
+
+// TestStreamedExtractionError: a layer that is what it claims but cannot
+// be extracted (a char device 0:0 in an overlay lower) fails the step with
+// the extraction's own error, as when it was extracted from a stored blob,
+// and leaves no snapshot.
+func TestStreamedExtractionError(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "dev/", Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: "dev/null0", Typeflag: tar.TypeChar, Mode: 0o644})
+	tw.Close()
+	data := buf.Bytes()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := streamRegistry(t, nil)
+	pushImage(t, host+"/base:1", img)
+	tb := newTestBuild(t, baseFiles)
+	_, _, err = tb.build("FROM " + host + "/base:1\nCOPY one.txt /one\n")
+	if err == nil || !strings.Contains(err.Error(), "character device 0:0 cannot be stored in an overlay lower directory") {
+		t.Errorf("build error %v, want the extraction's", err)
+	}
+	diffID, _ := l.DiffID()
+	if dir, _ := tb.store.SnapshotPath(diffID); exists(dir) {
+		t.Error("a snapshot was made of a layer that cannot be extracted")
+	}
+}
