@@ -22,6 +22,7 @@ func main() {
 	if executor.IsChild() {
 		executor.ChildMain()
 	}
+	setMemoryLimit() // after the sandbox init, which must start at once; see memoryLimit
 	// A command re-executed in a user namespace (see enterUserNamespace) starts here.
 	rootless.Init()
 	rootless.ProbeChild() // the children strata doctor starts to try namespaces and mounts
@@ -37,6 +38,11 @@ func main() {
 				defer pprof.StopCPUProfile()
 			}
 		}
+	}
+	// STRATA_MEMPROFILE=FILE writes a pprof heap profile taken at the peak of
+	// the live heap.
+	if p := os.Getenv("STRATA_MEMPROFILE"); p != "" {
+		defer startPeakHeapProfile(p)()
 	}
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
