@@ -488,3 +488,19 @@ func TestFixedCostWorkloads(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyDataMemoryBounded: fill's memory does not grow with the file it
+// writes (the RUN steps that call it count in the builders' peak RSS).
+func TestCopyDataMemoryBounded(t *testing.T) {
+	for _, kind := range []string{"text", "random", "zero"} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		if err := copyData(io.Discard, kind, 64<<20, newRand(3)); err != nil {
+			t.Fatal(err)
+		}
+		runtime.ReadMemStats(&after)
+		if got := after.TotalAlloc - before.TotalAlloc; got > 8<<20 {
+			t.Errorf("%s: writing 64 MiB allocated %d MiB", kind, got>>20)
+		}
+	}
+}
