@@ -3,6 +3,7 @@ package builder
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -136,5 +137,44 @@ func TestCopyStagedFailureLeavesNothing(t *testing.T) {
 	}
 	if s, _ := readImageFile(t, res, "dst/b.txt"); s != "TWO!" {
 		t.Errorf("dst/b.txt = %q, want the edited content", s)
+	}
+}
+
+// TestCopyStagedHitDiscarded: a COPY whose files are new to the stat cache
+// (touched) but whose key hits stages them for nothing; the staging is
+// gone once the step is done, before the build ends.
+func TestCopyStagedHitDiscarded(t *testing.T) {
+	tb := newTestBuild(t, map[string]string{"a.txt": "alpha", "b.txt": "bravo"})
+	tb.epoch = epochPtr(1700000000)
+	const df = "FROM scratch\nCOPY a.txt /a/\nCOPY b.txt /b/\n"
+	tb.mustBuild(df)
+	tb.write(map[string]string{"a.txt": "alpha", "b.txt": "bravo"})
+	var left map[string][]string
+	seen := 0
+	_, out := tb.mustBuild(df, func(o *Options) {
+		o.afterKey = func(dockerfile.Step) {
+			if seen++; seen != 2 {
+				return
+			}
+			// The first COPY hit; its staging goes with its plan.
+			for range 100 {
+				runtime.GC()
+				if left = stagedFiles(t, tb.store); len(left) == 1 {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	})
+	if strings.Count(out, "CACHED") != 2 {
+		t.Fatalf("want both COPYs cached:\n%s", out)
+	}
+	if len(left) != 1 {
+		t.Fatalf("staging while the second COPY runs: %v, want only its own", left)
+	}
+	for _, got := range left {
+		if strings.Join(got, ",") != "bravo" {
+			t.Errorf("staged %q, want the second COPY's file only", got)
+		}
 	}
 }
