@@ -178,3 +178,25 @@ func TestCopyStagedHitDiscarded(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyStagedSourceSwapped: a staged file whose source is replaced
+// after the key, by a symlink out of the context or under a directory
+// swapped for one, fails the step; nothing is read through the link.
+func TestCopyStagedSourceSwapped(t *testing.T) {
+	for _, tc := range []struct{ name, swap, target string }{
+		{"file becomes a symlink", "src/a.txt", "/etc/hostname"},
+		{"directory becomes a symlink", "src", "/etc"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := newTestBuild(t, map[string]string{"src/a.txt": "aaaaaa", "src/hostname": "mine"})
+			_, out, err := tb.build("FROM scratch\nCOPY src /src\n", afterCopyKey(func() {
+				p := filepath.Join(tb.dir, tc.swap)
+				must(t, os.Rename(p, p+".old"))
+				must(t, os.Symlink(tc.target, p))
+			}))
+			if err == nil || !strings.Contains(err.Error(), "context changed while it was being read: ") {
+				t.Fatalf("error %v, want the context-changed error\n%s", err, out)
+			}
+		})
+	}
+}
