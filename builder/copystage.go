@@ -65,7 +65,11 @@ func (b *build) stagesCopies() bool {
 // newStager stages the files of one COPY of s, planned as cp.
 func (b *build) newStager(s *state, cp *copyPlan) *stager {
 	layers := s.layers
-	return &stager{tmp: b.tmp, plan: cp, first: func() { b.prefetch.start(layers) }}
+	return &stager{tmp: b.tmp, plan: cp, first: func() {
+		if b.prefetch != nil {
+			b.prefetch.start(layers)
+		}
+	}}
 }
 
 // start makes the staging directory (MkdirTemp: 0700), once.
