@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"fmt"
 	"testing"
 )
 
@@ -82,4 +83,25 @@ func TestLocalWritesInTheBackground(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(NewLocal(f.st), "in a new Local after Flush")
+}
+
+// TestLocalBoundsWhatWaits: more records than the writer holds at once all reach the store.
+func TestLocalBoundsWhatWaits(t *testing.T) {
+	f := newFixture(t)
+	c := NewLocal(f.st)
+	n := 3*maxPending + 7
+	for i := range n {
+		if err := c.Put(f.ctx, fmt.Sprint("k", i), &Entry{History: f.steps[2].History}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	fresh := NewLocal(f.st)
+	for i := range n {
+		if e, err := fresh.Get(f.ctx, fmt.Sprint("k", i)); err != nil || e == nil {
+			t.Fatalf("Get(k%d) = %v, %v after Flush", i, e, err)
+		}
+	}
 }

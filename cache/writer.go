@@ -35,10 +35,17 @@ func newWriter(st *store.Store) *writer {
 	return w
 }
 
+// maxPending bounds the records waiting for the goroutine (a few MB): a build of thousands
+// of steps on a slow disk waits for it rather than holding them all.
+const maxPending = 1024
+
 // put hands value over to be stored under name.
 func (w *writer) put(name string, value []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	for len(w.pending) >= maxPending {
+		w.cond.Wait()
+	}
 	w.pending[name] = value
 	w.handed++
 	if !w.running {
@@ -66,6 +73,7 @@ func (w *writer) run() {
 	for len(w.pending) > 0 {
 		w.inflight, w.pending = w.pending, map[string][]byte{}
 		batch, upto := w.inflight, w.handed
+		w.cond.Broadcast() // room for put
 		w.mu.Unlock()
 		var err error
 		for name, v := range batch {
