@@ -231,23 +231,23 @@ func (s *Store) ingest(ctx, dctx context.Context, r io.Reader, want layerClaim, 
 		err    error
 	}
 	done := make(chan extracted, 1)
-	pr, pw := io.Pipe()
+	pipe := newQueuePipe()
 	go func() {
 		opts.Mode = layer.OverlayLower
-		got, err := layer.ExtractBlob(ctx, pr, dir, opts, want.mediaType)
+		got, err := layer.ExtractBlob(ctx, pipe, dir, opts, want.mediaType)
 		var ce *layer.ContentError
 		if err != nil && !errors.As(err, &ce) {
-			pr.CloseWithError(&extractFailure{err})
+			pipe.CloseRead(&extractFailure{err})
 		} else {
 			// The rest of the blob is still hashed: its digest says
 			// whether the claim or the bytes are wrong. Only the copy's
 			// own error can end this read.
-			_, _ = io.Copy(io.Discard, pr)
+			_, _ = io.Copy(io.Discard, pipe)
 		}
 		done <- extracted{got, err}
 	}()
-	h, n, cerr := layer.CopyHashed(ctx, blob, io.TeeReader(r, pw))
-	pw.CloseWithError(cerr)
+	h, n, cerr := layer.CopyHashed(ctx, blob, io.TeeReader(r, pipe))
+	pipe.CloseWithError(cerr)
 	x := <-done
 	var xf *extractFailure
 	var ce *layer.ContentError
