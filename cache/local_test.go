@@ -1,7 +1,12 @@
 package cache
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -103,5 +108,45 @@ func TestLocalBoundsWhatWaits(t *testing.T) {
 		if e, err := fresh.Get(f.ctx, fmt.Sprint("k", i)); err != nil || e == nil {
 			t.Fatalf("Get(k%d) = %v, %v after Flush", i, e, err)
 		}
+	}
+}
+
+// TestLocalKeepsUnchangedRecords: putting the records the store already holds (a --no-cache
+// rebuild of the same steps) writes no new file; a changed record replaces the old one.
+func TestLocalKeepsUnchangedRecords(t *testing.T) {
+	f := newFixture(t)
+	inode := func(key string) uint64 {
+		t.Helper()
+		sum := sha256.Sum256([]byte(key))
+		fi, err := os.Stat(filepath.Join(f.st.Root(), "cache", hex.EncodeToString(sum[:])))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	put := func(s Step) {
+		t.Helper()
+		c := NewLocal(f.st)
+		if err := c.Put(f.ctx, s.Key, &Entry{Layer: s.Layer, History: s.History, Explain: s.Explain}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := f.steps[0]
+	put(s)
+	entry, explain := inode(s.Key), inode("explain "+s.Key)
+	put(s)
+	if inode(s.Key) != entry || inode("explain "+s.Key) != explain {
+		t.Error("an unchanged record was written again")
+	}
+	s.History.CreatedBy += " changed"
+	put(s)
+	if inode(s.Key) == entry {
+		t.Error("a changed record was not written")
+	}
+	if e, err := NewLocal(f.st).Get(f.ctx, s.Key); err != nil || e == nil || e.History.CreatedBy != s.History.CreatedBy {
+		t.Errorf("Get after the change = %v, %v", e, err)
 	}
 }

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"errors"
 	"sync"
 
@@ -77,6 +78,12 @@ func (w *writer) run() {
 		w.mu.Unlock()
 		var err error
 		for name, v := range batch {
+			// A record the store holds already (a rebuild of the same steps) is not
+			// written again: a new file costs an inode, ~0.2 ms on a busy filesystem,
+			// reading it far less (and marks it used, for prune).
+			if old, rerr := w.st.CacheGet(name); rerr == nil && bytes.Equal(old, v) {
+				continue
+			}
 			err = errors.Join(err, w.st.CacheHint(name, v))
 		}
 		w.mu.Lock()
