@@ -39,7 +39,8 @@ type Blobs struct {
 	// failed are the blobs whose content is not what the layer claims
 	// (layer.VerifyContent), by digest and diffID: their layers stay
 	// unusable for the rest of the build, though the blob, whose digest
-	// is right, stays in the store.
+	// is right, stays in the store (unless it was streamed: Snapshot
+	// commits nothing of such a layer).
 	failed map[string]error
 }
 
