@@ -8,11 +8,10 @@ import (
 
 // queuePipe is io.Pipe with a bounded queue between its ends: a write
 // returns once its bytes are queued, not once they are read, so the
-// download of a streamed layer runs ahead of its extraction by up to
-// queueChunks writes. io.Pipe hands every write over synchronously, and
-// on a busy machine each of those thousands of handovers waits for the
-// other goroutine to be scheduled: the stream took twice as long as
-// extracting the same blob from a file.
+// download of a streamed layer (its network reads, the blob file's
+// writes and hash) runs ahead of the extraction instead of taking turns
+// with it: io.Pipe hands every write over synchronously, and each of
+// those thousands of handovers waits for the other goroutine to run.
 type queuePipe struct {
 	ch     chan []byte
 	closed chan struct{} // closed when the reader gives up
@@ -24,9 +23,10 @@ type queuePipe struct {
 	buf    []byte // the chunk cur is part of, for the pool
 }
 
-// queueChunks chunks of chunkSize bytes bound the queue: 4 MiB.
+// queueChunks chunks of chunkSize bytes bound the queue: 1 MiB, which
+// lets the download run ahead without weighing on the build's memory.
 const (
-	queueChunks = 128
+	queueChunks = 32
 	chunkSize   = 32 << 10
 )
 
