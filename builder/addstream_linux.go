@@ -108,9 +108,17 @@ func (b *build) putCanonical(ctx context.Context, a *layer.CanonicalArchive) (*l
 		done <- err
 	}()
 	digest, size, err := b.opts.Store.PutBlob(ctx, pr, v1.Hash{})
-	// A failed store write must not leave the writer blocked on the pipe.
-	pr.CloseWithError(errors.New("layer blob not stored"))
-	if werr := <-done; werr != nil {
+	// A failed store write must not leave the writer blocked on the pipe;
+	// the writer then fails with the store's error, which is the cause the
+	// user sees (a full disk, say), not the pipe's.
+	if err != nil {
+		pr.CloseWithError(err)
+	} else {
+		pr.CloseWithError(errors.New("layer blob not stored"))
+	}
+	if werr := <-done; werr != nil && (err == nil || !errors.Is(werr, err)) {
+		// The writer failed first (the archive, the context): its error
+		// is the cause, and the store's is its echo through the pipe.
 		err = werr
 	}
 	if err != nil {
