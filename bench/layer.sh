@@ -6,10 +6,48 @@
 # and Strata/reference ratios (above 1: Strata is faster).
 #
 # Usage: bench/layer.sh [size-in-bytes]   (default 1 GiB of random data)
+#        bench/layer.sh --gzip-levels [TAR...]
+# The second form places the pinned gzip level on the time/size curve: the
+# layer gzip writer (pgzip, its block size, 2 blocks in flight) at levels
+# 1-6 and with a 4 MiB block at level 1, on each uncompressed TAR (default:
+# 64 MiB of random data and 64 MiB of zeros, W3's mix), one process, 3
+# runs: median wall and CPU seconds, compressed bytes, each against level 1.
 set -euo pipefail
 # Static binaries, as shipped: the sandbox drops privileges on every thread only without cgo.
 export CGO_ENABLED=0
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = --gzip-levels ]; then
+	shift
+	inputs=""
+	for f in "$@"; do inputs="${inputs:+$inputs,}$(realpath "$f")"; done
+	go test -run '^$' -bench BenchmarkGzipLevels -benchtime 1x -count 3 -timeout 60m ./layer \
+		-layer.gzipinputs="$inputs" |
+		awk '$1 ~ /^BenchmarkGzipLevels\// {
+			name = $1; sub(/^BenchmarkGzipLevels\//, "", name); sub(/-[0-9]+$/, "", name)
+			for (i = 2; i < NF; i++) {
+				if ($(i+1) == "ns/op") wall[name] = wall[name] " " $i / 1e9
+				if ($(i+1) == "cpu-s/op") cpu[name] = cpu[name] " " $i
+				if ($(i+1) == "gzbytes") size[name] = $i
+			}
+			if (!(name in seen)) { seen[name] = 1; order[n++] = name }
+		}
+		function median(list,   v, k, i, j, t) {
+			k = split(list, v, " ")
+			for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+			return v[int((k + 1) / 2)]
+		}
+		END {
+			printf "%-40s %8s %8s %14s %9s %9s\n", "input/block/level", "wall s", "cpu s", "bytes", "cpu/L1", "size/L1"
+			for (i = 0; i < n; i++) {
+				name = order[i]; input = name; sub(/\/.*/, "", input)
+				if (name ~ /block=1M\/level=1$/) { c1[input] = median(cpu[name]); s1[input] = size[name] }
+				printf "%-40s %8.2f %8.2f %14d %9.2f %9.4f\n", name, median(wall[name]), median(cpu[name]), size[name], \
+					median(cpu[name]) / c1[input], size[name] / s1[input]
+			}
+		}'
+	exit
+fi
 
 size=${1:-$((1 << 30))}
 runs=3
