@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -131,7 +132,9 @@ type build struct {
 	opts Options
 	// shared is what the platform builds of one BuildPlatforms share;
 	// nil for Build.
-	shared  *siblings
+	shared *siblings
+	// slots bound the steps doing filesystem work at once (slot).
+	slots   chan struct{}
 	context *contextFS
 	tmp     string
 	prog    *reporter
@@ -184,10 +187,12 @@ func buildOne(ctx context.Context, opts Options, sh *siblings) (*Result, error) 
 	if b.cache = opts.Cache; b.cache == nil {
 		b.cache = cache.NewLocal(opts.Store)
 	}
+	b.slots = make(chan struct{}, runtime.NumCPU())
 	if sh != nil {
 		// One numbering of vertexes, and each lint warning once, for all
 		// the platforms' builds.
 		b.prog = sh.prog
+		b.slots = sh.slots
 	}
 	b.prog.warnings(opts.Graph)
 	for _, n := range opts.NoCacheStages {

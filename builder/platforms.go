@@ -192,11 +192,15 @@ func (sh *siblings) remember(lookup, kept string, e *cache.Entry) {
 	sh.done[lookup] = doneStep{entry: e, key: kept}
 }
 
-// slot waits for a free CPU slot; the returned function frees it.
-func (sh *siblings) slot(ctx context.Context) (func(), error) {
+// slot waits for a free CPU slot, shared by every stage and platform of
+// the invocation; the returned function frees it. Independent stages run
+// concurrently, but no more of their steps work at once than there are
+// CPUs: more would only share the cores, each holding its sandbox and
+// layer writer's buffers (peak memory grew with the stage count).
+func (b *build) slot(ctx context.Context) (func(), error) {
 	select {
-	case sh.slots <- struct{}{}:
-		return func() { <-sh.slots }, nil
+	case b.slots <- struct{}{}:
+		return func() { <-b.slots }, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}

@@ -144,8 +144,8 @@ func (b *build) doStep(ctx context.Context, r *stageRun, k int, st dockerfile.St
 		r.fetching = true
 		b.prefetch.start(r.state.layers)
 	}
-	if sh := b.shared; sh != nil && changesFiles(st.Command) {
-		free, err := sh.slot(ctx)
+	if changesFiles(st.Command) {
+		free, err := b.slot(ctx)
 		if err != nil {
 			return err
 		}
