@@ -122,7 +122,11 @@ func (out Output) writeFile(fn func(io.Writer) error) error {
 		m := out.v.meter("writing archive")
 		inner := fn
 		fn = func(w io.Writer) error {
-			if err := inner(io.MultiWriter(w, m)); err != nil {
+			mw := io.MultiWriter(w, m)
+			if f, ok := w.(*os.File); ok {
+				mw = &archiveFile{f: f, m: m}
+			}
+			if err := inner(mw); err != nil {
 				return err
 			}
 			m.done()
@@ -183,6 +187,10 @@ func WriteOCIArchive(w io.Writer, img v1.Image, names []string) error {
 // writeOCIArchive is WriteOCIArchive with the --annotation values: with an
 // index (withIndex), index.json lists the index, which lists the image.
 func writeOCIArchive(w io.Writer, img v1.Image, names []string, as []Annotation) error {
+	if f, ok := w.(*os.File); ok {
+		w = &archiveFile{f: f}
+	}
+	direct, _ := w.(*archiveFile)
 	tw := tar.NewWriter(w)
 	m, err := img.RawManifest()
 	if err != nil {
@@ -223,7 +231,7 @@ func writeOCIArchive(w io.Writer, img v1.Image, names []string, as []Annotation)
 	if err != nil {
 		return err
 	}
-	if err := tarBlobs(tw, img, m, digest); err != nil {
+	if err := tarBlobs(tw, direct, img, m, digest); err != nil {
 		return err
 	}
 	if rawIndex != nil {
@@ -247,7 +255,9 @@ func manifestDescriptor(img v1.Image, names []string) (v1.Descriptor, error) {
 	return v1.Descriptor{MediaType: mt, Digest: digest, Size: size, Annotations: annotations(names)}, err
 }
 
-func tarBlobs(tw *tar.Writer, img v1.Image, manifest []byte, digest v1.Hash) error {
+// tarBlobs writes the image's blobs; with direct (the archive's file) the
+// layers are copied into it inside the kernel.
+func tarBlobs(tw *tar.Writer, direct *archiveFile, img v1.Image, manifest []byte, digest v1.Hash) error {
 	for _, d := range []string{"blobs/", "blobs/sha256/"} {
 		if err := tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755, Format: tar.FormatPAX}); err != nil {
 			return err
@@ -273,7 +283,7 @@ func tarBlobs(tw *tar.Writer, img v1.Image, manifest []byte, digest v1.Hash) err
 	}
 	seen := map[v1.Hash]bool{}
 	for _, l := range layers {
-		if err := tarLayer(tw, l, seen); err != nil {
+		if err := tarLayerTo(tw, direct, l, seen); err != nil {
 			return err
 		}
 	}
@@ -281,6 +291,12 @@ func tarBlobs(tw *tar.Writer, img v1.Image, manifest []byte, digest v1.Hash) err
 }
 
 func tarLayer(tw *tar.Writer, l v1.Layer, seen map[v1.Hash]bool) error {
+	return tarLayerTo(tw, nil, l, seen)
+}
+
+// tarLayerTo is tarLayer copying a stored blob inside the kernel when
+// direct is tw's file.
+func tarLayerTo(tw *tar.Writer, direct *archiveFile, l v1.Layer, seen map[v1.Hash]bool) error {
 	d, err := l.Digest()
 	if err != nil || seen[d] {
 		return err
@@ -295,7 +311,11 @@ func tarLayer(tw *tar.Writer, l v1.Layer, seen map[v1.Hash]bool) error {
 		return err
 	}
 	defer rc.Close()
-	if err := tw.WriteHeader(&tar.Header{Name: "blobs/sha256/" + d.Hex, Mode: 0o644, Size: size, Format: tar.FormatPAX}); err != nil {
+	hdr := &tar.Header{Name: "blobs/sha256/" + d.Hex, Mode: 0o644, Size: size, Format: tar.FormatPAX}
+	if f, ok := rc.(*os.File); ok && direct != nil {
+		return direct.copyEntry(tw, hdr, f)
+	}
+	if err := tw.WriteHeader(hdr); err != nil {
 		return err
 	}
 	_, err = io.Copy(tw, rc)
