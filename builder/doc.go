@@ -27,9 +27,19 @@
 // Snapshots: a layer the build writes (COPY, ADD, WORKDIR, a RUN's upper
 // dir) keeps its directory, which becomes the layer's snapshot if a later
 // step needs the layer as a lower (rootless builds extract instead). The
-// snapshots of a resolved base are extracted in the background, one layer
-// at a time in order, while the build goes on; a step that needs them
-// waits, and meets any extraction error itself.
+// snapshots of a resolved base are extracted in the background while the
+// build goes on: every missing layer downloads at once (up to four), each
+// extracted from its download stream in one pass that also checks its
+// digest and diffID, so nothing is stored from a lying registry; a step
+// that needs them waits, and meets any extraction error itself. A cold
+// COPY from the context stages each file's content (next to the step's
+// directory) while it hashes it for the key, before waiting for the base,
+// and renames it into place once the destination is resolved. FROM
+// scratch + ADD of one local archive at / writes the layer from the
+// archive as a stream (layer.ReadCanonical), never extracting it, with
+// the bytes extraction and the walk would give. Steps that work on the
+// filesystem take one of NumCPU slots, so independent stages run in
+// parallel up to the CPU count.
 //
 // The cache key of a step covers exactly what can change its output, read
 // by the same code that uses it (the list is next to keyInput in cache.go):

@@ -15,9 +15,16 @@
 // diffID and digest whatever its on-disk times. The package never reads
 // the environment; cmd/ passes the value in.
 //
-// Compression is pinned (gzip through pgzip at a fixed level and block
-// size, zstd with two encoders at its default level, or none): the golden
-// digests in testdata/layer fail when a library upgrade changes bytes.
+// Compression is pinned (gzip through pgzip at level 6, the peers' level,
+// with a fixed block size, zstd with two encoders at its default level, or
+// none): the golden digests in testdata/layer fail when a library upgrade
+// changes bytes.
+//
+// Streaming an archive: ReadCanonical reads a tar (any compression) once,
+// models what Extract would leave on disk, and writes that tree's
+// canonical layer without creating a file, byte for byte what Extract and
+// WriteBlob give; what it cannot reproduce exactly is ErrNotCanonical,
+// before any output, and the caller extracts instead.
 //
 // Extracting: Extract applies a plain, gzip, zstd, bzip2 or xz archive
 // (detected from its bytes) either as an overlay lower directory or flattened onto an existing tree. Every
