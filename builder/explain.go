@@ -18,7 +18,8 @@ import (
 // explainRecord is what the step's key covers (plan.in) as --explain-cache
 // compares it: each input named as a user knows it. It is made from the
 // keyInput itself, so it names exactly what the key was computed from.
-// maxExplainEnv bounds the variables an explain record names one by one.
+// maxExplainEnv bounds the variables (and build args) an explain record
+// names one by one.
 const maxExplainEnv = 64
 
 func (b *build) explainRecord(r *stageRun, k int, st dockerfile.Step, plan *stepPlan, key string) *cache.Explain {
@@ -130,9 +131,19 @@ func (b *build) explainRecord(r *stageRun, k int, st dockerfile.Step, plan *step
 		// A metadata step follows the step before it, whatever its kind.
 		x.Parent += " " + in.Prev
 		env(in.Env)
-		for _, a := range in.Args {
-			if a.HasValue {
-				x.Inputs["build arg "+a.Key] = a.Value
+		if len(in.Args) > maxExplainEnv {
+			// As the environment: every metadata step's record held
+			// every build arg in scope, quadratic in ARG count.
+			h := sha256.New()
+			for _, a := range in.Args {
+				fmt.Fprintf(h, "%s\x00%t\x00%s\x00", a.Key, a.HasValue, a.Value)
+			}
+			x.Inputs["build args"] = fmt.Sprintf("%d in scope, sha256:%x", len(in.Args), h.Sum(nil))
+		} else {
+			for _, a := range in.Args {
+				if a.HasValue {
+					x.Inputs["build arg "+a.Key] = a.Value
+				}
 			}
 		}
 		if c, ok := st.Command.(*instructions.ArgCommand); ok {

@@ -44,3 +44,22 @@ func TestExplainRecordEnvBounded(t *testing.T) {
 		t.Errorf(`"env A" = %q, want "1"`, v)
 	}
 }
+
+// Build args in scope are bounded the same way.
+func TestExplainRecordArgsBounded(t *testing.T) {
+	tb := newTestBuild(t, nil)
+	var src strings.Builder
+	src.WriteString("FROM scratch\n")
+	for i := range 3 * maxExplainEnv {
+		fmt.Fprintf(&src, "ARG A%d=value%d\n", i, i)
+	}
+	src.WriteString("LABEL done=yes\n")
+	res, _ := tb.mustBuild(src.String())
+	x := res.Steps[len(res.Steps)-1].Explain
+	if n := len(x.Inputs); n > maxExplainEnv+8 {
+		t.Errorf("the last step's record has %d inputs, want at most about %d", n, maxExplainEnv)
+	}
+	if !strings.Contains(x.Inputs["build args"], " in scope, sha256:") {
+		t.Errorf(`"build args" = %q, want their count and digest`, x.Inputs["build args"])
+	}
+}
