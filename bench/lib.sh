@@ -83,3 +83,17 @@ stop_buildkitd() {
 	umount_under "$work/bk"
 	rm -rf "$work/bk"
 }
+
+# install_missing CMD:PACKAGE...: installs the Debian packages whose command is missing, and
+# busybox-static when /bin/busybox is not the static one (the bases are made from it).
+install_missing() {
+	local need=() pair
+	for pair in "$@"; do
+		command -v "${pair%%:*}" >/dev/null || [[ " ${need[*]} " == *" ${pair#*:} "* ]] || need+=("${pair#*:}")
+	done
+	file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' || need+=(busybox-static)
+	[ ${#need[@]} -eq 0 ] && return
+	log "installing ${need[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+}

@@ -52,17 +52,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-install_deps() {
-	local need=() pair
-	for pair in docker-registry:docker-registry mmdebstrap:mmdebstrap runc:runc curl:curl; do
-		command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
-	done
-	file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' || need+=(busybox-static)
-	[ ${#need[@]} -eq 0 ] && return
-	log "installing ${need[*]}"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-}
+install_deps() { install_missing docker-registry:docker-registry mmdebstrap:mmdebstrap runc:runc curl:curl; }
 
 build_tools() {
 	log "building strata, benchtool, seedimage"

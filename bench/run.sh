@@ -101,20 +101,13 @@ is_strata() { [ "$1" = strata ] || [ "$1" = strata-before ]; }
 # slirp4netns for Strata's RUN network, runc for buildkitd's OCI worker, uidmap (newuidmap,
 # newgidmap) for strata-rootless.
 install_deps() {
-	local need=() pair pairs=(docker-registry:docker-registry
+	local pairs=(docker-registry:docker-registry
 		mmdebstrap:mmdebstrap zstd:zstd gzip:gzip curl:curl slirp4netns:slirp4netns)
 	! uses buildah || pairs+=(buildah:buildah)
 	! uses docker || pairs+=(dockerd:docker.io)
 	! uses buildkit || pairs+=(runc:runc)
 	! uses strata-rootless || pairs+=(newuidmap:uidmap newgidmap:uidmap setpriv:util-linux)
-	for pair in "${pairs[@]}"; do
-		command -v "${pair%%:*}" >/dev/null || [[ " ${need[*]} " == *" ${pair#*:} "* ]] || need+=("${pair#*:}")
-	done
-	file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' || need+=(busybox-static)
-	[ ${#need[@]} -eq 0 ] && return
-	log "installing ${need[*]}"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+	install_missing "${pairs[@]}"
 }
 
 # build_tools: strata, the static benchtool (also put in the bases), seedimage, pgzip (W3's

@@ -86,16 +86,9 @@ trap cleanup EXIT
 uses() { [[ " $builders " == *" $1 "* ]]; }
 
 install_deps() {
-	local need=() pair pairs=(docker-registry:docker-registry curl:curl)
+	local pairs=(docker-registry:docker-registry curl:curl)
 	! uses buildkit || pairs+=(runc:runc)
-	for pair in "${pairs[@]}"; do
-		command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
-	done
-	file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' || need+=(busybox-static)
-	[ ${#need[@]} -eq 0 ] && return
-	log "installing ${need[*]}"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+	install_missing "${pairs[@]}"
 }
 
 # build_tools: strata, the static benchtool (also put in the base) and seedimage.
