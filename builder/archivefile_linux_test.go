@@ -44,23 +44,30 @@ func TestOCIArchiveKernelCopy(t *testing.T) {
 	}
 	img = mutate.MediaType(img, types.OCIManifestSchema1)
 
-	var buffered bytes.Buffer
-	if err := writeOCIArchive(&buffered, img, []string{"example.com/x:1"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(filepath.Join(dir, "out.tar"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := writeOCIArchive(f, img, []string{"example.com/x:1"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	direct, err := os.ReadFile(f.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(direct, buffered.Bytes()) {
-		t.Errorf("the archive written to a file (%d bytes) differs from the buffered one (%d bytes)", len(direct), buffered.Len())
+	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img})
+	for name, write := range map[string]func(io.Writer) error{
+		"image": func(w io.Writer) error { return writeOCIArchive(w, img, []string{"example.com/x:1"}, nil) },
+		// A multi-platform archive copies its layers the same way.
+		"index": func(w io.Writer) error { return writeOCIIndexArchive(w, idx, []string{"example.com/x:1"}, nil) },
+	} {
+		var buffered bytes.Buffer
+		if err := write(&buffered); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Create(filepath.Join(dir, name+".tar"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := write(f); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		direct, err := os.ReadFile(f.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(direct, buffered.Bytes()) {
+			t.Errorf("%s: the archive written to a file (%d bytes) differs from the buffered one (%d bytes)", name, len(direct), buffered.Len())
+		}
 	}
 }

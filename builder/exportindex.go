@@ -288,6 +288,11 @@ func writeOCIIndexArchive(w io.Writer, idx v1.ImageIndex, names []string, as []A
 	if err != nil {
 		return err
 	}
+	if f, ok := w.(*os.File); ok {
+		// Layer blobs are copied inside the kernel, as writeOCIArchive's.
+		w = &archiveFile{f: f}
+	}
+	direct, _ := w.(*archiveFile)
 	tw := tar.NewWriter(w)
 	if err := tarBytes(tw, "oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
 		return err
@@ -300,14 +305,14 @@ func writeOCIIndexArchive(w io.Writer, idx v1.ImageIndex, names []string, as []A
 			return err
 		}
 	}
-	if err := tarIndex(tw, idx, map[v1.Hash]bool{}, 0); err != nil {
+	if err := tarIndex(tw, direct, idx, map[v1.Hash]bool{}, 0); err != nil {
 		return err
 	}
 	return tw.Close()
 }
 
 // tarIndex writes the blobs of idx's children, then idx's own, each once.
-func tarIndex(tw *tar.Writer, idx v1.ImageIndex, seen map[v1.Hash]bool, depth int) error {
+func tarIndex(tw *tar.Writer, direct *archiveFile, idx v1.ImageIndex, seen map[v1.Hash]bool, depth int) error {
 	if depth > 8 {
 		return fmt.Errorf("indexes nested more than 8 deep")
 	}
@@ -325,7 +330,7 @@ func tarIndex(tw *tar.Writer, idx v1.ImageIndex, seen map[v1.Hash]bool, depth in
 			if err != nil {
 				return err
 			}
-			if err := tarIndex(tw, child, seen, depth+1); err != nil {
+			if err := tarIndex(tw, direct, child, seen, depth+1); err != nil {
 				return err
 			}
 		case d.MediaType.IsImage():
@@ -333,7 +338,7 @@ func tarIndex(tw *tar.Writer, idx v1.ImageIndex, seen map[v1.Hash]bool, depth in
 			if err != nil {
 				return err
 			}
-			if err := tarImage(tw, img, seen); err != nil {
+			if err := tarImage(tw, direct, img, seen); err != nil {
 				return fmt.Errorf("image %s (%s): %w", d.Digest, descPlatform(d), err)
 			}
 		default:
@@ -366,13 +371,13 @@ func tarIndex(tw *tar.Writer, idx v1.ImageIndex, seen map[v1.Hash]bool, depth in
 }
 
 // tarImage writes an image's layers, config and manifest, each once.
-func tarImage(tw *tar.Writer, img v1.Image, seen map[v1.Hash]bool) error {
+func tarImage(tw *tar.Writer, direct *archiveFile, img v1.Image, seen map[v1.Hash]bool) error {
 	layers, err := img.Layers()
 	if err != nil {
 		return err
 	}
 	for _, l := range layers {
-		if err := tarLayer(tw, l, seen); err != nil {
+		if err := tarLayer(tw, direct, l, seen); err != nil {
 			return err
 		}
 	}

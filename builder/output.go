@@ -283,20 +283,16 @@ func tarBlobs(tw *tar.Writer, direct *archiveFile, img v1.Image, manifest []byte
 	}
 	seen := map[v1.Hash]bool{}
 	for _, l := range layers {
-		if err := tarLayerTo(tw, direct, l, seen); err != nil {
+		if err := tarLayer(tw, direct, l, seen); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func tarLayer(tw *tar.Writer, l v1.Layer, seen map[v1.Hash]bool) error {
-	return tarLayerTo(tw, nil, l, seen)
-}
-
-// tarLayerTo is tarLayer copying a stored blob inside the kernel when
-// direct is tw's file.
-func tarLayerTo(tw *tar.Writer, direct *archiveFile, l v1.Layer, seen map[v1.Hash]bool) error {
+// tarLayer writes l's blob once, copying a stored blob inside the kernel
+// when direct is tw's file.
+func tarLayer(tw *tar.Writer, direct *archiveFile, l v1.Layer, seen map[v1.Hash]bool) error {
 	d, err := l.Digest()
 	if err != nil || seen[d] {
 		return err
