@@ -108,6 +108,11 @@ func (b *build) doStep(ctx context.Context, r *stageRun, k int, st dockerfile.St
 	if err != nil {
 		return err
 	}
+	if plan.copy != nil {
+		// A hit never places what a COPY staged: drop it when the step
+		// ends rather than when the plan is collected.
+		defer plan.copy.discard()
+	}
 	plan.explain = b.explainRecord(r, k, st, plan, key)
 	if b.opts.afterKey != nil {
 		b.opts.afterKey(st)
